@@ -1,0 +1,439 @@
+package v1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// ImagePattern is the container image reference syntax accepted in spec.image:
+// optional registry host (with port), lower-case path components, optional tag,
+// optional sha256 digest.
+const ImagePattern = `^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:[.][a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*(?::[0-9]+)?/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*(?::[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127})?(?:@sha256:[a-f0-9]{64})?$`
+
+// MaxNameLength is the longest CanaryApp name for which every derived object
+// name (Service, "<name>-canary" Deployment, DestinationRule subsets) is still
+// a valid DNS-1035 label of at most 63 characters.
+const MaxNameLength = 56
+
+// CanaryApp describes an application whose new images are released through a
+// canary: a second Deployment that receives a growing share of the traffic
+// while a Prometheus query decides whether the release is bad.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=ca;canary,categories=all
+// +kubebuilder:printcolumn:name="Image",type=string,JSONPath=`.spec.image`
+// +kubebuilder:printcolumn:name="Stable",type=string,JSONPath=`.status.stableImage`,priority=1
+// +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
+// +kubebuilder:printcolumn:name="Weight",type=integer,JSONPath=`.status.canaryWeight`
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`,priority=1
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+// +kubebuilder:validation:XValidation:rule="self.metadata.name.size() <= 56",message="metadata.name must be at most 56 characters: the operator derives '<name>-canary' objects that must fit in 63"
+// +kubebuilder:validation:XValidation:rule="self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",message="metadata.name must be a DNS-1035 label (lower-case letters, digits and '-', starting with a letter) because it names a Service"
+type CanaryApp struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// spec is the desired state of the app.
+	// +required
+	Spec CanaryAppSpec `json:"spec"`
+
+	// status is what the operator observed and decided.
+	// +optional
+	Status CanaryAppStatus `json:"status,omitempty"`
+}
+
+// CanaryAppSpec is the desired state of a CanaryApp.
+type CanaryAppSpec struct {
+	// image is the container image the app should run. Changing it starts a
+	// canary release of the new image.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=512
+	// +kubebuilder:validation:XValidation:rule="self.matches('^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:[.][a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*(?::[0-9]+)?/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*(?::[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127})?(?:@sha256:[a-f0-9]{64})?$')",message="image must be a container image reference such as 'registry.example.com/team/app:v2' (lower-case path, optional tag and sha256 digest)"
+	Image string `json:"image"`
+
+	// imageListenPort is the port the container listens on; the Service
+	// exposes the same port.
+	// +required
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=65535
+	ImageListenPort int32 `json:"imageListenPort"`
+
+	// replicas is the number of pods of the primary (stable) Deployment.
+	// +required
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000
+	Replicas int32 `json:"replicas"`
+
+	// testReplicas is the number of pods of the canary Deployment.
+	// +required
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000
+	TestReplicas int32 `json:"testReplicas"`
+
+	// prometheusQuery is a PromQL expression that returns at least one sample
+	// when the release is bad, for example
+	// `increase(istio_requests_total{response_code=~"5.*"}[20s]) > 2`.
+	// An empty result means the check passed.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=4096
+	PrometheusQuery string `json:"prometheusQuery"`
+
+	// prometheusURL is the base URL of the Prometheus HTTP API.
+	// +required
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="self.matches('^https?://[^ /]+(/.*)?$')",message="prometheusURL must be an http:// or https:// URL with a host, for example 'http://prometheus.istio-system.svc:9090'"
+	PrometheusURL string `json:"prometheusURL"`
+
+	// analysis tunes the canary analysis. Every field has a default that
+	// reproduces the original operator: a weight step of 10 every 30s up to
+	// 50, then promotion; roll back on the first bad check.
+	// +optional
+	Analysis *AnalysisSpec `json:"analysis,omitempty"`
+
+	// failedImages lists images that failed a canary and must never be
+	// canaried again. The operator writes this list to Git on rollback; a
+	// person removes an entry to allow a retry of that image.
+	// +optional
+	// +listType=map
+	// +listMapKey=image
+	// +kubebuilder:validation:MaxItems=100
+	FailedImages []FailedImage `json:"failedImages,omitempty"`
+
+	// gitops says where and how the canary's outcome is written back to Git.
+	// When absent, nothing is written. The repository and path may be left
+	// out: they are then discovered from the Argo CD Application that manages
+	// this object.
+	// +optional
+	GitOps *GitOpsSpec `json:"gitops,omitempty"`
+}
+
+// QueryErrorPolicy says what a check means when Prometheus could not answer
+// (an error, a timeout) or answered only NaN samples.
+// +kubebuilder:validation:Enum=Hold;Fail
+type QueryErrorPolicy string
+
+const (
+	// QueryErrorHold keeps the canary at its weight: the check does not pass,
+	// so the weight never increases on missing data, and it is not counted as a
+	// failure either.
+	QueryErrorHold QueryErrorPolicy = "Hold"
+	// QueryErrorFail counts the check as a failed check.
+	QueryErrorFail QueryErrorPolicy = "Fail"
+)
+
+// AnalysisSpec tunes how a canary advances and when it fails.
+// +kubebuilder:validation:XValidation:rule="!(has(self.stepWeight) && has(self.stepWeights))",message="set either analysis.stepWeight or analysis.stepWeights, not both"
+// +kubebuilder:validation:XValidation:rule="!has(self.stepWeights) || self.stepWeights.all(i, i == 0 || self.stepWeights[i-1] < self.stepWeights[i])",message="analysis.stepWeights must be strictly increasing"
+// +kubebuilder:validation:XValidation:rule="!has(self.stepWeights) || !has(self.promotionWeight) || self.stepWeights.exists(w, w >= self.promotionWeight)",message="analysis.stepWeights must reach analysis.promotionWeight"
+type AnalysisSpec struct {
+	// interval is how long the canary stays at one weight, with passing
+	// checks, before the weight increases. Default 30s.
+	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Format=duration
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s') && duration(self) <= duration('24h')",message="analysis.interval must be between 1s and 24h"
+	Interval *metav1.Duration `json:"interval,omitempty"`
+
+	// checkInterval is how often the Prometheus query runs. It is shorter than
+	// interval so that a bad canary is caught between weight steps.
+	// Default 2s.
+	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Format=duration
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s') && duration(self) <= duration('1h')",message="analysis.checkInterval must be between 1s and 1h"
+	CheckInterval *metav1.Duration `json:"checkInterval,omitempty"`
+
+	// stepWeight is the traffic percentage added at each step. Default 10.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100
+	StepWeight *int32 `json:"stepWeight,omitempty"`
+
+	// stepWeights is an explicit list of canary weights, strictly increasing,
+	// used instead of stepWeight.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=100
+	// +kubebuilder:validation:items:Minimum=1
+	// +kubebuilder:validation:items:Maximum=100
+	StepWeights []int32 `json:"stepWeights,omitempty"`
+
+	// promotionWeight is the canary weight at which, after one more interval
+	// of passing checks, the canary is promoted. Default 50.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100
+	PromotionWeight *int32 `json:"promotionWeight,omitempty"`
+
+	// failureThreshold is the number of failed checks that rolls the canary
+	// back. Default 1.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100
+	FailureThreshold *int32 `json:"failureThreshold,omitempty"`
+
+	// canaryReadyTimeout is how long the canary Deployment may take to become
+	// available before the release is rolled back. Default 5m.
+	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Format=duration
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s') && duration(self) <= duration('24h')",message="analysis.canaryReadyTimeout must be between 1s and 24h"
+	CanaryReadyTimeout *metav1.Duration `json:"canaryReadyTimeout,omitempty"`
+
+	// onQueryError says what a check means when Prometheus returns an error,
+	// times out or answers only NaN samples: Hold (default; the weight does
+	// not increase and no failure is counted) or Fail (a failed check).
+	// Such a check never passes.
+	// +optional
+	OnQueryError QueryErrorPolicy `json:"onQueryError,omitempty"`
+}
+
+// FailedImage records an image whose canary failed.
+type FailedImage struct {
+	// image is the image reference that failed.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=512
+	Image string `json:"image"`
+
+	// reason says why, in a few words.
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	Reason string `json:"reason,omitempty"`
+
+	// time is when the canary failed.
+	// +optional
+	Time *metav1.Time `json:"time,omitempty"`
+}
+
+// WriteMode is how an outcome is written back to Git.
+// +kubebuilder:validation:Enum=Commit;PullRequest;None
+type WriteMode string
+
+const (
+	// WriteCommit pushes a commit to the branch.
+	WriteCommit WriteMode = "Commit"
+	// WritePullRequest pushes a branch and opens a GitHub pull request.
+	WritePullRequest WriteMode = "PullRequest"
+	// WriteNone writes nothing for this outcome.
+	WriteNone WriteMode = "None"
+)
+
+// GitOpsSpec says where the CanaryApp's manifest lives in Git and how the
+// operator writes a canary's outcome back to it. Credentials are not named
+// here: the platform admin provides them as Secrets in the operator's
+// namespace, matched by repository URL.
+type GitOpsSpec struct {
+	// repoURL is the Git repository that holds this CanaryApp's manifest
+	// (https:// or ssh://, or scp-like git@host:path). Discovered from the
+	// managing Argo CD Application when empty.
+	// +optional
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="self.matches('^(https?|ssh)://[^ ]+$') || self.matches('^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^ ]+$')",message="gitops.repoURL must be an http(s):// or ssh:// URL, or scp-like user@host:path"
+	RepoURL string `json:"repoURL,omitempty"`
+
+	// branch is the branch that Argo CD syncs from. Discovered from the Argo
+	// CD Application's targetRevision when empty, else "main".
+	// +optional
+	// +kubebuilder:validation:MaxLength=255
+	// +kubebuilder:validation:XValidation:rule="!self.contains('..') && !self.startsWith('/') && !self.endsWith('/') && !self.contains(' ')",message="gitops.branch must be a valid branch name"
+	Branch string `json:"branch,omitempty"`
+
+	// path is the folder (or file) in the repository that holds the manifest
+	// of this CanaryApp. Discovered from the Argo CD Application when empty.
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	// +kubebuilder:validation:XValidation:rule="!self.startsWith('/') && !self.split('/').exists(p, p == '..')",message="gitops.path must be relative to the repository root and must not contain '..'"
+	Path string `json:"path,omitempty"`
+
+	// promotion is how a promotion is written back. Default Commit.
+	// +optional
+	Promotion WriteMode `json:"promotion,omitempty"`
+
+	// rollback is how a rollback is written back. Default Commit.
+	// +optional
+	Rollback WriteMode `json:"rollback,omitempty"`
+}
+
+// Phase is a one-word summary of the CanaryApp for people and `kubectl get`.
+// Decisions use conditions and the fields of the status, never the phase.
+type Phase string
+
+const (
+	PhaseInitializing Phase = "Initializing"
+	PhaseStable       Phase = "Stable"
+	PhaseProgressing  Phase = "Progressing"
+	PhasePromoting    Phase = "Promoting"
+	PhaseRollingBack  Phase = "RollingBack"
+	PhaseFailed       Phase = "Failed"
+	PhaseStalled      Phase = "Stalled"
+)
+
+// CheckVerdict is the outcome of one analysis check.
+type CheckVerdict string
+
+const (
+	// CheckPass means the query returned no sample: nothing bad was seen.
+	CheckPass CheckVerdict = "Pass"
+	// CheckFail means the query returned at least one sample.
+	CheckFail CheckVerdict = "Fail"
+	// CheckInconclusive means the query could not run or returned only NaN.
+	CheckInconclusive CheckVerdict = "Inconclusive"
+)
+
+// AnalysisCheck is one run of the Prometheus query during a canary.
+type AnalysisCheck struct {
+	// time is when the query ran.
+	// +required
+	Time metav1.Time `json:"time"`
+	// image is the canary image under analysis.
+	// +optional
+	Image string `json:"image,omitempty"`
+	// weight is the canary's traffic weight when the query ran.
+	// +required
+	Weight int32 `json:"weight"`
+	// value is the query's answer in short form (for example "3" or "empty").
+	// +optional
+	Value string `json:"value,omitempty"`
+	// verdict is Pass, Fail or Inconclusive.
+	// +required
+	Verdict CheckVerdict `json:"verdict"`
+	// message explains an Inconclusive verdict.
+	// +optional
+	Message string `json:"message,omitempty"`
+}
+
+// MaxStatusChecks bounds status.checks.
+const MaxStatusChecks = 30
+
+// MaxStatusFailedImages bounds status.failedImages.
+const MaxStatusFailedImages = 20
+
+// CanaryAppStatus is what the operator observed and decided.
+type CanaryAppStatus struct {
+	// observedGeneration is the spec generation the status describes.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// conditions: Ready, Progressing, Stalled and the domain conditions
+	// Analysis and WriteBack.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// phase is a one-word summary for people.
+	// +optional
+	Phase Phase `json:"phase,omitempty"`
+
+	// stableImage is the image the primary Deployment runs.
+	// +optional
+	StableImage string `json:"stableImage,omitempty"`
+
+	// canaryImage is the image under analysis; empty when no canary runs.
+	// +optional
+	CanaryImage string `json:"canaryImage,omitempty"`
+
+	// canaryWeight is the percentage of traffic routed to the canary.
+	// +optional
+	CanaryWeight int32 `json:"canaryWeight"`
+
+	// failedChecks counts failed checks of the current canary.
+	// +optional
+	FailedChecks int32 `json:"failedChecks,omitempty"`
+
+	// canaryStartedAt is when the current canary was started.
+	// +optional
+	CanaryStartedAt *metav1.Time `json:"canaryStartedAt,omitempty"`
+
+	// stepStartedAt is when the canary weight last changed.
+	// +optional
+	StepStartedAt *metav1.Time `json:"stepStartedAt,omitempty"`
+
+	// checks is the analysis history of the current (or last) canary, newest
+	// last, at most 30 entries.
+	// +optional
+	// +listType=atomic
+	Checks []AnalysisCheck `json:"checks,omitempty"`
+
+	// failedImages are the images this operator rolled back, newest last, at
+	// most 20. Together with spec.failedImages they are never canaried again.
+	// +optional
+	// +listType=atomic
+	FailedImages []FailedImage `json:"failedImages,omitempty"`
+
+	// writeBack is the state of writing the last outcome back to Git.
+	// +optional
+	WriteBack *WriteBackStatus `json:"writeBack,omitempty"`
+}
+
+// Outcome is the decision a canary ended with.
+type Outcome string
+
+const (
+	OutcomePromoted   Outcome = "Promoted"
+	OutcomeRolledBack Outcome = "RolledBack"
+)
+
+// WriteBackStatus tracks writing one canary outcome back to Git. It is kept
+// in status so that a pending write-back survives a controller restart and is
+// never done twice.
+type WriteBackStatus struct {
+	// outcome is what is written: Promoted or RolledBack.
+	// +required
+	Outcome Outcome `json:"outcome"`
+	// image is the image the manifest must name after the write-back.
+	// +required
+	Image string `json:"image"`
+	// failedImage is the image recorded as failed (rollbacks only).
+	// +optional
+	FailedImage string `json:"failedImage,omitempty"`
+	// reason says why the canary ended this way.
+	// +optional
+	Reason string `json:"reason,omitempty"`
+	// decidedAt is when the canary decided.
+	// +required
+	DecidedAt metav1.Time `json:"decidedAt"`
+	// pending is true until the outcome is in Git (or a pull request for it
+	// exists).
+	// +optional
+	Pending bool `json:"pending"`
+	// attempts counts tries so far.
+	// +optional
+	Attempts int32 `json:"attempts,omitempty"`
+	// lastAttemptAt is when the last try ended.
+	// +optional
+	LastAttemptAt *metav1.Time `json:"lastAttemptAt,omitempty"`
+	// commit is the SHA of the commit that holds the outcome.
+	// +optional
+	Commit string `json:"commit,omitempty"`
+	// pullRequestURL is the pull request that proposes the outcome.
+	// +optional
+	PullRequestURL string `json:"pullRequestURL,omitempty"`
+	// pullRequestState is open, merged or closed.
+	// +optional
+	PullRequestState string `json:"pullRequestState,omitempty"`
+	// message says what happened, for example that Git already named a newer
+	// image so only the failure record was written. Never holds credentials.
+	// +optional
+	Message string `json:"message,omitempty"`
+	// error is the last error, without credentials.
+	// +optional
+	Error string `json:"error,omitempty"`
+}
+
+// CanaryAppList is a list of CanaryApps.
+//
+// +kubebuilder:object:root=true
+type CanaryAppList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []CanaryApp `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&CanaryApp{}, &CanaryAppList{})
+}

@@ -1,0 +1,69 @@
+package v1
+
+// Condition types. Ready, Progressing and Stalled follow the kstatus
+// conventions so that generic tools (Argo CD, Flux, kubectl wait) understand
+// them; Analysis and WriteBack are this API's own.
+const (
+	// ConditionReady is True when the primary Deployment runs the stable
+	// image, is available and all traffic goes to it.
+	ConditionReady = "Ready"
+	// ConditionProgressing is True while a canary or a promotion runs.
+	ConditionProgressing = "Progressing"
+	// ConditionStalled is True when the operator cannot go on without a
+	// person changing something (the spec, a foreign object, a credential).
+	ConditionStalled = "Stalled"
+	// ConditionAnalysis reports the latest analysis check.
+	ConditionAnalysis = "Analysis"
+	// ConditionWriteBack reports writing the last outcome back to Git.
+	ConditionWriteBack = "WriteBack"
+)
+
+// Condition reasons.
+const (
+	// ReasonInitializing: the primary Deployment is being created.
+	ReasonInitializing = "Initializing"
+	// ReasonStable: the app runs its stable image with all traffic.
+	ReasonStable = "Stable"
+	// ReasonPrimaryNotReady: the primary Deployment is not available.
+	ReasonPrimaryNotReady = "PrimaryNotReady"
+	// ReasonWaitingForCanary: the canary Deployment is starting.
+	ReasonWaitingForCanary = "WaitingForCanary"
+	// ReasonAnalysing: traffic is shifting to the canary under analysis.
+	ReasonAnalysing = "Analysing"
+	// ReasonPromoting: the primary Deployment rolls out the canary's image.
+	ReasonPromoting = "Promoting"
+	// ReasonPromoted: the last canary was promoted.
+	ReasonPromoted = "Promoted"
+	// ReasonRolledBack: the last canary was rolled back; spec.image names a
+	// failed image.
+	ReasonRolledBack = "RolledBack"
+	// ReasonCanaryNotReady: the canary did not become available in time.
+	ReasonCanaryNotReady = "CanaryNotReady"
+	// ReasonAnalysisFailed: the query found the release bad.
+	ReasonAnalysisFailed = "AnalysisFailed"
+	// ReasonImagePreviouslyFailed: spec.image is recorded as failed and is
+	// not canaried again until spec.image names another image or the record
+	// is removed.
+	ReasonImagePreviouslyFailed = "ImagePreviouslyFailed"
+	// ReasonForeignObject: an object with a name the operator needs exists
+	// and is not owned by this CanaryApp; it is never adopted.
+	ReasonForeignObject = "ForeignObject"
+	// ReasonInvalidSpec: the spec passed schema validation but cannot be
+	// acted on.
+	ReasonInvalidSpec = "InvalidSpec"
+	// ReasonCheckPassed, ReasonCheckFailed, ReasonCheckInconclusive report
+	// the latest analysis check.
+	ReasonCheckPassed       = "CheckPassed"
+	ReasonCheckFailed       = "CheckFailed"
+	ReasonCheckInconclusive = "CheckInconclusive"
+	// ReasonWriteBackPending, ReasonWriteBackSucceeded, ReasonWriteBackFailed,
+	// ReasonNoCredentials, ReasonRepositoryUnknown and
+	// ReasonPullRequestClosed report the Git write-back.
+	ReasonWriteBackPending   = "WriteBackPending"
+	ReasonWriteBackSucceeded = "WriteBackSucceeded"
+	ReasonWriteBackFailed    = "WriteBackFailed"
+	ReasonNoCredentials      = "NoCredentials"
+	ReasonRepositoryUnknown  = "RepositoryUnknown"
+	ReasonPullRequestOpen    = "PullRequestOpen"
+	ReasonPullRequestClosed  = "PullRequestClosed"
+)
