@@ -1,0 +1,122 @@
+package metrics
+
+import (
+	"fmt"
+	"math"
+	"strconv"
+
+	"github.com/prometheus/common/model"
+
+	v1 "github.com/atzedevries/canaryop/api/v1"
+)
+
+// maxMessage bounds Result.Message: it lands in status and events, where a
+// long label set or error body would only bury the point.
+const maxMessage = 256
+
+// evaluate turns a query answer into a verdict. See the package doc for the
+// rules.
+func evaluate(val model.Value) Result {
+	switch v := val.(type) {
+	case model.Vector:
+		return evaluateVector(v)
+	case *model.Scalar:
+		return evaluateScalar(float64(v.Value))
+	case model.Matrix:
+		return inconclusive("", "query returned a range vector (matrix); it must return an instant vector or a scalar")
+	case *model.String:
+		return inconclusive("", "query returned a string; it must return an instant vector or a scalar")
+	case nil:
+		return inconclusive("", "Prometheus returned no result")
+	default:
+		return inconclusive("", fmt.Sprintf("query returned a %s; it must return an instant vector or a scalar", val.Type()))
+	}
+}
+
+func evaluateVector(vec model.Vector) Result {
+	if len(vec) == 0 {
+		return Result{Verdict: v1.CheckPass, Value: "empty"}
+	}
+	var worst *model.Sample
+	var worstValue float64
+	n := 0
+	for _, s := range vec {
+		x := sampleValue(s)
+		if math.IsNaN(x) {
+			continue
+		}
+		n++
+		if worst == nil || x > worstValue {
+			worst, worstValue = s, x
+		}
+	}
+	if worst == nil {
+		return inconclusive("NaN", fmt.Sprintf("query returned only NaN (%d series); no data to judge the release", len(vec)))
+	}
+	value := formatFloat(worstValue)
+	if n > 1 {
+		value = fmt.Sprintf("%s (%d series, max)", value, n)
+	}
+	return Result{
+		Verdict: v1.CheckFail,
+		Value:   value,
+		Message: truncate("highest series " + worst.Metric.String()),
+	}
+}
+
+// sampleValue is a float sample's value, or a native histogram sample's
+// observation count: both are what the query reported for that series.
+func sampleValue(s *model.Sample) float64 {
+	if s.Histogram != nil {
+		return float64(s.Histogram.Count)
+	}
+	return float64(s.Value)
+}
+
+func evaluateScalar(x float64) Result {
+	switch {
+	case math.IsNaN(x):
+		return inconclusive("NaN", "query returned the scalar NaN; no data to judge the release")
+	case x == 0:
+		return Result{Verdict: v1.CheckPass, Value: "0"}
+	default:
+		return Result{Verdict: v1.CheckFail, Value: formatFloat(x)}
+	}
+}
+
+// formatFloat writes whole numbers without a decimal point and other numbers
+// with at most six significant digits, so values stay short in status.
+func formatFloat(x float64) string {
+	switch {
+	case math.IsInf(x, 1):
+		return "+Inf"
+	case math.IsInf(x, -1):
+		return "-Inf"
+	case x == math.Trunc(x) && math.Abs(x) < 1e15:
+		return strconv.FormatFloat(x, 'f', 0, 64)
+	default:
+		return strconv.FormatFloat(x, 'g', 6, 64)
+	}
+}
+
+func inconclusive(value, msg string) Result {
+	return Result{Verdict: v1.CheckInconclusive, Value: value, Message: truncate(msg)}
+}
+
+// truncate cuts s to maxMessage bytes without splitting a UTF-8 character.
+func truncate(s string) string { return truncateTo(s, maxMessage) }
+
+// truncateTo cuts s to at most n bytes, marking the cut with "...", without
+// splitting a UTF-8 character.
+func truncateTo(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	cut := n - len("...")
+	for cut > 0 && !isRuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "..."
+}
+
+func isRuneStart(b byte) bool { return b&0xC0 != 0x80 }
