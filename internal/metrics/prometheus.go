@@ -105,8 +105,11 @@ func (p *Prometheus) client(rawURL string) (promv1.API, error) {
 		}
 		return nil, fmt.Errorf("invalid Prometheus URL: %w", err)
 	}
-	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("invalid Prometheus URL %q: want http:// or https:// with a host", redactURL(rawURL))
+	if u.Host == "" {
+		return nil, errors.New("invalid Prometheus URL: want http:// or https:// with a host")
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return nil, fmt.Errorf("invalid Prometheus URL %q: want http:// or https://", redactURL(rawURL))
 	}
 	c, err := api.NewClient(api.Config{Address: rawURL, RoundTripper: p.transport})
 	if err != nil {
@@ -154,7 +157,7 @@ func prometheusErrorMessage(where string, perr *promv1.Error) string {
 	case promv1.ErrServer, promv1.ErrClient:
 		// A generic HTTP failure. Prometheus still explains 503 (timeout,
 		// canceled) and 500 (internal) in a JSON body; a proxy may send text.
-		return fmt.Sprintf("Prometheus at %s answered %s%s", where, perr.Msg, bodyReason(perr.Detail))
+		return fmt.Sprintf("Prometheus at %s returned %s%s", where, perr.Msg, bodyReason(perr.Detail))
 	default:
 		// bad_data, execution, timeout, canceled: Prometheus's own words.
 		return fmt.Sprintf("Prometheus at %s rejected the query (%s): %s", where, perr.Type, perr.Msg)
@@ -196,11 +199,12 @@ func redactSecrets(rawURL, msg string) string {
 	if err != nil || u.User == nil {
 		return msg
 	}
-	if pw, ok := u.User.Password(); ok && pw != "" {
-		msg = strings.ReplaceAll(msg, pw, "REDACTED")
-	}
+	// The whole userinfo first: once the password is masked it no longer matches.
 	if ui := u.User.String(); ui != "" {
 		msg = strings.ReplaceAll(msg, ui+"@", "")
+	}
+	if pw, ok := u.User.Password(); ok && pw != "" {
+		msg = strings.ReplaceAll(msg, pw, "REDACTED")
 	}
 	return msg
 }
