@@ -1,0 +1,263 @@
+package github
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// fakeGitHub implements the part of the GitHub REST API this package uses,
+// for one repository o/r under the Enterprise prefix /api/v3/, and records
+// every request so that tests can assert what was sent.
+type fakeGitHub struct {
+	t     *testing.T
+	token string
+
+	mu       sync.Mutex
+	prs      []*fakePR
+	requests []request
+	// fail makes the next request matching "METHOD /path" answer with
+	// this status and body instead of being served.
+	fail map[string]failure
+}
+
+type failure struct {
+	status  int
+	header  map[string]string
+	message string
+	errors  []map[string]string
+}
+
+type fakePR struct {
+	Number int
+	Head   string // owner:branch
+	Base   string
+	Title  string
+	Body   string
+	State  string
+	Merged bool
+	Labels []string
+}
+
+type request struct {
+	Method, Path string
+	Query        map[string]string
+	Auth         string
+	Body         json.RawMessage
+}
+
+func (r request) String() string {
+	s := r.Method + " " + r.Path
+	if len(r.Query) > 0 {
+		keys := make([]string, 0, len(r.Query))
+		for k := range r.Query {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		var q []string
+		for _, k := range keys {
+			q = append(q, k+"="+r.Query[k])
+		}
+		s += "?" + strings.Join(q, "&")
+	}
+	return s
+}
+
+func newFake(t *testing.T, token string) (*fakeGitHub, *httptest.Server) {
+	f := &fakeGitHub{t: t, token: token, fail: map[string]failure{}}
+	srv := httptest.NewServer(f)
+	t.Cleanup(srv.Close)
+	return f, srv
+}
+
+var (
+	pullsRe  = regexp.MustCompile(`^/api/v3/repos/([^/]+)/([^/]+)/pulls$`)
+	pullRe   = regexp.MustCompile(`^/api/v3/repos/([^/]+)/([^/]+)/pulls/([0-9]+)$`)
+	labelsRe = regexp.MustCompile(`^/api/v3/repos/([^/]+)/([^/]+)/issues/([0-9]+)/labels$`)
+)
+
+func (f *fakeGitHub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	body, _ := io.ReadAll(r.Body)
+	q := map[string]string{}
+	for k, v := range r.URL.Query() {
+		q[k] = v[0]
+	}
+	f.requests = append(f.requests, request{Method: r.Method, Path: r.URL.Path, Query: q, Auth: r.Header.Get("Authorization"), Body: body})
+
+	if r.Header.Get("Authorization") != "Bearer "+f.token {
+		// Some proxies and servers echo what they got; the client must
+		// redact it.
+		writeJSON(w, http.StatusUnauthorized, map[string]any{
+			"message": "Bad credentials (got " + r.Header.Get("Authorization") + ")",
+		})
+		return
+	}
+	if fl, ok := f.fail[r.Method+" "+r.URL.Path]; ok {
+		delete(f.fail, r.Method+" "+r.URL.Path)
+		for k, v := range fl.header {
+			w.Header().Set(k, v)
+		}
+		writeJSON(w, fl.status, map[string]any{"message": fl.message, "errors": fl.errors})
+		return
+	}
+
+	var m []string
+	var route string
+	for _, c := range []struct {
+		name string
+		re   *regexp.Regexp
+	}{{"pulls", pullsRe}, {"pull", pullRe}, {"labels", labelsRe}} {
+		if m = c.re.FindStringSubmatch(r.URL.Path); m != nil {
+			route = c.name
+			break
+		}
+	}
+	if m == nil || m[1] != "o" || m[2] != "r" {
+		writeJSON(w, http.StatusNotFound, map[string]any{"message": "Not Found"})
+		return
+	}
+	var pr *fakePR
+	if len(m) > 3 {
+		n, _ := strconv.Atoi(m[3])
+		if n < 1 || n > len(f.prs) {
+			writeJSON(w, http.StatusNotFound, map[string]any{"message": "Not Found"})
+			return
+		}
+		pr = f.prs[n-1]
+	}
+
+	switch {
+	case route == "pulls" && r.Method == http.MethodPost:
+		var in struct{ Title, Head, Base, Body string }
+		if err := json.Unmarshal(body, &in); err != nil || in.Title == "" || in.Head == "" || in.Base == "" {
+			f.t.Errorf("create pull request: bad body %s (%v)", body, err)
+			writeJSON(w, http.StatusUnprocessableEntity, map[string]any{"message": "Validation Failed"})
+			return
+		}
+		head := in.Head
+		if !strings.Contains(head, ":") {
+			head = "o:" + head
+		}
+		for _, p := range f.prs {
+			if p.Head == head && p.Base == in.Base && p.State == "open" {
+				writeJSON(w, http.StatusUnprocessableEntity, map[string]any{
+					"message": "Validation Failed",
+					"errors": []map[string]string{{
+						"resource": "PullRequest", "code": "custom",
+						"message": "A pull request already exists for " + head + ".",
+					}},
+					"documentation_url": "https://docs.github.com/rest/pulls/pulls#create-a-pull-request",
+				})
+				return
+			}
+		}
+		p := &fakePR{Number: len(f.prs) + 1, Head: head, Base: in.Base, Title: in.Title, Body: in.Body, State: "open"}
+		f.prs = append(f.prs, p)
+		writeJSON(w, http.StatusCreated, f.json(p))
+	case route == "pulls" && r.Method == http.MethodGet:
+		var out []any
+		for _, p := range f.prs {
+			if (q["state"] == "" || q["state"] == "all" || q["state"] == p.State) &&
+				(q["head"] == "" || q["head"] == p.Head) &&
+				(q["base"] == "" || q["base"] == p.Base) {
+				out = append(out, f.json(p))
+			}
+		}
+		writeJSON(w, http.StatusOK, out)
+	case route == "pull" && r.Method == http.MethodGet:
+		writeJSON(w, http.StatusOK, f.json(pr))
+	case route == "pull" && r.Method == http.MethodPatch:
+		var in map[string]any
+		if err := json.Unmarshal(body, &in); err != nil {
+			f.t.Errorf("update pull request: bad body %s", body)
+		}
+		if v, ok := in["title"].(string); ok {
+			pr.Title = v
+		}
+		if v, ok := in["body"].(string); ok {
+			pr.Body = v
+		}
+		writeJSON(w, http.StatusOK, f.json(pr))
+	case route == "labels" && r.Method == http.MethodPost:
+		var labels []string
+		if err := json.Unmarshal(body, &labels); err != nil {
+			f.t.Errorf("add labels: body %s is not a JSON array of names", body)
+		}
+		var out []any
+		for _, l := range labels {
+			if !slices.Contains(pr.Labels, l) {
+				pr.Labels = append(pr.Labels, l)
+			}
+		}
+		for _, l := range pr.Labels {
+			out = append(out, map[string]any{"name": l})
+		}
+		writeJSON(w, http.StatusOK, out)
+	default:
+		f.t.Errorf("unexpected request %s %s", r.Method, r.URL.Path)
+		writeJSON(w, http.StatusNotFound, map[string]any{"message": "Not Found"})
+	}
+}
+
+func (f *fakeGitHub) json(p *fakePR) map[string]any {
+	owner, branch, _ := strings.Cut(p.Head, ":")
+	labels := []any{}
+	for _, l := range p.Labels {
+		labels = append(labels, map[string]any{"name": l})
+	}
+	out := map[string]any{
+		"number":   p.Number,
+		"state":    p.State,
+		"title":    p.Title,
+		"body":     p.Body,
+		"html_url": fmt.Sprintf("https://github.example/o/r/pull/%d", p.Number),
+		"head":     map[string]any{"ref": branch, "label": p.Head, "user": map[string]any{"login": owner}},
+		"base":     map[string]any{"ref": p.Base},
+		"labels":   labels,
+	}
+	if p.Merged {
+		out["merged_at"] = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC).Format(time.RFC3339)
+	}
+	return out
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// calls returns the recorded requests as "METHOD path?query" and clears them.
+func (f *fakeGitHub) calls() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []string
+	for _, r := range f.requests {
+		out = append(out, r.String())
+	}
+	f.requests = nil
+	return out
+}
+
+func (f *fakeGitHub) last() request {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.requests[len(f.requests)-1]
+}
+
+func (f *fakeGitHub) all() []request {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.requests)
+}
