@@ -1,0 +1,221 @@
+// Package workload builds the Deployments and the Service that run a
+// CanaryApp, and reads a Deployment's rollout state. Everything here is pure:
+// no client, no cluster.
+//
+// For a CanaryApp named N in namespace NS the operator owns, all in NS:
+//
+//   - Deployment N: the primary (stable) track, spec.replicas pods.
+//   - Deployment N-canary: the canary track, spec.testReplicas pods.
+//   - Service N: selects the pods of both tracks, so that Istio sees one
+//     service (destination_service_name="N" in istio_requests_total) and the
+//     VirtualService splits its traffic between the tracks.
+//
+// Every object carries these labels:
+//
+//	app.kubernetes.io/name: N
+//	app.kubernetes.io/managed-by: canaryop
+//	canary.atze.io/app: N
+//
+// Deployments and their pods also carry canary.atze.io/track: primary or
+// canary; the Istio DestinationRule subsets select on that label. The
+// Deployment selectors use canary.atze.io/app and canary.atze.io/track only,
+// because a selector is immutable and must never depend on anything that may
+// change.
+//
+// The pod runs one container named "app" with the image, a container port
+// named "http" on spec.imageListenPort and a TCP readiness probe on that
+// port. The Service exposes the same port, also named "http" so that Istio
+// treats the traffic as HTTP.
+package workload
+
+import (
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
+	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
+	metav1ac "k8s.io/client-go/applyconfigurations/meta/v1"
+
+	v1 "github.com/atzedevries/canaryop/api/v1"
+)
+
+// Label keys and values set on the objects the operator owns.
+const (
+	// LabelName is the well-known app name label; Istio derives the
+	// canonical service name from it.
+	LabelName = "app.kubernetes.io/name"
+	// LabelManagedBy is the well-known label naming the managing tool.
+	LabelManagedBy = "app.kubernetes.io/managed-by"
+	// LabelApp names the CanaryApp an object belongs to. The Service selects
+	// on it.
+	LabelApp = "canary.atze.io/app"
+	// LabelTrack is TrackPrimary or TrackCanary on Deployments and pods. The
+	// DestinationRule subsets select on it.
+	LabelTrack = "canary.atze.io/track"
+
+	// ManagedBy is the value of LabelManagedBy.
+	ManagedBy = "canaryop"
+)
+
+// Track is one of the two Deployments of a CanaryApp.
+type Track string
+
+const (
+	// TrackPrimary runs the stable image.
+	TrackPrimary Track = "primary"
+	// TrackCanary runs the image under analysis.
+	TrackCanary Track = "canary"
+)
+
+// ContainerName is the name of the app's container in both Deployments.
+const ContainerName = "app"
+
+// PortName names the container port and the Service port. The "http" prefix
+// is what makes Istio treat the traffic as HTTP.
+const PortName = "http"
+
+// PrimaryName is the name of the primary Deployment.
+func PrimaryName(app *v1.CanaryApp) string { return app.Name }
+
+// CanaryName is the name of the canary Deployment.
+func CanaryName(app *v1.CanaryApp) string { return app.Name + "-canary" }
+
+// ServiceName is the name of the Service (and the Istio host) of the app.
+func ServiceName(app *v1.CanaryApp) string { return app.Name }
+
+// DeploymentName is the name of the Deployment of the given track.
+func DeploymentName(app *v1.CanaryApp, t Track) string {
+	if t == TrackCanary {
+		return CanaryName(app)
+	}
+	return PrimaryName(app)
+}
+
+// Labels are the labels on every object of the app.
+func Labels(app *v1.CanaryApp) map[string]string {
+	return map[string]string{
+		LabelName:      app.Name,
+		LabelManagedBy: ManagedBy,
+		LabelApp:       app.Name,
+	}
+}
+
+// TrackLabels are the labels on a Deployment and its pods.
+func TrackLabels(app *v1.CanaryApp, t Track) map[string]string {
+	l := Labels(app)
+	l[LabelTrack] = string(t)
+	return l
+}
+
+// SelectorLabels select the pods of one track.
+func SelectorLabels(app *v1.CanaryApp, t Track) map[string]string {
+	return map[string]string{LabelApp: app.Name, LabelTrack: string(t)}
+}
+
+// ServiceSelector selects the pods of both tracks.
+func ServiceSelector(app *v1.CanaryApp) map[string]string {
+	return map[string]string{LabelApp: app.Name}
+}
+
+// PrimaryDeployment is the primary Deployment running image with
+// spec.replicas pods.
+func PrimaryDeployment(app *v1.CanaryApp, image string) *appsv1ac.DeploymentApplyConfiguration {
+	return deployment(app, TrackPrimary, image, app.Spec.Replicas)
+}
+
+// CanaryDeployment is the canary Deployment running image with
+// spec.testReplicas pods.
+func CanaryDeployment(app *v1.CanaryApp, image string) *appsv1ac.DeploymentApplyConfiguration {
+	return deployment(app, TrackCanary, image, app.Spec.TestReplicas)
+}
+
+func deployment(app *v1.CanaryApp, t Track, image string, replicas int32) *appsv1ac.DeploymentApplyConfiguration {
+	port := app.Spec.ImageListenPort
+	container := corev1ac.Container().
+		WithName(ContainerName).
+		WithImage(image).
+		WithPorts(corev1ac.ContainerPort().
+			WithName(PortName).
+			WithContainerPort(port).
+			WithProtocol(corev1.ProtocolTCP)).
+		WithReadinessProbe(corev1ac.Probe().
+			WithTCPSocket(corev1ac.TCPSocketAction().WithPort(intstr.FromInt32(port))))
+	pod := corev1ac.PodTemplateSpec().
+		WithLabels(TrackLabels(app, t)).
+		WithSpec(corev1ac.PodSpec().WithContainers(container))
+	return appsv1ac.Deployment(DeploymentName(app, t), app.Namespace).
+		WithLabels(TrackLabels(app, t)).
+		WithSpec(appsv1ac.DeploymentSpec().
+			WithReplicas(replicas).
+			WithSelector(metav1ac.LabelSelector().WithMatchLabels(SelectorLabels(app, t))).
+			WithTemplate(pod))
+}
+
+// Service is the Service in front of both tracks.
+func Service(app *v1.CanaryApp) *corev1ac.ServiceApplyConfiguration {
+	port := app.Spec.ImageListenPort
+	return corev1ac.Service(ServiceName(app), app.Namespace).
+		WithLabels(Labels(app)).
+		WithSpec(corev1ac.ServiceSpec().
+			WithSelector(ServiceSelector(app)).
+			WithPorts(corev1ac.ServicePort().
+				WithName(PortName).
+				WithProtocol(corev1.ProtocolTCP).
+				WithPort(port).
+				WithTargetPort(intstr.FromInt32(port))))
+}
+
+// Image is the image of the app container in d's pod template, or "" when d
+// has no such container.
+func Image(d *appsv1.Deployment) string {
+	for _, c := range d.Spec.Template.Spec.Containers {
+		if c.Name == ContainerName {
+			return c.Image
+		}
+	}
+	return ""
+}
+
+// Available reports whether d has rolled out image and every one of its
+// pods is updated and available. It mirrors `kubectl rollout status`: the
+// Deployment controller must have seen the latest spec, and no pod of an
+// older ReplicaSet may still run, so that traffic to this track is served by
+// image only.
+func Available(d *appsv1.Deployment, image string) bool {
+	if d == nil || Image(d) != image {
+		return false
+	}
+	if d.Status.ObservedGeneration < d.Generation {
+		return false
+	}
+	want := int32(1) // the API server's default for spec.replicas
+	if d.Spec.Replicas != nil {
+		want = *d.Spec.Replicas
+	}
+	s := d.Status
+	return s.Replicas == want &&
+		s.UpdatedReplicas == want &&
+		s.AvailableReplicas == want &&
+		s.UnavailableReplicas == 0
+}
+
+// Failed reports whether the Deployment controller gave up on d's current
+// rollout: the Progressing condition says ProgressDeadlineExceeded. A
+// condition about an older generation is ignored, because it describes a
+// rollout that a newer spec has replaced.
+func Failed(d *appsv1.Deployment) bool {
+	if d == nil || d.Status.ObservedGeneration < d.Generation {
+		return false
+	}
+	for _, c := range d.Status.Conditions {
+		if c.Type == appsv1.DeploymentProgressing {
+			return c.Reason == ReasonProgressDeadlineExceeded
+		}
+	}
+	return false
+}
+
+// ReasonProgressDeadlineExceeded is the reason the Deployment controller
+// sets on the Progressing condition when a rollout made no progress within
+// spec.progressDeadlineSeconds. k8s.io/api does not export it.
+const ReasonProgressDeadlineExceeded = "ProgressDeadlineExceeded"
