@@ -1,10 +1,10 @@
 package gitrepo
 
 import (
+	"encoding/pem"
 	"fmt"
 	"io"
 	"log"
-	"encoding/pem"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -53,7 +53,9 @@ func newGitServer(t testing.TB) *gitServer {
 func (g *gitServer) url(repo string) string { return g.srv.HTTPAddress() + "/" + repo }
 
 // credURL carries the credentials, for the test's own git CLI only.
-func (g *gitServer) credURL(repo string) string { return g.srv.HTTPAddressWithCredentials() + "/" + repo }
+func (g *gitServer) credURL(repo string) string {
+	return g.srv.HTTPAddressWithCredentials() + "/" + repo
+}
 
 func (g *gitServer) auth() Auth { return Auth{Username: testUser, Password: testToken} }
 
@@ -176,6 +178,5 @@ func countPrefix(list []string, prefix string) int {
 	}
 	return n
 }
-
 
 func pemEncode(b *pem.Block) []byte { return pem.EncodeToMemory(b) }

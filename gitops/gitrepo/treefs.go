@@ -31,9 +31,12 @@ import (
 type treeFS struct {
 	mem   filesys.FileSystem
 	store storer.EncodedObjectStorer
-	// trees maps an absolute directory to its Git tree; only directories
-	// whose parent was loaded (and the root) are known.
-	trees map[string]*object.Tree
+	// trees maps an absolute directory to its Git tree's hash; only
+	// directories whose parent was loaded (and the root) are known. A tree is
+	// decoded only when its directory is loaded.
+	trees map[string]plumbing.Hash
+	// decoded holds the trees of loaded directories.
+	decoded map[string]*object.Tree
 	// loaded holds the absolute directories whose entries were copied.
 	loaded map[string]bool
 	// shown holds the absolute paths of Git entries copied into mem.
@@ -47,14 +50,16 @@ var _ filesys.FileSystem = (*treeFS)(nil)
 
 func newTreeFS(store storer.EncodedObjectStorer, root *object.Tree) *treeFS {
 	fs := &treeFS{
-		mem:    filesys.MakeFsInMemory(),
-		store:  store,
-		trees:  map[string]*object.Tree{},
-		loaded: map[string]bool{},
-		shown:  map[string]bool{},
+		mem:     filesys.MakeFsInMemory(),
+		store:   store,
+		trees:   map[string]plumbing.Hash{},
+		decoded: map[string]*object.Tree{},
+		loaded:  map[string]bool{},
+		shown:   map[string]bool{},
 	}
 	if root != nil {
-		fs.trees["/"] = root
+		fs.trees["/"] = root.Hash
+		fs.decoded["/"] = root
 	} else {
 		fs.loaded["/"] = true
 	}
@@ -77,23 +82,27 @@ func (fs *treeFS) load(dir string) error {
 	if fs.loaded[dir] {
 		return nil
 	}
-	tree, ok := fs.trees[dir]
+	h, ok := fs.trees[dir]
 	fs.loaded[dir] = true
 	if !ok {
 		return nil
+	}
+	tree, ok := fs.decoded[dir]
+	if !ok {
+		var err error
+		if tree, err = object.GetTree(fs.store, h); err != nil {
+			return fmt.Errorf("read tree %s: %w", dir, err)
+		}
+		fs.decoded[dir] = tree
 	}
 	for _, e := range tree.Entries {
 		child := path.Join(dir, e.Name)
 		switch e.Mode {
 		case filemode.Dir:
-			sub, err := object.GetTree(fs.store, e.Hash)
-			if err != nil {
-				return fmt.Errorf("read tree %s: %w", child, err)
-			}
 			if err := fs.mem.MkdirAll(child); err != nil {
 				continue // a name mem cannot hold; the entry is kept as is
 			}
-			fs.trees[child] = sub
+			fs.trees[child] = e.Hash
 			fs.shown[child] = true
 		case filemode.Regular, filemode.Executable, filemode.Deprecated:
 			data, err := readBlob(fs.store, e.Hash)
@@ -146,7 +155,7 @@ func (fs *treeFS) ensureAll(p string) {
 			fs.fail(err)
 			return
 		}
-		for _, e := range fs.trees[dir].Entries {
+		for _, e := range fs.decoded[dir].Entries {
 			child := path.Join(dir, e.Name)
 			if _, ok := fs.trees[child]; ok {
 				walk(child)
@@ -256,17 +265,19 @@ func (fs *treeFS) writeTree(w objectWriter) (plumbing.Hash, bool, []string, erro
 		return plumbing.ZeroHash, false, nil, fs.err
 	}
 	var changed []string
-	h, diff, _, err := fs.writeDir(w, "/", fs.trees["/"], &changed)
+	h, diff, _, err := fs.writeDir(w, "/", fs.decoded["/"], fs.trees["/"], &changed)
 	return h, diff, changed, err
 }
 
-// writeDir builds the tree of one directory. It returns the tree's hash,
-// whether it differs from orig, and whether it is empty (Git stores no empty
-// trees, so an emptied directory disappears from its parent).
-func (fs *treeFS) writeDir(w objectWriter, dir string, orig *object.Tree, changed *[]string) (plumbing.Hash, bool, bool, error) {
-	if orig != nil && !fs.loaded[dir] {
-		// Nothing below was looked at, so nothing below changed.
-		return orig.Hash, false, len(orig.Entries) == 0, nil
+// writeDir builds the tree of one directory, whose Git tree has hash origHash
+// (zero for a new directory) and is orig once decoded. It returns the tree's
+// hash, whether it differs from the original, and whether it is empty (Git
+// stores no empty trees, so an emptied directory disappears from its parent).
+func (fs *treeFS) writeDir(w objectWriter, dir string, orig *object.Tree, origHash plumbing.Hash, changed *[]string) (plumbing.Hash, bool, bool, error) {
+	if !origHash.IsZero() && !fs.loaded[dir] {
+		// Nothing below was looked at, so nothing below changed; Git
+		// holds no empty trees, so it is not empty either.
+		return origHash, false, false, nil
 	}
 	entries := map[string]object.TreeEntry{}
 	if orig != nil {
@@ -291,10 +302,11 @@ func (fs *treeFS) writeDir(w objectWriter, dir string, orig *object.Tree, change
 		}
 		if fs.mem.IsDir(child) {
 			var sub *object.Tree
+			var subHash plumbing.Hash
 			if origEntry != nil && origEntry.Mode == filemode.Dir {
-				sub = fs.trees[child]
+				sub, subHash = fs.decoded[child], origEntry.Hash
 			}
-			h, _, empty, err := fs.writeDir(w, child, sub, changed)
+			h, _, empty, err := fs.writeDir(w, child, sub, subHash, changed)
 			if err != nil {
 				return plumbing.ZeroHash, false, false, err
 			}
