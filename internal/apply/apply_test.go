@@ -1,0 +1,344 @@
+package apply_test
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	v1 "github.com/atzedevries/canaryop/api/v1"
+	"github.com/atzedevries/canaryop/internal/apply"
+	"github.com/atzedevries/canaryop/internal/testenv"
+	"github.com/atzedevries/canaryop/internal/workload"
+)
+
+var env *testenv.Env
+
+func TestMain(m *testing.M) {
+	var err error
+	if env, err = testenv.Start(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	if err := env.Stop(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		code = 1
+	}
+	os.Exit(code)
+}
+
+// newApp creates a CanaryApp in ns so that it has a UID to own objects.
+func newApp(t *testing.T, ns, name string) *v1.CanaryApp {
+	t.Helper()
+	app := &v1.CanaryApp{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+		Spec: v1.CanaryAppSpec{
+			Image:           "registry.example.com/shop:v1",
+			ImageListenPort: 8080,
+			Replicas:        2,
+			TestReplicas:    1,
+			PrometheusQuery: `increase(istio_requests_total{destination_service_name="shop",response_code=~"5.*"}[20s]) > 2`,
+			PrometheusURL:   "http://prometheus.istio-system.svc:9090",
+		},
+	}
+	if err := env.Client.Create(t.Context(), app); err != nil {
+		t.Fatalf("creating CanaryApp: %v", err)
+	}
+	return app
+}
+
+func getDeployment(t *testing.T, ns, name string) *appsv1.Deployment {
+	t.Helper()
+	d := &appsv1.Deployment{}
+	if err := env.Client.Get(t.Context(), types.NamespacedName{Namespace: ns, Name: name}, d); err != nil {
+		t.Fatalf("reading Deployment %s/%s: %v", ns, name, err)
+	}
+	return d
+}
+
+func TestApplyCreatesOwnedObjects(t *testing.T) {
+	ns := env.NewNamespace(t)
+	app := newApp(t, ns, "shop")
+	ctx := t.Context()
+
+	for _, obj := range []any{
+		workload.PrimaryDeployment(app, app.Spec.Image),
+		workload.CanaryDeployment(app, "registry.example.com/shop:v2"),
+		workload.Service(app),
+	} {
+		if err := apply.Apply(ctx, env.Client, app, obj); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	wantRef := metav1.OwnerReference{
+		APIVersion: "canary.atze.io/v1", Kind: "CanaryApp", Name: "shop", UID: app.UID,
+		Controller: ptr.To(true), BlockOwnerDeletion: ptr.To(true),
+	}
+	for _, obj := range []client.Object{
+		getDeployment(t, ns, "shop"),
+		getDeployment(t, ns, "shop-canary"),
+		func() client.Object {
+			s := &corev1.Service{}
+			if err := env.Client.Get(ctx, types.NamespacedName{Namespace: ns, Name: "shop"}, s); err != nil {
+				t.Fatal(err)
+			}
+			return s
+		}(),
+	} {
+		if diff := cmp.Diff([]metav1.OwnerReference{wantRef}, obj.GetOwnerReferences()); diff != "" {
+			t.Errorf("%T %s owner references (-want +got):\n%s", obj, obj.GetName(), diff)
+		}
+		var managers []string
+		for _, mf := range obj.GetManagedFields() {
+			if mf.Operation != metav1.ManagedFieldsOperationUpdate || mf.Subresource == "" {
+				managers = append(managers, fmt.Sprintf("%s/%s", mf.Manager, mf.Operation))
+			}
+		}
+		if len(managers) != 1 || managers[0] != "canaryop/Apply" {
+			t.Errorf("%T %s field managers = %v, want [canaryop/Apply]", obj, obj.GetName(), managers)
+		}
+	}
+
+	canary := getDeployment(t, ns, "shop-canary")
+	if got := workload.Image(canary); got != "registry.example.com/shop:v2" {
+		t.Errorf("canary image %q", got)
+	}
+	if got := ptr.Deref(canary.Spec.Replicas, 0); got != 1 {
+		t.Errorf("canary replicas %d, want 1", got)
+	}
+}
+
+func TestApplyTwiceChangesNothing(t *testing.T) {
+	ns := env.NewNamespace(t)
+	app := newApp(t, ns, "shop")
+	ctx := t.Context()
+
+	if err := apply.Apply(ctx, env.Client, app, workload.PrimaryDeployment(app, app.Spec.Image)); err != nil {
+		t.Fatal(err)
+	}
+	before := getDeployment(t, ns, "shop")
+	if err := apply.Apply(ctx, env.Client, app, workload.PrimaryDeployment(app, app.Spec.Image)); err != nil {
+		t.Fatal(err)
+	}
+	after := getDeployment(t, ns, "shop")
+	if after.ResourceVersion != before.ResourceVersion || after.Generation != before.Generation {
+		t.Errorf("second apply changed the Deployment: resourceVersion %s -> %s, generation %d -> %d",
+			before.ResourceVersion, after.ResourceVersion, before.Generation, after.Generation)
+	}
+
+	if err := apply.Apply(ctx, env.Client, app, workload.PrimaryDeployment(app, "registry.example.com/shop:v2")); err != nil {
+		t.Fatal(err)
+	}
+	changed := getDeployment(t, ns, "shop")
+	if changed.Generation != before.Generation+1 || workload.Image(changed) != "registry.example.com/shop:v2" {
+		t.Errorf("new image: generation %d -> %d, image %q", before.Generation, changed.Generation, workload.Image(changed))
+	}
+}
+
+func TestApplyWinsOverHandEdits(t *testing.T) {
+	ns := env.NewNamespace(t)
+	app := newApp(t, ns, "shop")
+	ctx := t.Context()
+
+	if err := apply.Apply(ctx, env.Client, app, workload.PrimaryDeployment(app, app.Spec.Image)); err != nil {
+		t.Fatal(err)
+	}
+	d := getDeployment(t, ns, "shop")
+	d.Spec.Replicas = ptr.To[int32](7)
+	if err := env.Client.Update(ctx, d, client.FieldOwner("kubectl-edit")); err != nil {
+		t.Fatal(err)
+	}
+	if err := apply.Apply(ctx, env.Client, app, workload.PrimaryDeployment(app, app.Spec.Image)); err != nil {
+		t.Fatalf("apply after a hand edit: %v", err)
+	}
+	if got := ptr.Deref(getDeployment(t, ns, "shop").Spec.Replicas, 0); got != 2 {
+		t.Errorf("replicas = %d after re-apply, want spec.replicas 2", got)
+	}
+}
+
+func TestApplyNeverAdopts(t *testing.T) {
+	ctx := t.Context()
+	ns := env.NewNamespace(t)
+	app := newApp(t, ns, "shop")
+	other := newApp(t, ns, "other")
+
+	unowned := &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: "shop", Namespace: ns, Labels: map[string]string{"made-by": "hand"}},
+		Spec: appsv1.DeploymentSpec{
+			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "shop"}},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "shop"}},
+				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "web", Image: "nginx:1"}}},
+			},
+		},
+	}
+	if err := env.Client.Create(ctx, unowned); err != nil {
+		t.Fatal(err)
+	}
+	// Owned, but by another CanaryApp: not adoptable either. A plain
+	// (non-controller) owner reference to the right app does not count.
+	ownedByOther := workload.Service(app)
+	if err := apply.Apply(ctx, env.Client, other, ownedByOther); err != nil {
+		t.Fatal(err)
+	}
+	plainRef := workload.CanaryDeployment(app, "registry.example.com/shop:v2")
+	plain := &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{
+			Name: "shop-canary", Namespace: ns,
+			OwnerReferences: []metav1.OwnerReference{{APIVersion: "canary.atze.io/v1", Kind: "CanaryApp", Name: "shop", UID: app.UID}},
+		},
+		Spec: *toDeploymentSpec(t, plainRef),
+	}
+	if err := env.Client.Create(ctx, plain); err != nil {
+		t.Fatal(err)
+	}
+
+	for _, tc := range []struct {
+		name     string
+		obj      any
+		get      client.Object
+		wantKind string
+		wantErr  string
+	}{
+		{
+			name:     "created by hand",
+			obj:      workload.PrimaryDeployment(app, app.Spec.Image),
+			get:      &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "shop", Namespace: ns}},
+			wantKind: "Deployment",
+			wantErr:  fmt.Sprintf("Deployment %s/shop exists and is not owned by CanaryApp %s/shop; canaryop never adopts objects it did not create", ns, ns),
+		},
+		{
+			name:     "controlled by another CanaryApp",
+			obj:      workload.Service(app),
+			get:      &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "shop", Namespace: ns}},
+			wantKind: "Service",
+			wantErr:  fmt.Sprintf("Service %s/shop exists and is not owned by CanaryApp %s/shop; canaryop never adopts objects it did not create", ns, ns),
+		},
+		{
+			name:     "owner reference without controller",
+			obj:      workload.CanaryDeployment(app, "registry.example.com/shop:v3"),
+			get:      &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "shop-canary", Namespace: ns}},
+			wantKind: "Deployment",
+			wantErr:  fmt.Sprintf("Deployment %s/shop-canary exists and is not owned by CanaryApp %s/shop; canaryop never adopts objects it did not create", ns, ns),
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			key := client.ObjectKeyFromObject(tc.get)
+			if err := env.Client.Get(ctx, key, tc.get); err != nil {
+				t.Fatal(err)
+			}
+			before := tc.get.GetResourceVersion()
+
+			err := apply.Apply(ctx, env.Client, app, tc.obj)
+			var foreign *apply.ForeignObjectError
+			if !errors.As(err, &foreign) || !apply.IsForeignObject(err) {
+				t.Fatalf("Apply() error = %v, want a *ForeignObjectError", err)
+			}
+			if err.Error() != tc.wantErr {
+				t.Errorf("message:\n got %s\nwant %s", err, tc.wantErr)
+			}
+			if foreign.Namespace != ns || foreign.Name != key.Name || foreign.GVK.Kind != tc.wantKind ||
+				foreign.OwnerKind != "CanaryApp" || foreign.OwnerNamespace != ns || foreign.OwnerName != "shop" {
+				t.Errorf("error fields %+v", foreign)
+			}
+
+			if err := env.Client.Get(ctx, key, tc.get); err != nil {
+				t.Fatal(err)
+			}
+			if got := tc.get.GetResourceVersion(); got != before {
+				t.Errorf("object changed: resourceVersion %s -> %s", before, got)
+			}
+			for _, ref := range tc.get.GetOwnerReferences() {
+				if ref.UID == app.UID && ptr.Deref(ref.Controller, false) {
+					t.Errorf("object was adopted: %+v", ref)
+				}
+			}
+		})
+	}
+	if d := getDeployment(t, ns, "shop"); workload.Image(d) != "" || d.Labels["made-by"] != "hand" {
+		t.Errorf("hand-made Deployment was changed: labels %v", d.Labels)
+	}
+}
+
+func toDeploymentSpec(t *testing.T, ac any) *appsv1.DeploymentSpec {
+	t.Helper()
+	data, err := json.Marshal(ac)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &appsv1.Deployment{}
+	if err := json.Unmarshal(data, d); err != nil {
+		t.Fatal(err)
+	}
+	return &d.Spec
+}
+
+func TestApplyRejectsBadOwners(t *testing.T) {
+	ctx := t.Context()
+	ns := env.NewNamespace(t)
+	app := newApp(t, ns, "shop")
+
+	elsewhere := workload.Service(app).WithNamespace("default")
+	if err := apply.Apply(ctx, env.Client, app, elsewhere); err == nil || apply.IsForeignObject(err) {
+		t.Errorf("Apply() into another namespace: error = %v, want a namespace error", err)
+	}
+	unsaved := app.DeepCopy()
+	unsaved.UID = ""
+	if err := apply.Apply(ctx, env.Client, unsaved, workload.Service(app)); err == nil {
+		t.Error("Apply() with an owner without UID: want an error")
+	}
+	if err := apply.Apply(ctx, env.Client, app, struct{ Name string }{"x"}); err == nil {
+		t.Error("Apply() of something that is not an object: want an error")
+	}
+	s := &corev1.Service{}
+	if err := env.Client.Get(ctx, types.NamespacedName{Namespace: ns, Name: "shop"}, s); !apierrors.IsNotFound(err) {
+		t.Errorf("a rejected apply wrote the Service: get error = %v", err)
+	}
+}
+
+func TestDelete(t *testing.T) {
+	ctx := t.Context()
+	ns := env.NewNamespace(t)
+	app := newApp(t, ns, "shop")
+	other := newApp(t, ns, "other")
+
+	if err := apply.Apply(ctx, env.Client, app, workload.CanaryDeployment(app, "registry.example.com/shop:v2")); err != nil {
+		t.Fatal(err)
+	}
+	if err := apply.Apply(ctx, env.Client, other, workload.CanaryDeployment(other, "registry.example.com/other:v2")); err != nil {
+		t.Fatal(err)
+	}
+
+	canary := func(name string) *appsv1.Deployment {
+		return &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}}
+	}
+	err := apply.Delete(ctx, env.Client, app, canary("other-canary"))
+	if !apply.IsForeignObject(err) {
+		t.Errorf("Delete() of another app's Deployment: error = %v, want a *ForeignObjectError", err)
+	}
+	getDeployment(t, ns, "other-canary") // still there
+
+	if err := apply.Delete(ctx, env.Client, app, canary("shop-canary")); err != nil {
+		t.Fatal(err)
+	}
+	// envtest runs no garbage collector, but a Deployment without
+	// finalizers is gone as soon as the delete returns.
+	if err := env.Client.Get(ctx, client.ObjectKeyFromObject(canary("shop-canary")), &appsv1.Deployment{}); !apierrors.IsNotFound(err) {
+		t.Errorf("after Delete(): get error = %v, want NotFound", err)
+	}
+	if err := apply.Delete(ctx, env.Client, app, canary("shop-canary")); err != nil {
+		t.Errorf("Delete() of a missing object: %v", err)
+	}
+}
