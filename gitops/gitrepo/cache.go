@@ -52,6 +52,7 @@ import (
 const (
 	DefaultMaxAttempts = 8
 	DefaultBackoff     = 50 * time.Millisecond
+	DefaultMaxPacks    = 64
 	maxBackoff         = 5 * time.Second
 	// maxHaves bounds the ancestors of each local branch offered to the
 	// server during a fetch; the server needs only one common commit.
@@ -70,6 +71,11 @@ type Options struct {
 	Backoff time.Duration
 	// Now gives the commit time. Default time.Now.
 	Now func() time.Time
+	// MaxPacks bounds the pack files a clone collects (each incremental
+	// fetch adds one). Past it the clone is dropped and the next update
+	// clones afresh, which is cheaper than repacking in-process and keeps
+	// object lookups fast. Default DefaultMaxPacks.
+	MaxPacks int
 }
 
 // Cache keeps the clones and serialises updates per repository.
@@ -95,6 +101,9 @@ func New(opts Options) (*Cache, error) {
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.MaxPacks <= 0 {
+		opts.MaxPacks = DefaultMaxPacks
 	}
 	return &Cache{opts: opts, repos: map[string]*repo{}}, nil
 }
@@ -208,6 +217,9 @@ func (c *Cache) Update(ctx context.Context, req UpdateRequest) (Commit, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	res, err := c.update(ctx, r, url, req)
+	if err == nil {
+		r.compact(c.opts.MaxPacks)
+	}
 	if err != nil && !errors.Is(err, ErrEdit) {
 		// Edit errors come from our own manifest code and never carry a
 		// credential; everything else may quote the transport's words.
@@ -262,6 +274,21 @@ func (r *repo) open() error {
 	}
 	r.store = st
 	return nil
+}
+
+// compact drops a clone that has collected too many packs; see
+// Options.MaxPacks.
+func (r *repo) compact(maxPacks int) {
+	if r.store == nil {
+		return
+	}
+	packs, err := r.store.ObjectPacks()
+	if err != nil || len(packs) <= maxPacks {
+		return
+	}
+	r.store = nil
+	// A failed removal is healed by open, which resets what it cannot use.
+	_ = os.RemoveAll(r.path)
 }
 
 // session is what one Update needs to talk to the remote.

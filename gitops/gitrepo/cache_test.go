@@ -127,6 +127,27 @@ func TestUpdateFetchesIncrementally(t *testing.T) {
 	if len(log) != 11 {
 		t.Fatalf("history %v", log)
 	}
+
+	// Past MaxPacks the clone is dropped and the next update clones again.
+	small := newCache(t, Options{MaxPacks: 2})
+	for i := range 3 {
+		other.commitAndPush(fmt.Sprintf("more %d", i), map[string]string{fmt.Sprintf("more/%d.txt", i): "x\n"})
+		req.Edit = setImage(fmt.Sprintf("ghcr.io/acme/web:w%d", i))
+		if _, err := small.Update(ctx, req); err != nil {
+			t.Fatal(err)
+		}
+	}
+	packs, _ = filepath.Glob(filepath.Join(small.Path(req.URL), "objects", "pack", "*.pack"))
+	if _, err := os.Stat(small.Path(req.URL)); len(packs) != 0 || !os.IsNotExist(err) {
+		t.Fatalf("clone with 3 packs was kept (%d packs)", len(packs))
+	}
+	req.Edit = setImage("ghcr.io/acme/web:final")
+	if res, err := small.Update(ctx, req); err != nil || !res.Created {
+		t.Fatalf("update after compaction: %+v %v", res, err)
+	}
+	if log := other.log("main"); log[0] != "web: set image ghcr.io/acme/web:final" || len(log) != 18 {
+		t.Fatalf("history %v", log)
+	}
 }
 
 // TestConflictInjection pushes a foreign commit between our fetch and our
