@@ -222,3 +222,29 @@ func TestCanaryWeight(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkRouteUnchanged measures the steady state of a reconcile: the
+// weight is already in place, so Route only reads and re-applies.
+func BenchmarkRouteUnchanged(b *testing.B) {
+	ctx := b.Context()
+	ns := env.NewNamespace(b)
+	app := &v1.CanaryApp{
+		ObjectMeta: metav1.ObjectMeta{Name: "shop", Namespace: ns},
+		Spec: v1.CanaryAppSpec{
+			Image: "registry.example.com/shop:v1", ImageListenPort: 8080, Replicas: 2, TestReplicas: 1,
+			PrometheusQuery: "up == 0", PrometheusURL: "http://prometheus:9090",
+		},
+	}
+	if err := env.Client.Create(ctx, app); err != nil {
+		b.Fatal(err)
+	}
+	router := traffic.NewIstio(env.Client)
+	if err := router.Route(ctx, app, 30); err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if err := router.Route(ctx, app, 30); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
