@@ -1,0 +1,251 @@
+package manifest
+
+import (
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"sigs.k8s.io/kustomize/api/krusty"
+	"sigs.k8s.io/kustomize/api/resource"
+	"sigs.k8s.io/kustomize/kyaml/filesys"
+	"sigs.k8s.io/kustomize/kyaml/yaml"
+)
+
+// imageEntry is one item of a kustomization's images: list.
+type imageEntry struct {
+	index                         int
+	name, newName, newTag, digest string
+	tagSuffix                     bool
+}
+
+func imageEntries(k *sourceFile) []imageEntry {
+	if len(k.docs) == 0 || len(k.docs[0].Content) == 0 {
+		return nil
+	}
+	l := mapValue(k.docs[0].Content[0], "images")
+	if l == nil || l.Kind != yaml.SequenceNode {
+		return nil
+	}
+	var out []imageEntry
+	for i, item := range l.Content {
+		get := func(key string) string {
+			if v := mapValue(item, key); v != nil && v.Kind == yaml.ScalarNode {
+				return v.Value
+			}
+			return ""
+		}
+		out = append(out, imageEntry{index: i, name: get("name"), newName: get("newName"),
+			newTag: get("newTag"), digest: get("digest"), tagSuffix: mapValue(item, "tagSuffix") != nil})
+	}
+	return out
+}
+
+// resourcesOf lists a kustomization's resources (and the older bases).
+func resourcesOf(k *sourceFile) []string {
+	if len(k.docs) == 0 || len(k.docs[0].Content) == 0 {
+		return nil
+	}
+	var out []string
+	for _, key := range []string{"resources", "bases"} {
+		if l := mapValue(k.docs[0].Content[0], key); l != nil && l.Kind == yaml.SequenceNode {
+			for _, item := range l.Content {
+				if item.Kind == yaml.ScalarNode {
+					out = append(out, item.Value)
+				}
+			}
+		}
+	}
+	return out
+}
+
+func isRemote(res string) bool {
+	return strings.Contains(res, "://") || strings.HasPrefix(res, "git@") ||
+		strings.HasPrefix(res, "github.com/") || strings.HasPrefix(res, "gitlab.com/")
+}
+
+// sourceFiles collects the YAML files the kustomization at dir pulls in
+// that lie under root, following directory resources with their own
+// kustomization. Those are the files an edit may change.
+func sourceFiles(fsys filesys.FileSystem, root, dir string, k *sourceFile, seen map[string]bool) ([]*sourceFile, error) {
+	var out []*sourceFile
+	for _, res := range resourcesOf(k) {
+		if isRemote(res) || filepath.IsAbs(res) {
+			continue
+		}
+		p := filepath.Join(dir, res)
+		if rel, err := filepath.Rel(root, p); err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
+			continue // a base outside the path: rendered, never edited
+		}
+		if seen[p] {
+			continue
+		}
+		seen[p] = true
+		switch {
+		case fsys.IsDir(p):
+			kp := kustomizationIn(fsys, p)
+			if kp == "" {
+				continue
+			}
+			sub, err := readSource(fsys, kp)
+			if err != nil {
+				return nil, err
+			}
+			more, err := sourceFiles(fsys, root, p, sub, seen)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, more...)
+		case isYAMLFile(p) && fsys.Exists(p):
+			f, err := readSource(fsys, p)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, f)
+		}
+	}
+	return out, nil
+}
+
+// renderedApp is the target as kustomize renders it, with the identity it
+// had in its source file (before namePrefix, namespace and the like).
+type renderedApp struct {
+	Rendered
+	orgName, orgNamespace string
+}
+
+// renderKustomization builds dir with krusty in memory and finds the
+// target among the rendered resources.
+func renderKustomization(fsys filesys.FileSystem, dir string, k *sourceFile, t Target) (renderedApp, error) {
+	for _, res := range resourcesOf(k) {
+		if isRemote(res) {
+			return renderedApp{}, &Error{Kind: ErrRender, Path: k.path,
+				Detail: fmt.Sprintf("remote resource %q is not fetched; vendor it into the repository", res)}
+		}
+	}
+	m, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(fsys, dir)
+	if err != nil {
+		return renderedApp{}, &Error{Kind: ErrRender, Path: dir, Detail: "kustomize build failed", Err: err}
+	}
+	var found []*resource.Resource
+	for _, r := range m.Resources() {
+		id := r.CurId()
+		if (identity{group: id.Group, kind: id.Kind, name: id.Name, namespace: id.Namespace}).matches(t) {
+			found = append(found, r)
+		}
+	}
+	switch len(found) {
+	case 0:
+		return renderedApp{}, &Error{Kind: ErrNoDocument, Path: dir,
+			Detail: fmt.Sprintf("kustomize build renders no %s", t)}
+	case 1:
+	default:
+		return renderedApp{}, &Error{Kind: ErrAmbiguous, Path: dir,
+			Detail: fmt.Sprintf("kustomize build renders %s %d times", t, len(found))}
+	}
+	r := found[0]
+	org := r.OrgId()
+	return renderedApp{Rendered: stateOf(r.YNode()), orgName: org.Name, orgNamespace: org.Namespace}, nil
+}
+
+// matchImageEntry finds the images: entry that produces the current image:
+// its name is the source image's repository, or the entry's resulting name
+// is the rendered image's repository.
+func matchImageEntry(entries []imageEntry, sourceImage, renderedImage string) (imageEntry, bool, error) {
+	srcRepo, _, _ := splitImage(sourceImage)
+	outRepo, _, _ := splitImage(renderedImage)
+	var found []imageEntry
+	for _, e := range entries {
+		result := e.name
+		if e.newName != "" {
+			result = e.newName
+		}
+		if (sourceImage != "" && e.name == srcRepo) || (renderedImage != "" && result == outRepo) {
+			found = append(found, e)
+		}
+	}
+	switch len(found) {
+	case 0:
+		return imageEntry{}, false, nil
+	case 1:
+		return found[0], true, nil
+	default:
+		var names []string
+		for _, e := range found {
+			names = append(names, e.name)
+		}
+		return imageEntry{}, false, fmt.Errorf("%d images: entries match %q: %s", len(found), outRepo, strings.Join(names, ", "))
+	}
+}
+
+// imageEntryOps edits an images: entry so that kustomize produces want.
+func imageEntryOps(e imageEntry, want string) []op {
+	repo, tag, digest := splitImage(want)
+	path := []any{"images", e.index}
+	var ops []op
+	set := func(key, cur, v string) {
+		if cur != v {
+			ops = append(ops, op{kind: opSet, path: path, key: key, value: v})
+		}
+	}
+	del := func(key string, present bool) {
+		if present {
+			ops = append(ops, op{kind: opDelete, path: path, key: key})
+		}
+	}
+	if e.newName != "" || e.name != repo {
+		set("newName", e.newName, repo)
+	}
+	if tag != "" {
+		set("newTag", e.newTag, tag)
+	} else {
+		del("newTag", e.newTag != "")
+	}
+	if digest != "" {
+		set("digest", e.digest, digest)
+	} else {
+		del("digest", e.digest != "")
+	}
+	del("tagSuffix", e.tagSuffix)
+	return ops
+}
+
+// splitImage splits an image reference into repository, tag and digest. A
+// colon belongs to the tag only after the last slash, so a registry port
+// ("localhost:5000/app:v2") stays in the repository.
+func splitImage(ref string) (repo, tag, digest string) {
+	repo, digest, _ = strings.Cut(ref, "@")
+	if i := strings.LastIndex(repo, ":"); i > strings.LastIndex(repo, "/") {
+		repo, tag = repo[:i], repo[i+1:]
+	}
+	return repo, tag, digest
+}
+
+// overlay is a FileSystem that reads edited files from memory, so the
+// edit can be rendered and checked before anything is written.
+type overlay struct {
+	filesys.FileSystem
+	files map[string][]byte // by cleaned absolute path
+}
+
+func newOverlay(fsys filesys.FileSystem, edits map[string][]byte) *overlay {
+	o := &overlay{FileSystem: fsys, files: map[string][]byte{}}
+	for p, data := range edits {
+		o.files[o.key(p)] = data
+	}
+	return o
+}
+
+func (o *overlay) key(p string) string {
+	if dir, file, err := o.FileSystem.CleanedAbs(p); err == nil {
+		return filepath.Join(dir.String(), file)
+	}
+	return filepath.Clean(p)
+}
+
+func (o *overlay) ReadFile(p string) ([]byte, error) {
+	if data, ok := o.files[o.key(p)]; ok {
+		return slices.Clone(data), nil
+	}
+	return o.FileSystem.ReadFile(p)
+}

@@ -1,0 +1,374 @@
+// Package manifest edits the CanaryApp manifest in a Git work tree so that
+// it records a canary's outcome: the image Git must name, and the images
+// that failed (spec.failedImages). It works on a kyaml FileSystem, so the
+// caller can back it by disk or by an in-memory copy of a Git tree.
+//
+// Edits are surgical. Documents are parsed with kyaml and located by group,
+// kind, name and namespace; the change is written as a byte patch at the
+// parsed node's position, so comments, key order, quoting and formatting
+// outside the edited scalar and the inserted lines stay byte for byte.
+// Where YAML is shaped so that a patch is not provably safe (flow style,
+// block or multi-line scalars, anchors, tags) the file is re-encoded with
+// kyaml instead, which keeps comments and key order but may normalise
+// indentation.
+//
+// When the folder has a kustomization, the image is changed in its images:
+// entry for the image's repository if there is one (kustomize then needs
+// a configurations: file that declares spec/image of kind CanaryApp an
+// image field), and the result is rendered with krusty in memory. Apply
+// always renders the edited tree and checks that the CanaryApp carries
+// exactly the intended image and record before it writes anything: on any
+// error the FileSystem is left untouched.
+package manifest
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"sigs.k8s.io/kustomize/kyaml/filesys"
+
+	v1 "github.com/atzedevries/canaryop/api/v1"
+)
+
+// Target identifies the CanaryApp document.
+type Target struct{ Group, Kind, Name, Namespace string }
+
+// ForApp returns the Target of the CanaryApp namespace/name.
+func ForApp(namespace, name string) Target {
+	return Target{Group: v1.GroupVersion.Group, Kind: "CanaryApp", Name: name, Namespace: namespace}
+}
+
+// Change is what the manifest must say after Apply.
+type Change struct {
+	// Image is the image the CanaryApp must name after the change.
+	Image string
+	// ExpectImages makes the image change a compare-and-swap: the image is
+	// changed only if the manifest currently names one of these. Empty
+	// means always.
+	ExpectImages []string
+	// FailedImage is appended to spec.failedImages unless an entry for
+	// that image is there already.
+	FailedImage *v1.FailedImage
+}
+
+// Result says what Apply did.
+type Result struct {
+	// Files are the files changed (paths as used on the FileSystem: path
+	// joined with the file's name), with their new content written.
+	Files []string
+	// PreviousImage is the image the manifest named before.
+	PreviousImage string
+	// ImageChanged is true when the image was changed.
+	ImageChanged bool
+	// ImageSkipped is true when the compare-and-swap failed: the manifest
+	// names an image not in ExpectImages (a person committed a newer one),
+	// which was kept; only the failed record was written.
+	ImageSkipped bool
+	// RecordAdded is true when FailedImage was added.
+	RecordAdded bool
+}
+
+// Rendered is what the CanaryApp says once rendered.
+type Rendered struct {
+	Image        string
+	FailedImages []string
+}
+
+// Sentinel errors; match them with errors.Is. Every error Apply and Render
+// return is an *Error wrapping one of them.
+var (
+	ErrPathNotFound   = errors.New("path not found")
+	ErrParse          = errors.New("unparseable YAML")
+	ErrNoDocument     = errors.New("no matching document")
+	ErrAmbiguous      = errors.New("more than one matching document")
+	ErrNotEditable    = errors.New("cannot edit the manifest under this path")
+	ErrInvalidChange  = errors.New("invalid change")
+	ErrRender         = errors.New("render failed")
+	ErrRenderMismatch = errors.New("rendered manifest differs from the intended change")
+)
+
+// Error is a failure to read, edit or render a manifest.
+type Error struct {
+	// Kind is one of the sentinel errors.
+	Kind error
+	// Path is the file or folder concerned.
+	Path string
+	// Detail says what was found, for a person.
+	Detail string
+	// Err is the underlying cause (a YAML or kustomize error), if any.
+	Err error
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString("manifest: ")
+	if e.Path != "" {
+		b.WriteString(e.Path + ": ")
+	}
+	b.WriteString(e.Kind.Error())
+	if e.Detail != "" {
+		b.WriteString(": " + e.Detail)
+	}
+	if e.Err != nil {
+		b.WriteString(": " + e.Err.Error())
+	}
+	return b.String()
+}
+
+func (e *Error) Unwrap() []error {
+	if e.Err == nil {
+		return []error{e.Kind}
+	}
+	return []error{e.Kind, e.Err}
+}
+
+// Limits of the API (api/v1) that an edit must respect, or the API server
+// rejects the manifest Argo CD applies.
+const (
+	maxReasonChars = 1024
+	maxFailed      = 100
+)
+
+var imageRe = regexp.MustCompile(v1.ImagePattern)
+
+func (c Change) validate() error {
+	bad := func(what, img string) error {
+		return &Error{Kind: ErrInvalidChange, Detail: fmt.Sprintf("%s %q is not an image reference", what, img)}
+	}
+	if !imageRe.MatchString(c.Image) {
+		return bad("image", c.Image)
+	}
+	if c.FailedImage != nil && !imageRe.MatchString(c.FailedImage.Image) {
+		return bad("failed image", c.FailedImage.Image)
+	}
+	return nil
+}
+
+// tree is the manifest under a path: either plain YAML files, or a
+// kustomization with the files it pulls in from under the path.
+type tree struct {
+	path string
+	kust *sourceFile   // nil without a kustomization
+	dir  string        // the kustomization's folder
+	docs []*sourceFile // files that may hold the CanaryApp document
+}
+
+func load(fsys filesys.FileSystem, p string) (*tree, error) {
+	if !fsys.Exists(p) {
+		return nil, &Error{Kind: ErrPathNotFound, Path: p}
+	}
+	t := &tree{path: p}
+	if !fsys.IsDir(p) {
+		f, err := readSource(fsys, p)
+		if err != nil {
+			return nil, err
+		}
+		t.docs = []*sourceFile{f}
+		return t, nil
+	}
+	if kp := kustomizationIn(fsys, p); kp != "" {
+		k, err := readSource(fsys, kp)
+		if err != nil {
+			return nil, err
+		}
+		t.kust, t.dir = k, p
+		t.docs, err = sourceFiles(fsys, p, p, k, map[string]bool{})
+		return t, err
+	}
+	names, err := folderFiles(fsys, p)
+	if err != nil {
+		return nil, err
+	}
+	for _, n := range names {
+		f, err := readSource(fsys, n)
+		if err != nil {
+			return nil, err
+		}
+		t.docs = append(t.docs, f)
+	}
+	return t, nil
+}
+
+// render returns the CanaryApp as it will be applied, and its source
+// document under the path (zero when it comes from elsewhere).
+func (tr *tree) render(fsys filesys.FileSystem, t Target) (Rendered, document, error) {
+	if tr.kust == nil {
+		d, err := oneDocument(findDocuments(tr.docs, t), t, tr.path, len(tr.docs))
+		if err != nil {
+			return Rendered{}, document{}, err
+		}
+		return stateOf(d.root), d, nil
+	}
+	app, err := renderKustomization(fsys, tr.dir, tr.kust, t)
+	if err != nil {
+		return Rendered{}, document{}, err
+	}
+	// The source document has the name it had before kustomize's
+	// transformers; its namespace is often set only by the kustomization.
+	src := Target{Group: t.Group, Kind: t.Kind, Name: app.orgName, Namespace: app.orgNamespace}
+	docs := findDocuments(tr.docs, src)
+	if len(docs) > 1 {
+		_, err := oneDocument(docs, src, tr.path, len(tr.docs))
+		return Rendered{}, document{}, err
+	}
+	var d document
+	if len(docs) == 1 {
+		d = docs[0]
+	}
+	return app.Rendered, d, nil
+}
+
+// Render returns the image and failed images the CanaryApp at path names
+// once rendered: by kustomize when the folder has a kustomization,
+// otherwise as written.
+func Render(fsys filesys.FileSystem, path string, t Target) (Rendered, error) {
+	tr, err := load(fsys, path)
+	if err != nil {
+		return Rendered{}, err
+	}
+	r, _, err := tr.render(fsys, t)
+	return r, err
+}
+
+// Apply edits the manifest at path (a folder of YAML files, or one file) so
+// that the CanaryApp t names c.Image and records c.FailedImage, renders the
+// result to check it, and only then writes the changed files to fsys. On
+// error nothing is written. When the manifest already says all of it,
+// Result.Files is empty.
+func Apply(fsys filesys.FileSystem, path string, t Target, c Change) (Result, error) {
+	if err := c.validate(); err != nil {
+		return Result{}, err
+	}
+	tr, err := load(fsys, path)
+	if err != nil {
+		return Result{}, err
+	}
+	before, doc, err := tr.render(fsys, t)
+	if err != nil {
+		return Result{}, err
+	}
+	res := Result{PreviousImage: before.Image}
+
+	edits := map[*sourceFile][]op{}
+	wantImage := before.Image
+	switch {
+	case before.Image == c.Image:
+	case len(c.ExpectImages) > 0 && !slices.Contains(c.ExpectImages, before.Image):
+		res.ImageSkipped = true
+	default:
+		f, ops, err := tr.imageOps(doc, before.Image, c.Image)
+		if err != nil {
+			return Result{}, err
+		}
+		edits[f] = append(edits[f], ops...)
+		res.ImageChanged, wantImage = true, c.Image
+	}
+
+	wantFailed := before.FailedImages
+	if c.FailedImage != nil && !slices.Contains(before.FailedImages, c.FailedImage.Image) {
+		if doc.file == nil {
+			return Result{}, &Error{Kind: ErrNotEditable, Path: path,
+				Detail: fmt.Sprintf("%s comes from outside this path, so the failed image cannot be recorded here", t)}
+		}
+		if len(before.FailedImages) >= maxFailed {
+			return Result{}, &Error{Kind: ErrNotEditable, Path: doc.String(),
+				Detail: fmt.Sprintf("spec.failedImages already holds %d records, the API's limit; remove old ones", maxFailed)}
+		}
+		edits[doc.file] = append(edits[doc.file], op{kind: opAppend, doc: doc.index, path: []any{"spec"},
+			key: "failedImages", item: failedItem(*c.FailedImage)})
+		res.RecordAdded = true
+		wantFailed = append(slices.Clone(before.FailedImages), c.FailedImage.Image)
+	}
+	if len(edits) == 0 {
+		return res, nil
+	}
+
+	out := map[string][]byte{}
+	for f, ops := range edits {
+		data, err := editFile(f, ops)
+		if err != nil {
+			return Result{}, &Error{Kind: ErrNotEditable, Path: f.path, Err: err}
+		}
+		out[f.path] = data
+	}
+	if err := check(newOverlay(fsys, out), path, t, wantImage, wantFailed); err != nil {
+		return Result{}, err
+	}
+	for p, data := range out {
+		if err := fsys.WriteFile(p, data); err != nil {
+			return Result{}, fmt.Errorf("manifest: write %s: %w", p, err)
+		}
+		res.Files = append(res.Files, p)
+	}
+	slices.Sort(res.Files)
+	return res, nil
+}
+
+// imageOps plans the image change: in the kustomization's images: entry
+// for the repository when there is one, else in the CanaryApp document.
+func (tr *tree) imageOps(doc document, current, want string) (*sourceFile, []op, error) {
+	if tr.kust != nil {
+		source := ""
+		if doc.file != nil {
+			source = stateOf(doc.root).Image
+		}
+		e, ok, err := matchImageEntry(imageEntries(tr.kust), source, current)
+		if err != nil {
+			return nil, nil, &Error{Kind: ErrAmbiguous, Path: tr.kust.path, Detail: err.Error()}
+		}
+		if ok {
+			return tr.kust, imageEntryOps(e, want), nil
+		}
+	}
+	if doc.file == nil {
+		return nil, nil, &Error{Kind: ErrNotEditable, Path: tr.path,
+			Detail: fmt.Sprintf("the CanaryApp comes from outside this path and no images: entry in the kustomization names %q", current)}
+	}
+	return doc.file, []op{{kind: opSet, doc: doc.index, path: []any{"spec"}, key: "image", value: want}}, nil
+}
+
+func failedItem(f v1.FailedImage) [][2]string {
+	item := [][2]string{{"image", f.Image}}
+	if f.Reason != "" {
+		reason := f.Reason
+		if utf8.RuneCountInString(reason) > maxReasonChars {
+			reason = string([]rune(reason)[:maxReasonChars-1]) + "…"
+		}
+		item = append(item, [2]string{"reason", reason})
+	}
+	if f.Time != nil && !f.Time.IsZero() {
+		item = append(item, [2]string{"time", f.Time.UTC().Format(time.RFC3339)})
+	}
+	return item
+}
+
+// check renders the edited tree and compares it with the intent.
+func check(fsys filesys.FileSystem, path string, t Target, image string, failed []string) error {
+	got, err := Render(fsys, path, t)
+	if err != nil {
+		var e *Error
+		if errors.As(err, &e) && !errors.Is(err, ErrRender) {
+			// The edit broke the YAML or the match: that is a mismatch too.
+			return &Error{Kind: ErrRenderMismatch, Path: path, Detail: "the edited manifest does not render", Err: err}
+		}
+		return err
+	}
+	if got.Image != image {
+		hint := ""
+		if fsys.IsDir(path) && kustomizationIn(fsys, path) != "" {
+			hint = " (does the kustomization declare spec/image of CanaryApp as an image field in configurations:?)"
+		}
+		return &Error{Kind: ErrRenderMismatch, Path: path,
+			Detail: fmt.Sprintf("the rendered %s names image %q, want %q%s", t, got.Image, image, hint)}
+	}
+	if !slices.Equal(got.FailedImages, failed) {
+		return &Error{Kind: ErrRenderMismatch, Path: path,
+			Detail: fmt.Sprintf("the rendered %s records failed images %q, want %q", t, got.FailedImages, failed)}
+	}
+	return nil
+}

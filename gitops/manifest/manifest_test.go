@@ -1,0 +1,460 @@
+package manifest
+
+import (
+	"errors"
+	"maps"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/kustomize/kyaml/filesys"
+	"sigs.k8s.io/kustomize/kyaml/yaml"
+
+	v1 "github.com/atzedevries/canaryop/api/v1"
+)
+
+var (
+	app     = ForApp("default", "canaryapp-sample")
+	failedT = metav1.NewTime(time.Date(2026, 3, 1, 12, 1, 35, 0, time.UTC))
+)
+
+func rollbackTo(stable, failed string) Change {
+	return Change{
+		Image:        stable,
+		ExpectImages: []string{failed},
+		FailedImage:  &v1.FailedImage{Image: failed, Reason: "1 failed check at weight 30%", Time: &failedT},
+	}
+}
+
+// fsKinds runs a test against an in-memory FileSystem and against disk.
+// root is where the test's files live; paths in the test are relative to it.
+var fsKinds = []struct {
+	name string
+	make func(t *testing.T) (filesys.FileSystem, string)
+}{
+	{"memory", func(t *testing.T) (filesys.FileSystem, string) { return filesys.MakeFsInMemory(), "repo" }},
+	{"disk", func(t *testing.T) (filesys.FileSystem, string) { return filesys.MakeFsOnDisk(), t.TempDir() }},
+}
+
+func writeFiles(t *testing.T, fsys filesys.FileSystem, root string, files map[string]string) {
+	t.Helper()
+	for p, data := range files {
+		full := filepath.Join(root, p)
+		if err := fsys.MkdirAll(filepath.Dir(full)); err != nil {
+			t.Fatal(err)
+		}
+		if err := fsys.WriteFile(full, []byte(data)); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func readFiles(t *testing.T, fsys filesys.FileSystem, root string, names []string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	for _, p := range names {
+		data, err := fsys.ReadFile(filepath.Join(root, p))
+		if err != nil {
+			t.Fatalf("read %s: %v", p, err)
+		}
+		out[p] = string(data)
+	}
+	return out
+}
+
+const sampleHead = `# The sample app. Argo CD syncs this folder.
+apiVersion: canary.atze.io/v1
+kind: CanaryApp
+metadata:
+  name: canaryapp-sample   # must match the Service
+  labels:
+    app: canaryapp-sample
+spec:
+  # the image under canary
+  image: ghcr.io/atze/app:v3 # bumped by CI
+
+  imageListenPort: 8080
+  replicas: 3
+  testReplicas: 1
+  prometheusQuery: 'increase(istio_requests_total{response_code=~"5.*"}[20s]) > 2'
+  prometheusURL: "http://prometheus.istio-system.svc:9090"
+  analysis:
+    stepWeights:
+      - 10
+      - 30
+`
+
+const service = `---
+# a Service in the same file, untouched
+apiVersion: v1
+kind: Service
+metadata:
+  name: canaryapp-sample
+spec:
+  ports:
+  - port: 80   # http
+`
+
+func TestApply(t *testing.T) {
+	tests := []struct {
+		name    string
+		files   map[string]string
+		path    string
+		target  Target
+		change  Change
+		want    Result // Files relative to the root
+		wantOut map[string]string
+	}{
+		{
+			name:   "rollback in a multi-document file adds the record and keeps every other byte",
+			files:  map[string]string{"apps/sample/app.yaml": sampleHead + service},
+			path:   "apps/sample",
+			target: app,
+			change: rollbackTo("ghcr.io/atze/app:v2", "ghcr.io/atze/app:v3"),
+			want: Result{Files: []string{"apps/sample/app.yaml"}, PreviousImage: "ghcr.io/atze/app:v3",
+				ImageChanged: true, RecordAdded: true},
+			wantOut: map[string]string{"apps/sample/app.yaml": strings.Replace(sampleHead, "image: ghcr.io/atze/app:v3 #", "image: ghcr.io/atze/app:v2 #", 1) +
+				`  failedImages:
+    - image: ghcr.io/atze/app:v3
+      reason: 1 failed check at weight 30%
+      time: "2026-03-01T12:01:35Z"
+` + service},
+		},
+		{
+			name: "existing failedImages list gets an item in its own layout",
+			files: map[string]string{"app.yaml": `apiVersion: canary.atze.io/v1
+kind: CanaryApp
+metadata:
+  name: canaryapp-sample
+  namespace: default
+spec:
+  image: "ghcr.io/atze/app:v3"
+  failedImages:
+  - image: ghcr.io/atze/app:v1  # keep
+    reason: old
+  # a comment after the list
+status: {}
+`},
+			path:   "app.yaml",
+			target: app,
+			change: rollbackTo("ghcr.io/atze/app:v2", "ghcr.io/atze/app:v3"),
+			want: Result{Files: []string{"app.yaml"}, PreviousImage: "ghcr.io/atze/app:v3",
+				ImageChanged: true, RecordAdded: true},
+			wantOut: map[string]string{"app.yaml": `apiVersion: canary.atze.io/v1
+kind: CanaryApp
+metadata:
+  name: canaryapp-sample
+  namespace: default
+spec:
+  image: "ghcr.io/atze/app:v2"
+  failedImages:
+  - image: ghcr.io/atze/app:v1  # keep
+    reason: old
+  - image: ghcr.io/atze/app:v3
+    reason: 1 failed check at weight 30%
+    time: "2026-03-01T12:01:35Z"
+  # a comment after the list
+status: {}
+`},
+		},
+		{
+			name: "compare-and-swap: a newer image in Git is kept, only the record is written",
+			files: map[string]string{"app.yaml": `apiVersion: canary.atze.io/v1
+kind: CanaryApp
+metadata: {name: canaryapp-sample}
+spec:
+  image: 'ghcr.io/atze/app:v4'
+  replicas: 1`},
+			path:   "app.yaml",
+			target: app,
+			change: rollbackTo("ghcr.io/atze/app:v2", "ghcr.io/atze/app:v3"),
+			want: Result{Files: []string{"app.yaml"}, PreviousImage: "ghcr.io/atze/app:v4",
+				ImageSkipped: true, RecordAdded: true},
+			wantOut: map[string]string{"app.yaml": `apiVersion: canary.atze.io/v1
+kind: CanaryApp
+metadata: {name: canaryapp-sample}
+spec:
+  image: 'ghcr.io/atze/app:v4'
+  replicas: 1
+  failedImages:
+  - image: ghcr.io/atze/app:v3
+    reason: 1 failed check at weight 30%
+    time: "2026-03-01T12:01:35Z"
+`},
+		},
+		{
+			name: "promotion in the second file of a folder, other CanaryApps untouched",
+			files: map[string]string{
+				"apps/a.yaml": "apiVersion: canary.atze.io/v1\nkind: CanaryApp\nmetadata:\n  name: other\nspec:\n  image: app:v1\n",
+				"apps/b.yml": "# b\r\napiVersion: canary.atze.io/v1\r\nkind: CanaryApp\r\nmetadata:\r\n  name: canaryapp-sample\r\n  namespace: default\r\nspec:\r\n  image: localhost:5000/app:v1\r\n",
+				"apps/c.yaml": "apiVersion: canary.atze.io/v1\nkind: CanaryApp\nmetadata:\n  name: canaryapp-sample\n  namespace: staging\nspec:\n  image: localhost:5000/app:v1\n",
+				"apps/notes.txt": "not yaml: [",
+			},
+			path:    "apps",
+			target:  app,
+			change:  Change{Image: "localhost:5000/app:v2", ExpectImages: []string{"localhost:5000/app:v1"}},
+			want:    Result{Files: []string{"apps/b.yml"}, PreviousImage: "localhost:5000/app:v1", ImageChanged: true},
+			wantOut: map[string]string{"apps/b.yml": "# b\r\napiVersion: canary.atze.io/v1\r\nkind: CanaryApp\r\nmetadata:\r\n  name: canaryapp-sample\r\n  namespace: default\r\nspec:\r\n  image: localhost:5000/app:v2\r\n"},
+		},
+		{
+			name: "record only, CRLF file without a final line break",
+			files: map[string]string{"app.yaml": "apiVersion: canary.atze.io/v1\r\nkind: CanaryApp\r\nmetadata:\r\n  name: canaryapp-sample\r\nspec:\r\n  image: app:v2"},
+			path:   "app.yaml",
+			target: app,
+			change: Change{Image: "app:v2", FailedImage: &v1.FailedImage{Image: "app:v3", Reason: "timeout: canary not ready\n\"quoted\" # not a comment"}},
+			want:   Result{Files: []string{"app.yaml"}, PreviousImage: "app:v2", RecordAdded: true},
+			wantOut: map[string]string{"app.yaml": "apiVersion: canary.atze.io/v1\r\nkind: CanaryApp\r\nmetadata:\r\n  name: canaryapp-sample\r\nspec:\r\n  image: app:v2\r\n" +
+				"  failedImages:\r\n  - image: app:v3\r\n    reason: \"timeout: canary not ready\\n\\\"quoted\\\" # not a comment\"\r\n"},
+		},
+		{
+			name: "no-op when the manifest already holds image and record",
+			files: map[string]string{"app.yaml": `apiVersion: canary.atze.io/v1
+kind: CanaryApp
+metadata:
+  name: canaryapp-sample
+spec:
+  image: app:v2
+  failedImages:
+    - image: app:v3
+`},
+			path:   "app.yaml",
+			target: app,
+			change: rollbackTo("app:v2", "app:v3"),
+			want:   Result{PreviousImage: "app:v2"},
+		},
+		{
+			name: "flow-style list is re-encoded with comments kept",
+			files: map[string]string{"app.yaml": `# head comment
+apiVersion: canary.atze.io/v1
+kind: CanaryApp
+metadata:
+  name: canaryapp-sample
+spec:
+  image: app:v3 # line comment
+  failedImages: []
+`},
+			path:   "app.yaml",
+			target: app,
+			change: Change{Image: "app:v2", FailedImage: &v1.FailedImage{Image: "app:v3"}},
+			want:   Result{Files: []string{"app.yaml"}, PreviousImage: "app:v3", ImageChanged: true, RecordAdded: true},
+			wantOut: map[string]string{"app.yaml": `# head comment
+apiVersion: canary.atze.io/v1
+kind: CanaryApp
+metadata:
+  name: canaryapp-sample
+spec:
+  image: app:v2 # line comment
+  failedImages:
+  - image: app:v3
+`},
+		},
+		{
+			name: "block scalar image is re-encoded",
+			files: map[string]string{"app.yaml": `apiVersion: canary.atze.io/v1
+kind: CanaryApp
+metadata:
+  name: canaryapp-sample
+spec:
+  image: >-
+    app:v3
+`},
+			path:    "app.yaml",
+			target:  app,
+			change:  Change{Image: "app:v2"},
+			want:    Result{Files: []string{"app.yaml"}, PreviousImage: "app:v3", ImageChanged: true},
+			wantOut: map[string]string{"app.yaml": "apiVersion: canary.atze.io/v1\nkind: CanaryApp\nmetadata:\n  name: canaryapp-sample\nspec:\n  image: app:v2\n"},
+		},
+	}
+	for _, kind := range fsKinds {
+		for _, tt := range tests {
+			t.Run(kind.name+"/"+tt.name, func(t *testing.T) {
+				fsys, root := kind.make(t)
+				writeFiles(t, fsys, root, tt.files)
+				got, err := Apply(fsys, filepath.Join(root, tt.path), tt.target, tt.change)
+				if err != nil {
+					t.Fatalf("Apply: %v", err)
+				}
+				for i, f := range got.Files {
+					got.Files[i], _ = filepath.Rel(root, f)
+				}
+				if !equalResult(got, tt.want) {
+					t.Errorf("Result = %+v, want %+v", got, tt.want)
+				}
+				want := maps.Clone(tt.files)
+				maps.Copy(want, tt.wantOut)
+				for p, data := range readFiles(t, fsys, root, slices.Collect(maps.Keys(tt.files))) {
+					if data != want[p] {
+						t.Errorf("%s:\n%s\nwant:\n%s", p, data, want[p])
+					}
+				}
+
+				// A second Apply finds everything in place.
+				again, err := Apply(fsys, filepath.Join(root, tt.path), tt.target, tt.change)
+				if err != nil {
+					t.Fatalf("second Apply: %v", err)
+				}
+				if len(again.Files) != 0 || again.ImageChanged || again.RecordAdded {
+					t.Errorf("second Apply = %+v, want a no-op", again)
+				}
+				r, err := Render(fsys, filepath.Join(root, tt.path), tt.target)
+				if err != nil {
+					t.Fatalf("Render: %v", err)
+				}
+				wantImage := tt.change.Image
+				if tt.want.ImageSkipped {
+					wantImage = tt.want.PreviousImage
+				}
+				if r.Image != wantImage {
+					t.Errorf("rendered image %q, want %q", r.Image, wantImage)
+				}
+				if tt.change.FailedImage != nil && !slices.Contains(r.FailedImages, tt.change.FailedImage.Image) {
+					t.Errorf("rendered failed images %q lack %q", r.FailedImages, tt.change.FailedImage.Image)
+				}
+			})
+		}
+	}
+}
+
+func equalResult(a, b Result) bool {
+	return slices.Equal(a.Files, b.Files) && a.PreviousImage == b.PreviousImage &&
+		a.ImageChanged == b.ImageChanged && a.ImageSkipped == b.ImageSkipped && a.RecordAdded == b.RecordAdded
+}
+
+func TestApplyErrors(t *testing.T) {
+	canary := func(name, ns string) string {
+		s := "apiVersion: canary.atze.io/v1\nkind: CanaryApp\nmetadata:\n  name: " + name + "\n"
+		if ns != "" {
+			s += "  namespace: " + ns + "\n"
+		}
+		return s + "spec:\n  image: app:v3\n"
+	}
+	tests := []struct {
+		name    string
+		files   map[string]string
+		path    string
+		change  Change
+		wantErr error
+		wantMsg string
+	}{
+		{"path missing", map[string]string{"a.yaml": canary("canaryapp-sample", "")}, "nope",
+			rollbackTo("app:v2", "app:v3"), ErrPathNotFound, "nope"},
+		{"file missing in the folder's place", map[string]string{"apps/a.yaml": canary("x", "")}, "apps/app.yaml",
+			rollbackTo("app:v2", "app:v3"), ErrPathNotFound, "app.yaml"},
+		{"document missing", map[string]string{"apps/a.yaml": canary("other", "") + "---\n" + canary("canaryapp-sample", "prod")}, "apps",
+			rollbackTo("app:v2", "app:v3"), ErrNoDocument, "no CanaryApp.canary.atze.io default/canaryapp-sample in 1 YAML file(s)"},
+		{"two matching documents", map[string]string{"apps/a.yaml": canary("canaryapp-sample", ""), "apps/b.yaml": "---\n" + canary("canaryapp-sample", "default")}, "apps",
+			rollbackTo("app:v2", "app:v3"), ErrAmbiguous, "a.yaml (document 1, line 1)"},
+		{"unparseable YAML", map[string]string{"apps/a.yaml": canary("canaryapp-sample", ""), "apps/b.yaml": "a: [1,\n"}, "apps",
+			rollbackTo("app:v2", "app:v3"), ErrParse, "b.yaml"},
+		{"invalid image", map[string]string{"a.yaml": canary("canaryapp-sample", "")}, "a.yaml",
+			Change{Image: "App:V2\n"}, ErrInvalidChange, "is not an image reference"},
+		{"invalid failed image", map[string]string{"a.yaml": canary("canaryapp-sample", "")}, "a.yaml",
+			Change{Image: "app:v2", FailedImage: &v1.FailedImage{Image: ""}}, ErrInvalidChange, "failed image"},
+		{"kustomize build fails", map[string]string{"k/kustomization.yaml": "resources:\n- missing.yaml\n"}, "k",
+			rollbackTo("app:v2", "app:v3"), ErrRender, "kustomize build failed"},
+		{"remote resource", map[string]string{"k/kustomization.yaml": "resources:\n- https://github.com/o/r//base?ref=v1\n"}, "k",
+			rollbackTo("app:v2", "app:v3"), ErrRender, "remote resource"},
+	}
+	for _, kind := range fsKinds {
+		for _, tt := range tests {
+			t.Run(kind.name+"/"+tt.name, func(t *testing.T) {
+				fsys, root := kind.make(t)
+				writeFiles(t, fsys, root, tt.files)
+				_, err := Apply(fsys, filepath.Join(root, tt.path), app, tt.change)
+				if !errors.Is(err, tt.wantErr) {
+					t.Fatalf("err = %v, want %v", err, tt.wantErr)
+				}
+				var e *Error
+				if !errors.As(err, &e) {
+					t.Errorf("err %T is not *Error", err)
+				}
+				if !strings.Contains(err.Error(), tt.wantMsg) {
+					t.Errorf("err = %q, want it to mention %q", err, tt.wantMsg)
+				}
+				for p, data := range readFiles(t, fsys, root, slices.Collect(maps.Keys(tt.files))) {
+					if data != tt.files[p] {
+						t.Errorf("%s changed on error:\n%s", p, data)
+					}
+				}
+			})
+		}
+	}
+}
+
+func TestRenderPlain(t *testing.T) {
+	fsys := filesys.MakeFsInMemory()
+	writeFiles(t, fsys, "r", map[string]string{"app.yaml": sampleHead + "  failedImages:\n  - image: a:1\n  - {image: a:2, reason: x}\n" + service})
+	got, err := Render(fsys, "r", app)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Image != "ghcr.io/atze/app:v3" || !slices.Equal(got.FailedImages, []string{"a:1", "a:2"}) {
+		t.Errorf("Render = %+v", got)
+	}
+}
+
+func TestFormatScalar(t *testing.T) {
+	tests := []struct {
+		in   string
+		want string
+	}{
+		{"ghcr.io/atze/app:v2", "ghcr.io/atze/app:v2"},
+		{"localhost:5000/app@sha256:abc", "localhost:5000/app@sha256:abc"},
+		{"1 failed check at weight 30%", "1 failed check at weight 30%"},
+		{"123.dkr.ecr.eu-west-1.amazonaws.com/app:v1", "123.dkr.ecr.eu-west-1.amazonaws.com/app:v1"},
+		{"1.5", `"1.5"`},
+		{"0x1F", `"0x1F"`},
+		{"017", `"017"`},
+		{"1_000", `"1_000"`},
+		{"190:20:30", `"190:20:30"`},
+		{"1e3", `"1e3"`},
+		{".inf", `".inf"`},
+		{"2026-03-01", `"2026-03-01"`},
+		{"Yes", `"Yes"`},
+		{"~", `"~"`},
+		{"on", `"on"`},
+		{"null", `"null"`},
+		{"2026-03-01T12:01:35Z", `"2026-03-01T12:01:35Z"`},
+		{"a: b", `"a: b"`},
+		{"a #b", `"a #b"`},
+		{"- x", `"- x"`},
+		{"line\nbreak", `"line\nbreak"`},
+		{"<&>", "<&>"},
+		{"&anchor", `"&anchor"`},
+		{"*alias", `"*alias"`},
+		{"!tag", `"!tag"`},
+		{"[x]", `"[x]"`},
+		{" padded ", `" padded "`},
+	}
+	for _, tt := range tests {
+		if got := formatScalar(tt.in, 0); got != tt.want {
+			t.Errorf("formatScalar(%q) = %s, want %s", tt.in, got, tt.want)
+		}
+		if got := decodeScalar(formatScalar(tt.in, 0)); got != tt.in {
+			t.Errorf("formatScalar(%q) reads back as %q", tt.in, got)
+		}
+	}
+	if got := formatScalar("it's", yaml.SingleQuotedStyle); got != `'it''s'` {
+		t.Errorf("single-quoted: %s", got)
+	}
+}
+
+func TestSplitImage(t *testing.T) {
+	tests := []struct{ in, repo, tag, digest string }{
+		{"app", "app", "", ""},
+		{"app:v2", "app", "v2", ""},
+		{"localhost:5000/app", "localhost:5000/app", "", ""},
+		{"localhost:5000/app:v2", "localhost:5000/app", "v2", ""},
+		{"ghcr.io/a/b@sha256:00ff", "ghcr.io/a/b", "", "sha256:00ff"},
+		{"localhost:5000/a/b:v1@sha256:00ff", "localhost:5000/a/b", "v1", "sha256:00ff"},
+	}
+	for _, tt := range tests {
+		r, tag, d := splitImage(tt.in)
+		if r != tt.repo || tag != tt.tag || d != tt.digest {
+			t.Errorf("splitImage(%q) = %q %q %q", tt.in, r, tag, d)
+		}
+	}
+}

@@ -1,0 +1,130 @@
+package manifest
+
+import (
+	"bytes"
+	"fmt"
+
+	"sigs.k8s.io/kustomize/kyaml/yaml"
+)
+
+// reencode applies ops to a fresh parse of the file with kyaml's node API
+// and encodes every document again. Comments and key order survive; the
+// indentation of sequences follows the file's dominant style, and scalars
+// that were not edited keep their quoting.
+func reencode(f *sourceFile, ops []op) ([]byte, error) {
+	docs, err := parseDocuments(f.data)
+	if err != nil {
+		return nil, err
+	}
+	for _, o := range ops {
+		if o.doc < 0 || o.doc >= len(docs) {
+			return nil, fmt.Errorf("document %d is missing", o.doc)
+		}
+		root := yaml.NewRNode(docs[o.doc])
+		if docs[o.doc].Kind == yaml.DocumentNode {
+			root = yaml.NewRNode(docs[o.doc].Content[0])
+		}
+		m, err := lookupCreate(root, o.path)
+		if err != nil {
+			return nil, err
+		}
+		switch o.kind {
+		case opSet:
+			if v := mapValue(m.YNode(), o.key); v != nil && v.Kind == yaml.ScalarNode {
+				// Edit the node itself so its comments stay attached.
+				v.Value, v.Tag, v.Anchor = o.value, yaml.NodeTagString, ""
+				v.Style = scalarStyle(o.value, v.Style)
+				continue
+			}
+			s := yaml.NewStringRNode(o.value)
+			s.YNode().Style = scalarStyle(o.value, 0)
+			if err := m.PipeE(yaml.SetField(o.key, s)); err != nil {
+				return nil, err
+			}
+		case opDelete:
+			if err := m.PipeE(yaml.Clear(o.key)); err != nil {
+				return nil, err
+			}
+		case opAppend:
+			if v := mapValue(m.YNode(), o.key); v != nil && v.Kind != yaml.SequenceNode {
+				// "failedImages:" with no value, or null: replace it.
+				if err := m.PipeE(yaml.Clear(o.key)); err != nil {
+					return nil, err
+				}
+			}
+			seq, err := m.Pipe(yaml.LookupCreate(yaml.SequenceNode, o.key))
+			if err != nil {
+				return nil, err
+			}
+			seq.YNode().Style &^= yaml.FlowStyle
+			item := yaml.NewMapRNode(nil)
+			for _, kv := range o.item {
+				s := yaml.NewStringRNode(kv[1])
+				s.YNode().Style = scalarStyle(kv[1], 0)
+				if err := item.PipeE(yaml.SetField(kv[0], s)); err != nil {
+					return nil, err
+				}
+			}
+			seq.YNode().Content = append(seq.YNode().Content, item.YNode())
+		}
+	}
+
+	var buf bytes.Buffer
+	enc := yaml.NewEncoder(&buf)
+	if k8sSeqIndent(f.data) == 2 {
+		enc.DefaultSeqIndent()
+	} else {
+		enc.CompactSeqIndent()
+	}
+	for _, d := range docs {
+		if err := enc.Encode(d); err != nil {
+			return nil, err
+		}
+	}
+	if err := enc.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// lookupCreate follows path, creating missing mappings for string keys.
+func lookupCreate(root *yaml.RNode, path []any) (*yaml.RNode, error) {
+	n := root
+	for _, p := range path {
+		switch p := p.(type) {
+		case string:
+			next, err := n.Pipe(yaml.LookupCreate(yaml.MappingNode, p))
+			if err != nil {
+				return nil, err
+			}
+			if next == nil {
+				return nil, fmt.Errorf("field %q is missing", p)
+			}
+			n = next
+		case int:
+			items := n.YNode().Content
+			if n.YNode().Kind != yaml.SequenceNode || p < 0 || p >= len(items) {
+				return nil, fmt.Errorf("item %d is missing", p)
+			}
+			n = yaml.NewRNode(items[p])
+		}
+	}
+	if n.YNode().Kind != yaml.MappingNode {
+		return nil, fmt.Errorf("%v is not a mapping", path)
+	}
+	return n, nil
+}
+
+// scalarStyle keeps a scalar's quoting when the value can be written that
+// way, and quotes values a YAML reader would otherwise not read as this
+// string.
+func scalarStyle(s string, style yaml.Style) yaml.Style {
+	switch {
+	case style&(yaml.SingleQuotedStyle|yaml.DoubleQuotedStyle) != 0:
+		return style & (yaml.SingleQuotedStyle | yaml.DoubleQuotedStyle)
+	case plainSafe(s):
+		return 0
+	default:
+		return yaml.DoubleQuotedStyle
+	}
+}

@@ -1,0 +1,185 @@
+package manifest
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"sigs.k8s.io/kustomize/kyaml/filesys"
+	"sigs.k8s.io/kustomize/kyaml/yaml"
+)
+
+// sourceFile is one YAML file as read, with its documents parsed over the
+// whole file so that node positions are positions in the file.
+type sourceFile struct {
+	path string
+	data []byte
+	docs []*yaml.Node // DocumentNode each; empty documents included
+}
+
+// document is one matching document in a file.
+type document struct {
+	file  *sourceFile
+	index int
+	root  *yaml.Node // the document's top-level mapping
+}
+
+func (d document) String() string {
+	return fmt.Sprintf("%s (document %d, line %d)", d.file.path, d.index+1, d.root.Line)
+}
+
+func isYAMLFile(name string) bool {
+	ext := strings.ToLower(filepath.Ext(name))
+	return ext == ".yaml" || ext == ".yml"
+}
+
+// kustomizationNames are the file names kustomize recognises, in its order.
+var kustomizationNames = []string{"kustomization.yaml", "kustomization.yml", "Kustomization"}
+
+func readSource(fsys filesys.FileSystem, p string) (*sourceFile, error) {
+	data, err := fsys.ReadFile(p)
+	if err != nil {
+		return nil, &Error{Kind: ErrPathNotFound, Path: p, Err: err}
+	}
+	docs, err := parseDocuments(data)
+	if err != nil {
+		return nil, &Error{Kind: ErrParse, Path: p, Err: err}
+	}
+	return &sourceFile{path: p, data: data, docs: docs}, nil
+}
+
+func parseDocuments(data []byte) ([]*yaml.Node, error) {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var docs []*yaml.Node
+	for {
+		var n yaml.Node
+		err := dec.Decode(&n)
+		if errors.Is(err, io.EOF) {
+			return docs, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		docs = append(docs, &n)
+	}
+}
+
+// folderFiles lists the YAML files directly in dir, sorted, without the
+// kustomization file.
+func folderFiles(fsys filesys.FileSystem, dir string) ([]string, error) {
+	names, err := fsys.ReadDir(dir)
+	if err != nil {
+		return nil, &Error{Kind: ErrPathNotFound, Path: dir, Err: err}
+	}
+	var out []string
+	for _, n := range names {
+		p := filepath.Join(dir, n)
+		if isYAMLFile(n) && !slices.Contains(kustomizationNames, n) && !fsys.IsDir(p) {
+			out = append(out, p)
+		}
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+// kustomizationIn returns the kustomization file in dir, or "".
+func kustomizationIn(fsys filesys.FileSystem, dir string) string {
+	for _, n := range kustomizationNames {
+		p := filepath.Join(dir, n)
+		if fsys.Exists(p) && !fsys.IsDir(p) {
+			return p
+		}
+	}
+	return ""
+}
+
+// identity is what a document is matched on.
+type identity struct{ group, kind, name, namespace string }
+
+func (t Target) String() string {
+	ns := t.Namespace
+	if ns == "" {
+		ns = "*"
+	}
+	return fmt.Sprintf("%s.%s %s/%s", t.Kind, t.Group, ns, t.Name)
+}
+
+func groupOf(apiVersion string) string {
+	if i := strings.LastIndex(apiVersion, "/"); i >= 0 {
+		return apiVersion[:i]
+	}
+	return ""
+}
+
+func identityOf(root *yaml.Node) (identity, bool) {
+	if root == nil || root.Kind != yaml.MappingNode {
+		return identity{}, false
+	}
+	meta, err := yaml.NewRNode(root).GetMeta()
+	if err != nil {
+		return identity{}, false
+	}
+	return identity{group: groupOf(meta.APIVersion), kind: meta.Kind, name: meta.Name, namespace: meta.Namespace}, true
+}
+
+// matches says whether a document is the target. A document without a
+// namespace matches any namespace: Argo CD or kustomize sets it.
+func (id identity) matches(t Target) bool {
+	return id.group == t.Group && id.kind == t.Kind && id.name == t.Name &&
+		(id.namespace == "" || t.Namespace == "" || id.namespace == t.Namespace)
+}
+
+// findDocuments returns every document in files that matches t.
+func findDocuments(files []*sourceFile, t Target) []document {
+	var out []document
+	for _, f := range files {
+		for i, d := range f.docs {
+			if len(d.Content) == 0 {
+				continue
+			}
+			if id, ok := identityOf(d.Content[0]); ok && id.matches(t) {
+				out = append(out, document{file: f, index: i, root: d.Content[0]})
+			}
+		}
+	}
+	return out
+}
+
+// oneDocument requires exactly one match.
+func oneDocument(docs []document, t Target, where string, searched int) (document, error) {
+	switch len(docs) {
+	case 0:
+		return document{}, &Error{Kind: ErrNoDocument, Path: where,
+			Detail: fmt.Sprintf("no %s in %d YAML file(s)", t, searched)}
+	case 1:
+		return docs[0], nil
+	default:
+		var at []string
+		for _, d := range docs {
+			at = append(at, d.String())
+		}
+		return document{}, &Error{Kind: ErrAmbiguous, Path: where,
+			Detail: fmt.Sprintf("%s is defined %d times: %s", t, len(docs), strings.Join(at, ", "))}
+	}
+}
+
+// stateOf reads the image and failed-image records of a CanaryApp node.
+func stateOf(root *yaml.Node) Rendered {
+	var r Rendered
+	spec := mapValue(root, "spec")
+	if v := mapValue(spec, "image"); v != nil && v.Kind == yaml.ScalarNode {
+		r.Image = v.Value
+	}
+	if l := mapValue(spec, "failedImages"); l != nil && l.Kind == yaml.SequenceNode {
+		for _, item := range l.Content {
+			if v := mapValue(item, "image"); v != nil && v.Kind == yaml.ScalarNode {
+				r.FailedImages = append(r.FailedImages, v.Value)
+			}
+		}
+	}
+	return r
+}
