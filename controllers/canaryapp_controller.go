@@ -1,0 +1,275 @@
+// Package controllers holds the CanaryApp reconciler. Reconcile observes the
+// cluster, asks the pure planner in internal/rollout what to do next, applies
+// that desired state through small seams (workloads, traffic router, metrics
+// provider, Git writer) and records the result in status.
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/klog/v2"
+	istionetworking "istio.io/client-go/pkg/apis/networking/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+
+	v1 "github.com/atzedevries/canaryop/api/v1"
+	"github.com/atzedevries/canaryop/internal/apply"
+	"github.com/atzedevries/canaryop/internal/metrics"
+	"github.com/atzedevries/canaryop/internal/opmetrics"
+	"github.com/atzedevries/canaryop/internal/rollout"
+	"github.com/atzedevries/canaryop/internal/workload"
+)
+
+// Router sends a share of an app's traffic to its canary.
+type Router interface {
+	Route(ctx context.Context, app *v1.CanaryApp, canaryWeight int32) error
+}
+
+// GitWriter writes a decided outcome (status.writeBack) back to Git.
+type GitWriter interface {
+	Write(ctx context.Context, app *v1.CanaryApp) (WriteResult, error)
+}
+
+// WriteResult is what a write-back produced.
+type WriteResult struct {
+	Commit           string
+	PullRequestURL   string
+	PullRequestState string
+	Message          string
+}
+
+// CanaryAppReconciler reconciles CanaryApp objects.
+type CanaryAppReconciler struct {
+	client.Client
+	Recorder events.EventRecorder
+	Router   Router
+	Metrics  metrics.Provider
+	// Writer is nil when Git write-back is disabled for this operator.
+	Writer GitWriter
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+	// MaxConcurrentReconciles bounds parallel reconciles; 4 when zero.
+	MaxConcurrentReconciles int
+}
+
+// +kubebuilder:rbac:groups=canary.atze.io,resources=canaryapps,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=canary.atze.io,resources=canaryapps/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups="",resources=services,verbs=get;list;watch;create;update;patch
+// +kubebuilder:rbac:groups=networking.istio.io,resources=virtualservices;destinationrules,verbs=get;list;watch;create;update;patch
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+
+// SetupWithManager registers the reconciler and its watches.
+func (r *CanaryAppReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	n := r.MaxConcurrentReconciles
+	if n <= 0 {
+		n = 4
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&v1.CanaryApp{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
+		Owns(&appsv1.Deployment{}).
+		Owns(&corev1.Service{}).
+		Owns(&istionetworking.VirtualService{}).
+		Owns(&istionetworking.DestinationRule{}).
+		WithOptions(controller.Options{MaxConcurrentReconciles: n}).
+		Complete(r)
+}
+
+func (r *CanaryAppReconciler) now() time.Time {
+	if r.Now != nil {
+		return r.Now()
+	}
+	return time.Now()
+}
+
+// Reconcile moves one CanaryApp one step closer to its spec.
+func (r *CanaryAppReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
+	log := ctrl.LoggerFrom(ctx)
+	app := &v1.CanaryApp{}
+	if err := r.Get(ctx, req.NamespacedName, app); err != nil {
+		if apierrors.IsNotFound(err) {
+			opmetrics.Forget(req.Namespace, req.Name)
+			return ctrl.Result{}, nil
+		}
+		return ctrl.Result{}, err
+	}
+	if !app.DeletionTimestamp.IsZero() {
+		// Owned objects go with the app through their owner references.
+		return ctrl.Result{}, nil
+	}
+
+	base := app.DeepCopy()
+	obs := &observation{}
+	defer func() {
+		setConditions(app, obs)
+		app.Status.ObservedGeneration = app.Generation
+		opmetrics.Observe(app)
+		if err := r.patchStatus(ctx, base, app); err != nil {
+			retErr = errors.Join(retErr, err)
+		}
+	}()
+
+	for _, step := range []func(context.Context, *v1.CanaryApp, *observation) (ctrl.Result, error){
+		r.reconcileService,
+		r.reconcileRollout,
+		r.reconcileWriteBack,
+	} {
+		res, err := step(ctx, app, obs)
+		if err != nil {
+			if fe, ok := errors.AsType[*apply.ForeignObjectError](err); ok {
+				obs.foreign = fe
+				log.Info("Refusing to adopt an object this CanaryApp does not own", "object", fe.Error())
+				return ctrl.Result{}, nil // a person must act; the watch on the app wakes us
+			}
+			return ctrl.Result{}, err
+		}
+		result = lowestRequeue(result, res)
+	}
+	return result, nil
+}
+
+// observation carries what the sub-reconcilers saw to the status functions.
+type observation struct {
+	primaryAvailable bool
+	foreign          *apply.ForeignObjectError
+}
+
+func lowestRequeue(a, b ctrl.Result) ctrl.Result {
+	if b.RequeueAfter > 0 && (a.RequeueAfter == 0 || b.RequeueAfter < a.RequeueAfter) {
+		a.RequeueAfter = b.RequeueAfter
+	}
+	return a
+}
+
+func (r *CanaryAppReconciler) patchStatus(ctx context.Context, base, app *v1.CanaryApp) error {
+	if equalStatus(base, app) {
+		return nil
+	}
+	if err := r.Status().Patch(ctx, app, client.MergeFrom(base)); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return fmt.Errorf("patching status of %s: %w", klog.KObj(app), err)
+	}
+	return nil
+}
+
+func (r *CanaryAppReconciler) reconcileService(ctx context.Context, app *v1.CanaryApp, _ *observation) (ctrl.Result, error) {
+	return ctrl.Result{}, apply.Apply(ctx, r.Client, app, workload.Service(app))
+}
+
+// reconcileRollout observes both Deployments, runs an analysis check when
+// one is due, plans, and applies the plan: primary, canary, routing, then
+// removal of a canary that is no longer wanted (after traffic left it).
+func (r *CanaryAppReconciler) reconcileRollout(ctx context.Context, app *v1.CanaryApp, obs *observation) (ctrl.Result, error) {
+	primary, err := r.observeDeployment(ctx, app, workload.PrimaryName(app))
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	canary, err := r.observeDeployment(ctx, app, workload.CanaryName(app))
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	in := rollout.Input{Now: r.now(), App: app, Analysis: app.Spec.EffectiveAnalysis(), Primary: primary, Canary: canary}
+	if rollout.CheckDue(in) {
+		in.Check = r.runCheck(ctx, app, in.Now)
+	}
+	plan := rollout.Plan(in)
+
+	conditions := app.Status.Conditions
+	app.Status = plan.Status
+	app.Status.Conditions = conditions
+	for _, e := range plan.Events {
+		r.notify(ctx, app, e)
+	}
+	obs.primaryAvailable = primary.Available && primary.Image == app.Status.StableImage
+
+	if err := apply.Apply(ctx, r.Client, app, workload.PrimaryDeployment(app, plan.PrimaryImage)); err != nil {
+		return ctrl.Result{}, err
+	}
+	if plan.CanaryImage != "" {
+		if err := apply.Apply(ctx, r.Client, app, workload.CanaryDeployment(app, plan.CanaryImage)); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+	if err := r.Router.Route(ctx, app, plan.Weight); err != nil {
+		return ctrl.Result{}, fmt.Errorf("routing %d%% to the canary: %w", plan.Weight, err)
+	}
+	if plan.CanaryImage == "" && canary.Exists {
+		if err := apply.Delete(ctx, r.Client, app, &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: app.Namespace, Name: workload.CanaryName(app)}}); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+	return ctrl.Result{RequeueAfter: plan.RequeueAfter}, nil
+}
+
+func (r *CanaryAppReconciler) observeDeployment(ctx context.Context, app *v1.CanaryApp, name string) (rollout.Deployment, error) {
+	d := &appsv1.Deployment{}
+	if err := r.Get(ctx, types.NamespacedName{Namespace: app.Namespace, Name: name}, d); err != nil {
+		if apierrors.IsNotFound(err) {
+			return rollout.Deployment{}, nil
+		}
+		return rollout.Deployment{}, fmt.Errorf("reading Deployment %s/%s: %w", app.Namespace, name, err)
+	}
+	if !metav1.IsControlledBy(d, app) {
+		return rollout.Deployment{}, &apply.ForeignObjectError{
+			GVK: appsv1.SchemeGroupVersion.WithKind("Deployment"), Namespace: d.Namespace, Name: d.Name,
+			OwnerKind: "CanaryApp", OwnerNamespace: app.Namespace, OwnerName: app.Name,
+		}
+	}
+	image := workload.Image(d)
+	return rollout.Deployment{Exists: true, Image: image, Available: workload.Available(d, image)}, nil
+}
+
+// runCheck runs the analysis query. The query has the app's check interval
+// as its deadline so that a hanging Prometheus never delays the next check.
+func (r *CanaryAppReconciler) runCheck(ctx context.Context, app *v1.CanaryApp, now time.Time) *v1.AnalysisCheck {
+	a := app.Spec.EffectiveAnalysis()
+	res := r.Metrics.Check(ctx, metrics.Query{URL: app.Spec.PrometheusURL, Expr: app.Spec.PrometheusQuery, Timeout: max(a.CheckInterval, 2*time.Second)})
+	opmetrics.CheckDone(app, res.Verdict)
+	ctrl.LoggerFrom(ctx).V(1).Info("Analysis check", "weight", app.Status.CanaryWeight, "verdict", res.Verdict, "value", res.Value, "message", res.Message)
+	return &v1.AnalysisCheck{
+		Time:    metav1Time(now),
+		Image:   app.Status.CanaryImage,
+		Weight:  app.Status.CanaryWeight,
+		Value:   res.Value,
+		Verdict: res.Verdict,
+		Message: truncate(res.Message, 256),
+	}
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n-3] + "..."
+}
+
+// notify records a transition as a Kubernetes Event and logs it: the one
+// place both happen, so they never disagree.
+func (r *CanaryAppReconciler) notify(ctx context.Context, app *v1.CanaryApp, e rollout.Event) {
+	log := ctrl.LoggerFrom(ctx)
+	eventType := corev1.EventTypeNormal
+	if e.Warning {
+		eventType = corev1.EventTypeWarning
+	}
+	log.Info(e.Message, "reason", e.Reason)
+	if e.Reason == v1.ReasonPromoted || e.Reason == v1.ReasonRolledBack {
+		opmetrics.Outcome(app, e.Reason)
+	}
+	if r.Recorder != nil {
+		r.Recorder.Eventf(app, nil, eventType, e.Reason, "Reconcile", "%s", e.Message)
+	}
+}

@@ -1,0 +1,109 @@
+package controllers
+
+import (
+	"fmt"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	v1 "github.com/atzedevries/canaryop/api/v1"
+)
+
+func metav1Time(t time.Time) metav1.Time { return metav1.NewTime(t) }
+
+func equalStatus(a, b *v1.CanaryApp) bool {
+	return equality.Semantic.DeepEqual(a.Status, b.Status)
+}
+
+// setConditions derives Ready, Progressing, Stalled and Analysis from the
+// status the planner produced and what the sub-reconcilers observed. It is
+// pure: the conditions are a function of the status, never state of their
+// own.
+func setConditions(app *v1.CanaryApp, obs *observation) {
+	st := &app.Status
+	gen := app.Generation
+	set := func(t string, s metav1.ConditionStatus, reason, msg string) {
+		meta.SetStatusCondition(&st.Conditions, metav1.Condition{Type: t, Status: s, Reason: reason, Message: msg, ObservedGeneration: gen})
+	}
+
+	if obs.foreign != nil {
+		msg := obs.foreign.Error()
+		st.Phase = v1.PhaseStalled
+		set(v1.ConditionStalled, metav1.ConditionTrue, v1.ReasonForeignObject, msg)
+		set(v1.ConditionReady, metav1.ConditionFalse, v1.ReasonForeignObject, msg)
+		set(v1.ConditionProgressing, metav1.ConditionFalse, v1.ReasonForeignObject, msg)
+		return
+	}
+
+	failedSpec := st.CanaryImage == "" && app.Spec.Image != st.StableImage && app.IsFailedImage(app.Spec.Image)
+	switch {
+	case failedSpec:
+		reason := v1.ReasonImagePreviouslyFailed
+		if last := lastFailure(app); last != nil && last.Image == app.Spec.Image {
+			reason = v1.ReasonRolledBack
+		}
+		msg := fmt.Sprintf("spec.image %s failed its canary and is not tried again; the app keeps running %s. Name another image (or remove its spec.failedImages entry in Git) to go on", app.Spec.Image, st.StableImage)
+		set(v1.ConditionStalled, metav1.ConditionTrue, reason, msg)
+		set(v1.ConditionReady, metav1.ConditionFalse, reason, msg)
+		set(v1.ConditionProgressing, metav1.ConditionFalse, reason, msg)
+	case st.CanaryImage != "":
+		meta.RemoveStatusCondition(&st.Conditions, v1.ConditionStalled)
+		reason, msg := progressReason(st)
+		set(v1.ConditionProgressing, metav1.ConditionTrue, reason, msg)
+		set(v1.ConditionReady, metav1.ConditionFalse, reason, msg)
+	case !obs.primaryAvailable:
+		meta.RemoveStatusCondition(&st.Conditions, v1.ConditionStalled)
+		msg := fmt.Sprintf("waiting for Deployment %s to run %s with all replicas available", app.Name, st.StableImage)
+		set(v1.ConditionProgressing, metav1.ConditionTrue, v1.ReasonInitializing, msg)
+		set(v1.ConditionReady, metav1.ConditionFalse, v1.ReasonPrimaryNotReady, msg)
+	default:
+		meta.RemoveStatusCondition(&st.Conditions, v1.ConditionStalled)
+		reason, msg := v1.ReasonStable, fmt.Sprintf("running %s with all traffic", st.StableImage)
+		if wb := st.WriteBack; wb != nil && wb.Outcome == v1.OutcomePromoted && wb.Image == st.StableImage {
+			reason = v1.ReasonPromoted
+		}
+		set(v1.ConditionReady, metav1.ConditionTrue, reason, msg)
+		set(v1.ConditionProgressing, metav1.ConditionFalse, reason, msg)
+	}
+	setAnalysisCondition(app)
+}
+
+func progressReason(st *v1.CanaryAppStatus) (string, string) {
+	switch {
+	case st.Phase == v1.PhasePromoting:
+		return v1.ReasonPromoting, fmt.Sprintf("primary is rolling out %s", st.CanaryImage)
+	case st.StepStartedAt == nil:
+		return v1.ReasonWaitingForCanary, fmt.Sprintf("waiting for canary %s to become available", st.CanaryImage)
+	default:
+		return v1.ReasonAnalysing, fmt.Sprintf("canary %s receives %d%% of traffic", st.CanaryImage, st.CanaryWeight)
+	}
+}
+
+func setAnalysisCondition(app *v1.CanaryApp) {
+	st := &app.Status
+	if len(st.Checks) == 0 {
+		return
+	}
+	c := st.Checks[len(st.Checks)-1]
+	status, reason := metav1.ConditionTrue, v1.ReasonCheckPassed
+	switch c.Verdict {
+	case v1.CheckFail:
+		status, reason = metav1.ConditionFalse, v1.ReasonCheckFailed
+	case v1.CheckInconclusive:
+		status, reason = metav1.ConditionUnknown, v1.ReasonCheckInconclusive
+	}
+	msg := fmt.Sprintf("%s at weight %d: value %s", c.Image, c.Weight, c.Value)
+	if c.Message != "" {
+		msg += ": " + c.Message
+	}
+	meta.SetStatusCondition(&st.Conditions, metav1.Condition{Type: v1.ConditionAnalysis, Status: status, Reason: reason, Message: msg, ObservedGeneration: app.Generation})
+}
+
+func lastFailure(app *v1.CanaryApp) *v1.FailedImage {
+	if n := len(app.Status.FailedImages); n > 0 {
+		return &app.Status.FailedImages[n-1]
+	}
+	return nil
+}
