@@ -167,4 +167,3 @@ func generateRepo(tb testing.TB, dir string, files, commits int) {
 	// Serve a packed repository, as a real server would.
 	run(tb, dir, "git", "repack", "-a", "-d", "-q")
 }
-

@@ -34,7 +34,7 @@ var imageLine = regexp.MustCompile(`(?m)^  image: \S+`)
 
 // setImage is an Edit that points apps/web/app.yaml at image.
 func setImage(image string) Edit {
-	return func(fsys filesys.FileSystem) (string, error) {
+	return func(fsys filesys.FileSystem, _ History) (string, error) {
 		data, err := fsys.ReadFile("apps/web/app.yaml")
 		if err != nil {
 			return "", err
@@ -166,14 +166,14 @@ func TestConflictInjection(t *testing.T) {
 		runs := 0
 		edit := setImage(image)
 		res, err := c.Update(ctx, UpdateRequest{URL: g.url("acme/apps.git"), Branch: "main", Auth: g.auth(), Author: author,
-			Edit: func(fsys filesys.FileSystem) (string, error) {
+			Edit: func(fsys filesys.FileSystem, _ History) (string, error) {
 				runs++
 				if runs <= 3 {
 					// Another writer lands after our fetch, before our push.
 					foreign++
 					other.commitAndPush(fmt.Sprintf("foreign %d", foreign), map[string]string{fmt.Sprintf("team/%d.yaml", foreign): "n: 1\n"})
 				}
-				return edit(fsys)
+				return edit(fsys, nil)
 			}})
 		if err != nil {
 			t.Fatal(err)
@@ -211,10 +211,10 @@ func TestConflictGivesUpAfterMaxAttempts(t *testing.T) {
 	c := newCache(t, Options{MaxAttempts: 3})
 	n := 0
 	_, err := c.Update(context.Background(), UpdateRequest{URL: g.url("acme/apps.git"), Branch: "main", Auth: g.auth(), Author: author,
-		Edit: func(fsys filesys.FileSystem) (string, error) {
+		Edit: func(fsys filesys.FileSystem, _ History) (string, error) {
 			n++
 			other.commitAndPush(fmt.Sprintf("foreign %d", n), map[string]string{fmt.Sprintf("team/%d.yaml", n): "n: 1\n"})
-			return setImage("ghcr.io/acme/web:v9")(fsys)
+			return setImage("ghcr.io/acme/web:v9")(fsys, nil)
 		}})
 	if !errors.Is(err, ErrConflict) {
 		t.Fatalf("err = %v, want ErrConflict", err)
@@ -252,7 +252,7 @@ func TestConcurrentUpdatesAllLand(t *testing.T) {
 			defer wg.Done()
 			name := fmt.Sprintf("apps/app%d/record.yaml", i)
 			_, err := c.Update(ctx, UpdateRequest{URL: g.url("acme/apps.git"), Branch: "main", Auth: g.auth(), Author: author,
-				Edit: func(fsys filesys.FileSystem) (string, error) {
+				Edit: func(fsys filesys.FileSystem, _ History) (string, error) {
 					if err := fsys.WriteFile(name, []byte(fmt.Sprintf("writer: %d\n", i))); err != nil {
 						return "", err
 					}
@@ -349,7 +349,7 @@ func TestErrors(t *testing.T) {
 	t.Run("edit error makes no commit", func(t *testing.T) {
 		r := base
 		boom := errors.New("document not found")
-		r.Edit = func(fsys filesys.FileSystem) (string, error) {
+		r.Edit = func(fsys filesys.FileSystem, _ History) (string, error) {
 			_ = fsys.WriteFile("apps/web/app.yaml", []byte("half-written"))
 			return "", boom
 		}
@@ -389,9 +389,9 @@ func TestErrors(t *testing.T) {
 		r := base
 		r.URL = hooked.url("acme/apps.git")
 		attempts := 0
-		r.Edit = func(fsys filesys.FileSystem) (string, error) {
+		r.Edit = func(fsys filesys.FileSystem, _ History) (string, error) {
 			attempts++
-			return setImage("ghcr.io/acme/web:v2")(fsys)
+			return setImage("ghcr.io/acme/web:v2")(fsys, nil)
 		}
 		_, err := c.Update(ctx, r)
 		var rej *RejectedError
@@ -549,5 +549,43 @@ func TestSSH(t *testing.T) {
 		Auth: Auth{SSHPrivateKey: keyPEM}})
 	if !errors.Is(err, ErrAuth) {
 		t.Fatalf("err = %v, want ErrAuth", err)
+	}
+}
+
+func TestHistoryChangedSince(t *testing.T) {
+	g := newGitServer(t)
+	g.seed("acme/apps.git", map[string]string{"README.md": "x\n"})
+	w := g.clone("acme/apps.git")
+	w.commitAt("2020-01-01T00:00:00Z", "a", map[string]string{"apps/web/app.yaml": appYAML})
+	w.commitAt("2021-01-01T00:00:00Z", "b", map[string]string{"other/x.yaml": "x: 1\n"})
+	w.commitAt("2022-01-01T00:00:00Z", "c", map[string]string{"apps/web/app.yaml": appYAML + "# more\n"})
+	date := func(s string) time.Time { d, _ := time.Parse(time.RFC3339, s); return d }
+	cases := []struct {
+		path, since string
+		want        bool
+	}{
+		{"apps/web", "2021-06-01T00:00:00Z", true},
+		{"apps/web/app.yaml", "2021-06-01T00:00:00Z", true},
+		{"apps/web", "2022-06-01T00:00:00Z", false},
+		{"other", "2021-06-01T00:00:00Z", false},
+		{"other", "2020-06-01T00:00:00Z", true},
+		{"missing", "2000-01-01T00:00:00Z", false},
+	}
+	c := newCache(t, Options{})
+	_, err := c.Update(context.Background(), UpdateRequest{URL: g.url("acme/apps.git"), Branch: "main", Auth: g.auth(), Author: author,
+		Edit: func(_ filesys.FileSystem, h History) (string, error) {
+			for _, tc := range cases {
+				got, err := h.ChangedSince(tc.path, date(tc.since))
+				if err != nil {
+					return "", err
+				}
+				if got != tc.want {
+					t.Errorf("ChangedSince(%s, %s) = %v, want %v", tc.path, tc.since, got, tc.want)
+				}
+			}
+			return "", nil
+		}})
+	if err != nil {
+		t.Fatal(err)
 	}
 }

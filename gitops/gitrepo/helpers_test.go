@@ -180,3 +180,16 @@ func countPrefix(list []string, prefix string) int {
 }
 
 func pemEncode(b *pem.Block) []byte { return pem.EncodeToMemory(b) }
+
+// commitAt commits files with the given committer date and pushes.
+func (w *workClone) commitAt(date, msg string, files map[string]string) {
+	w.t.Helper()
+	w.write(files)
+	run(w.t, w.dir, "git", "add", "-A")
+	cmd := gitCmd(w.dir, "git", "commit", "-q", "-m", msg)
+	cmd.Env = append(cmd.Env, "GIT_COMMITTER_DATE="+date, "GIT_AUTHOR_DATE="+date)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		w.t.Fatalf("commit: %v\n%s", err, out)
+	}
+	run(w.t, w.dir, "git", "push", "-q", "origin", "HEAD:main")
+}

@@ -1,0 +1,211 @@
+// Package argocd finds where in Git a CanaryApp's manifest lives when its
+// spec.gitops leaves the repository or path out: it reads the Argo CD
+// Application that manages the CanaryApp, as an unstructured object, so the
+// operator needs neither Argo CD's Go module nor its CRDs to build.
+//
+// The managing Application is found through, in order:
+//
+//  1. the annotation argocd.argoproj.io/tracking-id, which Argo CD sets in
+//     "annotation" tracking mode: "<app>:<group>/<kind>:<namespace>/<name>",
+//     where <app> is "<app namespace>_<app name>" for Applications outside
+//     the Argo CD namespace. It is used only when it names this very object,
+//     so an annotation copied onto another object is ignored;
+//  2. the label app.kubernetes.io/instance, Argo CD's default "label"
+//     tracking mode, whose value is the Application's name in the Argo CD
+//     namespace.
+//
+// From the Application, spec.source (or the first entry of spec.sources with
+// a path) gives repoURL, path and targetRevision. A targetRevision of "",
+// "HEAD" or "refs/heads/HEAD" means the repository's default branch, which
+// cannot be told without asking the server, so DefaultBranch ("main") is
+// used; spec.gitops.branch overrides it. A commit SHA as targetRevision
+// cannot be written to and is an error.
+package argocd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	v1 "github.com/atzedevries/canaryop/api/v1"
+)
+
+const (
+	// TrackingAnnotation is Argo CD's annotation-based tracking id.
+	TrackingAnnotation = "argocd.argoproj.io/tracking-id"
+	// InstanceLabel is Argo CD's default label-based tracking.
+	InstanceLabel = "app.kubernetes.io/instance"
+	// DefaultNamespace is where Argo CD keeps Applications by default.
+	DefaultNamespace = "argocd"
+	// DefaultBranch is used when the Application tracks HEAD.
+	DefaultBranch = "main"
+)
+
+// ApplicationGVK is the Argo CD Application kind.
+var ApplicationGVK = schema.GroupVersionKind{Group: "argoproj.io", Version: "v1alpha1", Kind: "Application"}
+
+var (
+	// ErrNotManaged: the CanaryApp carries no Argo CD tracking annotation or
+	// label, so the location must be given in spec.gitops.
+	ErrNotManaged = errors.New("not managed by an Argo CD Application")
+	// ErrUnresolvable: the Application exists (or should) but does not yield
+	// a Git repository, branch and path that can be written to.
+	ErrUnresolvable = errors.New("cannot determine the Git location from the Argo CD Application")
+)
+
+// Source is where the manifest lives in Git.
+type Source struct {
+	// Application is "<namespace>/<name>" of the Application it came from.
+	Application string
+	RepoURL     string
+	// Branch is the branch to write to.
+	Branch string
+	// Path is the repository-relative folder Argo CD syncs ("" is the root).
+	Path string
+}
+
+// Discoverer reads Applications.
+type Discoverer struct {
+	reader    client.Reader
+	namespace string
+}
+
+// New returns a Discoverer that reads Applications through reader, in
+// namespace (DefaultNamespace when empty) unless a tracking id names another.
+func New(reader client.Reader, namespace string) *Discoverer {
+	if namespace == "" {
+		namespace = DefaultNamespace
+	}
+	return &Discoverer{reader: reader, namespace: namespace}
+}
+
+// Discover returns the Git location of app's manifest from its managing
+// Application.
+func (d *Discoverer) Discover(ctx context.Context, app *v1.CanaryApp) (Source, error) {
+	ns, name, err := d.application(app)
+	if err != nil {
+		return Source{}, err
+	}
+	u := &unstructured.Unstructured{}
+	u.SetGroupVersionKind(ApplicationGVK)
+	if err := d.reader.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, u); err != nil {
+		if apierrors.IsNotFound(err) || meta.IsNoMatchError(err) {
+			return Source{}, fmt.Errorf("%w: Application %s/%s: %v", ErrUnresolvable, ns, name, err)
+		}
+		return Source{}, fmt.Errorf("read Argo CD Application %s/%s: %w", ns, name, err)
+	}
+	return sourceOf(u)
+}
+
+// application names the managing Application.
+func (d *Discoverer) application(app *v1.CanaryApp) (namespace, name string, err error) {
+	if id := app.GetAnnotations()[TrackingAnnotation]; id != "" {
+		if ns, n, ok := parseTrackingID(id, app); ok {
+			if ns == "" {
+				ns = d.namespace
+			}
+			return ns, n, nil
+		}
+	}
+	if n := app.GetLabels()[InstanceLabel]; n != "" {
+		return d.namespace, n, nil
+	}
+	return "", "", fmt.Errorf("%w: no %s annotation naming this object and no %s label; set spec.gitops.repoURL and spec.gitops.path",
+		ErrNotManaged, TrackingAnnotation, InstanceLabel)
+}
+
+// parseTrackingID reads "<app>:<group>/<kind>:<namespace>/<name>" and
+// reports whether it names app. <app> may be "<namespace>_<name>".
+func parseTrackingID(id string, app *v1.CanaryApp) (appNamespace, appName string, ok bool) {
+	appPart, rest, found := strings.Cut(id, ":")
+	if !found || appPart == "" {
+		return "", "", false
+	}
+	gk, obj, found := strings.Cut(rest, ":")
+	if !found {
+		return "", "", false
+	}
+	group, kind, found := strings.Cut(gk, "/")
+	if !found || group != v1.GroupVersion.Group || kind != "CanaryApp" {
+		return "", "", false
+	}
+	objNS, objName, found := strings.Cut(obj, "/")
+	if !found || objName != app.GetName() || (objNS != "" && objNS != app.GetNamespace()) {
+		return "", "", false
+	}
+	if ns, n, found := strings.Cut(appPart, "_"); found {
+		return ns, n, true
+	}
+	return "", appPart, true
+}
+
+var commitSHA = regexp.MustCompile(`^[0-9a-f]{40}$`)
+
+// sourceOf reads the Git source of an Application.
+func sourceOf(u *unstructured.Unstructured) (Source, error) {
+	ref := u.GetNamespace() + "/" + u.GetName()
+	src, found, err := unstructured.NestedMap(u.Object, "spec", "source")
+	if err != nil {
+		return Source{}, fmt.Errorf("%w: Application %s: spec.source: %v", ErrUnresolvable, ref, err)
+	}
+	if !found {
+		sources, _, err := unstructured.NestedSlice(u.Object, "spec", "sources")
+		if err != nil {
+			return Source{}, fmt.Errorf("%w: Application %s: spec.sources: %v", ErrUnresolvable, ref, err)
+		}
+		for _, s := range sources {
+			if m, ok := s.(map[string]any); ok && str(m, "path") != "" {
+				src, found = m, true
+				break
+			}
+		}
+	}
+	if !found {
+		return Source{}, fmt.Errorf("%w: Application %s has no Git source with a path", ErrUnresolvable, ref)
+	}
+	if str(src, "chart") != "" {
+		return Source{}, fmt.Errorf("%w: Application %s deploys a Helm chart from a chart repository, not a Git path", ErrUnresolvable, ref)
+	}
+	repoURL := str(src, "repoURL")
+	if repoURL == "" {
+		return Source{}, fmt.Errorf("%w: Application %s has no spec.source.repoURL", ErrUnresolvable, ref)
+	}
+	branch, err := branchOf(str(src, "targetRevision"))
+	if err != nil {
+		return Source{}, fmt.Errorf("%w: Application %s: %v", ErrUnresolvable, ref, err)
+	}
+	path := strings.Trim(str(src, "path"), "/")
+	if path == "." {
+		path = ""
+	}
+	return Source{Application: ref, RepoURL: repoURL, Branch: branch, Path: path}, nil
+}
+
+// branchOf turns a targetRevision into a branch name.
+func branchOf(rev string) (string, error) {
+	rev = strings.TrimSpace(rev)
+	switch {
+	case rev == "" || rev == "HEAD" || rev == "refs/heads/HEAD":
+		return DefaultBranch, nil
+	case commitSHA.MatchString(rev):
+		return "", fmt.Errorf("targetRevision %s is a commit, which cannot be written to; set spec.gitops.branch", rev)
+	case strings.HasPrefix(rev, "refs/tags/"):
+		return "", fmt.Errorf("targetRevision %s is a tag, which cannot be written to; set spec.gitops.branch", rev)
+	case strings.ContainsAny(rev, "*^~ ") || strings.HasPrefix(rev, ">") || strings.HasPrefix(rev, "<"):
+		return "", fmt.Errorf("targetRevision %q is a version range, not a branch; set spec.gitops.branch", rev)
+	}
+	return strings.TrimPrefix(rev, "refs/heads/"), nil
+}
+
+func str(m map[string]any, key string) string {
+	s, _ := m[key].(string)
+	return s
+}
