@@ -302,3 +302,18 @@ func modVersion(gomod []byte, key string) string {
 	}
 	return ""
 }
+
+// AddUser creates a user known to the API server (in the given groups) and
+// returns a client that acts as that user, so tests can prove what RBAC lets
+// a person do.
+func (e *Env) AddUser(name string, groups ...string) (client.Client, error) {
+	u, err := e.env.AddUser(envtest.User{Name: name, Groups: groups}, nil)
+	if err != nil {
+		return nil, fmt.Errorf("adding user %s: %w", name, err)
+	}
+	c, err := client.New(u.Config(), client.Options{Scheme: e.Scheme})
+	if err != nil {
+		return nil, fmt.Errorf("client for user %s: %w", name, err)
+	}
+	return c, nil
+}
