@@ -751,7 +751,7 @@ func classify(op string, err error) error {
 		strings.Contains(err.Error(), "knownhosts"):
 		return fmt.Errorf("%s: %w: %w", op, ErrAuth, err)
 	case errors.Is(err, transport.ErrRepositoryNotFound):
-		return fmt.Errorf("%s: %w", op, err)
+		return fmt.Errorf("%s: %w: %w", op, ErrRepositoryNotFound, err)
 	}
 	return fmt.Errorf("%s: %w", op, err)
 }

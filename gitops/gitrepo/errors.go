@@ -11,6 +11,9 @@ var (
 	ErrInvalidRequest = errors.New("invalid git update request")
 	// ErrBranchNotFound means the remote has no such branch.
 	ErrBranchNotFound = errors.New("branch not found on remote")
+	// ErrRepositoryNotFound means the remote has no such repository (or
+	// hides it from these credentials).
+	ErrRepositoryNotFound = errors.New("repository not found")
 	// ErrAuth means the credentials are unusable or were refused.
 	ErrAuth = errors.New("git authentication failed")
 	// ErrConflict means every push attempt lost a race with another writer.

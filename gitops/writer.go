@@ -1,0 +1,490 @@
+// Package gitops writes a canary's outcome back to the Git repository Argo CD
+// syncs from: the seam the controller calls once status.writeBack holds a
+// decided outcome.
+//
+// A write-back resolves where the CanaryApp's manifest lives (spec.gitops,
+// else the managing Argo CD Application), how to write it (spec.gitops
+// promotion/rollback: Commit, PullRequest or None), and the credentials the
+// platform admin provides for that repository. It then edits the manifest in
+// the cached clone of the repository (package gitrepo) with package
+// manifest, commits with a message from package report, and pushes: to the
+// branch itself, or to a branch of its own with a pull request (package
+// github).
+//
+// Re-running a write-back is safe: an outcome the manifest already holds
+// yields no new commit, and in pull request mode the existing branch and pull
+// request are reused.
+//
+// Compare-and-swap: a rollback changes the image only while the manifest
+// still names the failed image; a promotion changes it only while no commit
+// made after the canary started has touched the manifest's path. Otherwise a
+// person committed something newer, which is kept: a rollback then only
+// records the failed image, a promotion writes nothing, and the result's
+// message says so.
+package gitops
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/kustomize/kyaml/filesys"
+
+	v1 "github.com/atzedevries/canaryop/api/v1"
+	"github.com/atzedevries/canaryop/gitops/argocd"
+	"github.com/atzedevries/canaryop/gitops/credentials"
+	"github.com/atzedevries/canaryop/gitops/github"
+	"github.com/atzedevries/canaryop/gitops/gitrepo"
+	"github.com/atzedevries/canaryop/gitops/manifest"
+	"github.com/atzedevries/canaryop/gitops/report"
+)
+
+// Writer writes status.writeBack of a CanaryApp to Git.
+type Writer interface {
+	// Write writes the outcome in app.Status.WriteBack (with the analysis
+	// history in app.Status.Checks). It does not change app.
+	Write(ctx context.Context, app *v1.CanaryApp) (Result, error)
+	// PullRequestState returns "open", "closed" or "merged" for the pull
+	// request in app.Status.WriteBack.PullRequestURL.
+	PullRequestState(ctx context.Context, app *v1.CanaryApp) (string, error)
+}
+
+// Result is what a write-back produced.
+type Result struct {
+	// Commit is the commit that holds the outcome (new, or the one that
+	// already held it); empty when nothing was written (mode None).
+	Commit string
+	// PullRequestURL and PullRequestState describe the pull request in
+	// PullRequest mode.
+	PullRequestURL   string
+	PullRequestState string
+	// Message says what happened, for status.
+	Message string
+}
+
+// Location is where a CanaryApp's manifest lives.
+type Location struct {
+	RepoURL string
+	Branch  string
+	// Path is the repository-relative folder or file; "." is the root.
+	Path string
+	// From says where the location came from: "spec.gitops" or the Argo CD
+	// Application "argocd:<namespace>/<name>".
+	From string
+}
+
+// Discoverer finds the Git location from the managing Argo CD Application;
+// *argocd.Discoverer implements it.
+type Discoverer interface {
+	Discover(ctx context.Context, app *v1.CanaryApp) (argocd.Source, error)
+}
+
+// PullRequestsFunc returns the pull request client for a repository's
+// credentials.
+type PullRequestsFunc func(creds credentials.Creds) (github.PullRequests, error)
+
+// DefaultAuthor is the commit author when Options.Author is empty.
+var DefaultAuthor = gitrepo.Author{Name: "canaryop", Email: "canaryop@canary.atze.io"}
+
+// DefaultLabels are put on every pull request; the outcome adds
+// "canary-promoted" or "canary-rolled-back".
+var DefaultLabels = []string{"canaryop"}
+
+// Options configure a GitWriter.
+type Options struct {
+	// Cache holds the clones. Required.
+	Cache *gitrepo.Cache
+	// Credentials finds the credentials of a repository. Required.
+	Credentials credentials.Lookup
+	// Discoverer fills in the repository and path when spec.gitops leaves
+	// them out; nil means they must be given.
+	Discoverer Discoverer
+	// PullRequests makes the GitHub client; nil means github.New with
+	// HTTPClient and the credentials' GitHub token and API URL.
+	PullRequests PullRequestsFunc
+	// HTTPClient is used by the default PullRequests; nil is
+	// http.DefaultClient's settings.
+	HTTPClient *http.Client
+	// Author of the commits. Default DefaultAuthor.
+	Author gitrepo.Author
+	// Signer, when set, signs the commits.
+	Signer gitrepo.Signer
+	// Labels of the pull requests. Default DefaultLabels.
+	Labels []string
+}
+
+// GitWriter implements Writer.
+type GitWriter struct {
+	opts Options
+}
+
+var _ Writer = (*GitWriter)(nil)
+
+// New returns a GitWriter.
+func New(opts Options) (*GitWriter, error) {
+	if opts.Cache == nil || opts.Credentials == nil {
+		return nil, errors.New("gitops: Cache and Credentials are required")
+	}
+	if opts.Author.Name == "" || opts.Author.Email == "" {
+		opts.Author = DefaultAuthor
+	}
+	if opts.Labels == nil {
+		opts.Labels = DefaultLabels
+	}
+	if opts.PullRequests == nil {
+		hc := opts.HTTPClient
+		opts.PullRequests = func(c credentials.Creds) (github.PullRequests, error) {
+			if c.GitHubToken == "" {
+				return nil, fmt.Errorf("%w: secret %s has no githubToken (or HTTPS password) for pull requests", credentials.ErrInvalidCredentials, c.Secret)
+			}
+			return github.New(hc, c.GitHubAPIURL, c.GitHubToken)
+		}
+	}
+	return &GitWriter{opts: opts}, nil
+}
+
+// Mode returns how an outcome is written for a spec: Commit unless the spec
+// says otherwise; None without spec.gitops.
+func Mode(g *v1.GitOpsSpec, outcome v1.Outcome) v1.WriteMode {
+	if g == nil {
+		return v1.WriteNone
+	}
+	m := g.Promotion
+	if outcome == v1.OutcomeRolledBack {
+		m = g.Rollback
+	}
+	if m == "" {
+		return v1.WriteCommit
+	}
+	return m
+}
+
+// Write implements Writer.
+func (w *GitWriter) Write(ctx context.Context, app *v1.CanaryApp) (Result, error) {
+	wb := app.Status.WriteBack
+	if wb == nil {
+		return Result{}, fmt.Errorf("gitops: %w", ErrNoOutcome)
+	}
+	mode := Mode(app.Spec.GitOps, wb.Outcome)
+	switch mode {
+	case v1.WriteNone:
+		return Result{Message: fmt.Sprintf("write-back of %s is disabled (mode None)", wb.Outcome)}, nil
+	case v1.WriteCommit, v1.WritePullRequest:
+	default:
+		return Result{}, stalled(v1.ReasonInvalidSpec, fmt.Errorf("gitops: unknown write mode %q", mode))
+	}
+	loc, err := w.Locate(ctx, app)
+	if err != nil {
+		return Result{}, err
+	}
+	creds, err := w.lookup(ctx, loc.RepoURL)
+	if err != nil {
+		return Result{}, err
+	}
+	log := ctrl.LoggerFrom(ctx).WithValues("repo", gitrepo.SanitizeURL(loc.RepoURL), "branch", loc.Branch, "path", loc.Path, "mode", mode, "credentials", creds.Secret)
+
+	in := reportInput(app, wb)
+	var applied manifest.Result
+	edit := func(fsys filesys.FileSystem, hist gitrepo.History) (string, error) {
+		in.KeptImage = ""
+		change, err := changeFor(app, wb, loc.Path, fsys, hist)
+		if err != nil {
+			return "", err
+		}
+		applied, err = manifest.Apply(fsys, loc.Path, manifest.ForApp(app.Namespace, app.Name), change)
+		if err != nil {
+			return "", err
+		}
+		if applied.ImageSkipped {
+			in.KeptImage = applied.PreviousImage
+		}
+		return report.CommitMessage(in), nil
+	}
+	req := gitrepo.UpdateRequest{URL: loc.RepoURL, Branch: loc.Branch, Auth: creds.Git, Author: w.opts.Author, Edit: edit, Signer: w.opts.Signer}
+	if mode == v1.WritePullRequest {
+		req.PushBranch = BranchName(app.Namespace, app.Name, wb)
+	}
+	commit, err := w.opts.Cache.Update(ctx, req)
+	if err != nil {
+		return Result{}, classify(err)
+	}
+	msg := describe(applied, commit)
+	log.V(1).Info("Wrote outcome to Git", "outcome", wb.Outcome, "commit", commit.SHA, "created", commit.Created, "attempts", commit.Attempts)
+	if mode == v1.WriteCommit || commit.Branch == loc.Branch {
+		// In pull request mode, a base branch that already holds the
+		// outcome needs no pull request.
+		return Result{Commit: commit.SHA, Message: msg}, nil
+	}
+
+	repo, err := github.ParseRepo(loc.RepoURL)
+	if err != nil {
+		return Result{}, stalled(v1.ReasonRepositoryUnknown, fmt.Errorf("gitops: pull requests need a GitHub repository: %w", err))
+	}
+	prs, err := w.opts.PullRequests(creds)
+	if err != nil {
+		return Result{}, classify(err)
+	}
+	title, body := report.PullRequest(in)
+	labels := append(append([]string(nil), w.opts.Labels...), outcomeLabel(wb.Outcome))
+	pr, err := prs.Ensure(ctx, github.Request{Repo: repo, Head: req.PushBranch, Base: loc.Branch, Title: title, Body: body, Labels: labels})
+	if err != nil {
+		return Result{}, classify(err)
+	}
+	log.V(1).Info("Pull request ensured", "url", pr.URL, "state", pr.State)
+	return Result{Commit: commit.SHA, PullRequestURL: pr.URL, PullRequestState: pr.State, Message: msg}, nil
+}
+
+// PullRequestState implements Writer.
+func (w *GitWriter) PullRequestState(ctx context.Context, app *v1.CanaryApp) (string, error) {
+	wb := app.Status.WriteBack
+	if wb == nil || wb.PullRequestURL == "" {
+		return "", fmt.Errorf("gitops: %w", ErrNoOutcome)
+	}
+	number, err := pullNumber(wb.PullRequestURL)
+	if err != nil {
+		return "", err
+	}
+	loc, err := w.Locate(ctx, app)
+	if err != nil {
+		return "", err
+	}
+	repo, err := github.ParseRepo(loc.RepoURL)
+	if err != nil {
+		return "", stalled(v1.ReasonRepositoryUnknown, fmt.Errorf("gitops: %w", err))
+	}
+	creds, err := w.lookup(ctx, loc.RepoURL)
+	if err != nil {
+		return "", err
+	}
+	prs, err := w.opts.PullRequests(creds)
+	if err != nil {
+		return "", classify(err)
+	}
+	pr, err := prs.Get(ctx, repo, number)
+	if err != nil {
+		return "", classify(err)
+	}
+	return pr.State, nil
+}
+
+// Locate resolves where app's manifest lives: spec.gitops, with what it
+// leaves out taken from the managing Argo CD Application. The branch
+// defaults to argocd.DefaultBranch and the path to the repository root only
+// when the Application says so.
+func (w *GitWriter) Locate(ctx context.Context, app *v1.CanaryApp) (Location, error) {
+	g := app.Spec.GitOps
+	if g == nil {
+		return Location{}, stalled(v1.ReasonRepositoryUnknown, errors.New("gitops: spec.gitops is not set"))
+	}
+	loc := Location{RepoURL: g.RepoURL, Branch: g.Branch, Path: g.Path, From: "spec.gitops"}
+	if loc.RepoURL == "" || loc.Path == "" {
+		if w.opts.Discoverer == nil {
+			return Location{}, stalled(v1.ReasonRepositoryUnknown,
+				fmt.Errorf("gitops: %w: spec.gitops needs repoURL and path (Argo CD discovery is off)", ErrRepositoryUnknown))
+		}
+		src, err := w.opts.Discoverer.Discover(ctx, app)
+		if err != nil {
+			if errors.Is(err, argocd.ErrNotManaged) || errors.Is(err, argocd.ErrUnresolvable) {
+				return Location{}, stalled(v1.ReasonRepositoryUnknown, fmt.Errorf("gitops: %w: %w", ErrRepositoryUnknown, err))
+			}
+			return Location{}, fmt.Errorf("gitops: discover repository: %w", err)
+		}
+		switch {
+		case loc.RepoURL == "":
+			loc.RepoURL, loc.From = src.RepoURL, "argocd:"+src.Application
+			if loc.Branch == "" {
+				loc.Branch = src.Branch
+			}
+			if loc.Path == "" {
+				loc.Path = orRoot(src.Path)
+			}
+		case sameRepo(loc.RepoURL, src.RepoURL):
+			loc.Path, loc.From = orRoot(src.Path), "spec.gitops+argocd:"+src.Application
+			if loc.Branch == "" {
+				loc.Branch = src.Branch
+			}
+		default:
+			return Location{}, stalled(v1.ReasonRepositoryUnknown, fmt.Errorf(
+				"gitops: %w: spec.gitops.path is empty and Argo CD Application %s syncs another repository", ErrRepositoryUnknown, src.Application))
+		}
+	}
+	if loc.Branch == "" {
+		loc.Branch = argocd.DefaultBranch
+	}
+	loc.Path = orRoot(strings.Trim(loc.Path, "/"))
+	return loc, nil
+}
+
+func orRoot(p string) string {
+	if p == "" {
+		return "."
+	}
+	return p
+}
+
+func sameRepo(a, b string) bool {
+	norm := func(s string) string {
+		return strings.ToLower(strings.TrimSuffix(strings.TrimSuffix(gitrepo.SanitizeURL(s), "/"), ".git"))
+	}
+	return norm(a) == norm(b)
+}
+
+func (w *GitWriter) lookup(ctx context.Context, repoURL string) (credentials.Creds, error) {
+	c, err := w.opts.Credentials.Lookup(ctx, repoURL)
+	if err != nil {
+		if errors.Is(err, credentials.ErrNoCredentials) || errors.Is(err, credentials.ErrInvalidCredentials) {
+			return credentials.Creds{}, stalled(v1.ReasonNoCredentials, fmt.Errorf("gitops: %w", err))
+		}
+		return credentials.Creds{}, fmt.Errorf("gitops: %w", err)
+	}
+	return c, nil
+}
+
+// changeFor is the manifest change of an outcome, with its compare-and-swap.
+func changeFor(app *v1.CanaryApp, wb *v1.WriteBackStatus, path string, fsys filesys.FileSystem, hist gitrepo.History) (manifest.Change, error) {
+	switch wb.Outcome {
+	case v1.OutcomeRolledBack:
+		if wb.FailedImage == "" {
+			return manifest.Change{}, stalled(v1.ReasonInvalidSpec, errors.New("gitops: a rollback without a failed image"))
+		}
+		decided := wb.DecidedAt
+		return manifest.Change{
+			Image: wb.Image,
+			// Revert only what failed; a newer image a person committed
+			// stays, and only the failure is recorded.
+			ExpectImages: []string{wb.FailedImage},
+			FailedImage:  &v1.FailedImage{Image: wb.FailedImage, Reason: truncate(wb.Reason, 1024), Time: &decided},
+		}, nil
+	case v1.OutcomePromoted:
+		c := manifest.Change{Image: wb.Image}
+		rendered, err := manifest.Render(fsys, path, manifest.ForApp(app.Namespace, app.Name))
+		if err != nil || rendered.Image == wb.Image {
+			// Apply reports the error, or finds nothing to change.
+			return c, nil
+		}
+		// Git names another image. If nobody touched the manifest since
+		// the canary started, that image is the old stable one (the new
+		// one came with kubectl, not Git) and is replaced; otherwise a
+		// person committed something newer, which is kept.
+		touched, err := hist.ChangedSince(path, canaryStart(app, wb))
+		if err != nil {
+			return manifest.Change{}, err
+		}
+		if touched {
+			c.ExpectImages = []string{wb.Image} // never matches: keep
+		}
+		return c, nil
+	}
+	return manifest.Change{}, stalled(v1.ReasonInvalidSpec, fmt.Errorf("gitops: unknown outcome %q", wb.Outcome))
+}
+
+// canaryStart is when the promoted canary started: its first check, else
+// the decision.
+func canaryStart(app *v1.CanaryApp, wb *v1.WriteBackStatus) time.Time {
+	start := wb.DecidedAt.Time
+	for _, c := range app.Status.Checks {
+		if (c.Image == "" || c.Image == wb.Image) && c.Time.Time.Before(start) {
+			start = c.Time.Time
+		}
+	}
+	return start
+}
+
+func reportInput(app *v1.CanaryApp, wb *v1.WriteBackStatus) report.Input {
+	return report.Input{
+		Namespace:   app.Namespace,
+		Name:        app.Name,
+		Outcome:     wb.Outcome,
+		Image:       wb.Image,
+		FailedImage: wb.FailedImage,
+		Reason:      wb.Reason,
+		DecidedAt:   wb.DecidedAt.Time,
+		Query:       app.Spec.PrometheusQuery,
+		Checks:      app.Status.Checks,
+	}
+}
+
+// describe says what the write-back did, for status.
+func describe(r manifest.Result, c gitrepo.Commit) string {
+	var parts []string
+	if r.ImageChanged {
+		parts = append(parts, fmt.Sprintf("image %s -> set", r.PreviousImage))
+	}
+	if r.ImageSkipped {
+		parts = append(parts, fmt.Sprintf("Git names the newer image %s, which was kept", r.PreviousImage))
+	}
+	if r.RecordAdded {
+		parts = append(parts, "failed image recorded")
+	}
+	switch {
+	case c.Created:
+		parts = append(parts, fmt.Sprintf("commit %s on %s", short(c.SHA), c.Branch))
+	default:
+		parts = append(parts, fmt.Sprintf("Git already holds the outcome at %s on %s", short(c.SHA), c.Branch))
+	}
+	return strings.Join(parts, "; ")
+}
+
+func short(sha string) string {
+	if len(sha) > 12 {
+		return sha[:12]
+	}
+	return sha
+}
+
+func outcomeLabel(o v1.Outcome) string {
+	if o == v1.OutcomeRolledBack {
+		return "canary-rolled-back"
+	}
+	return "canary-promoted"
+}
+
+var unsafeRef = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
+
+// BranchName is the branch a pull request for an outcome is pushed to:
+// canaryop/<namespace>-<name>/<outcome>-<image>, where image is the failed
+// image of a rollback or the promoted image, made safe for a ref name.
+func BranchName(namespace, name string, wb *v1.WriteBackStatus) string {
+	image := wb.Image
+	if wb.Outcome == v1.OutcomeRolledBack && wb.FailedImage != "" {
+		image = wb.FailedImage
+	}
+	image = unsafeRef.ReplaceAllString(strings.ReplaceAll(image, "sha256:", ""), "-")
+	for strings.Contains(image, "..") {
+		image = strings.ReplaceAll(image, "..", ".")
+	}
+	if len(image) > 80 {
+		image = image[:80]
+	}
+	image = strings.Trim(image, ".-")
+	image = strings.TrimSuffix(image, ".lock")
+	return fmt.Sprintf("canaryop/%s-%s/%s-%s", namespace, name, strings.ToLower(string(wb.Outcome)), image)
+}
+
+var pullPath = regexp.MustCompile(`/pull/([0-9]+)/?$`)
+
+func pullNumber(url string) (int, error) {
+	m := pullPath.FindStringSubmatch(url)
+	if m == nil {
+		return 0, fmt.Errorf("gitops: %q is not a pull request URL", url)
+	}
+	return strconv.Atoi(m[1])
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}
+
+func utf8RuneStart(b byte) bool { return b&0xC0 != 0x80 }

@@ -1,0 +1,567 @@
+package gitops
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/fluxcd/pkg/gittestserver"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+
+	v1 "github.com/atzedevries/canaryop/api/v1"
+	"github.com/atzedevries/canaryop/gitops/argocd"
+	"github.com/atzedevries/canaryop/gitops/credentials"
+	"github.com/atzedevries/canaryop/gitops/gitrepo"
+)
+
+const (
+	gitUser     = "canaryop"
+	gitToken    = "ghp_PLANTEDwriterTOKEN13579"
+	githubToken = "ghp_PLANTEDgithubTOKEN24680"
+)
+
+func TestMain(m *testing.M) {
+	log.SetOutput(io.Discard) // the Git test server logs every request
+	os.Exit(m.Run())
+}
+
+const shopManifest = `# Shop front end, released by canaryop.
+apiVersion: canary.atze.io/v1
+kind: CanaryApp
+metadata:
+  name: web
+spec:
+  image: ghcr.io/acme/web:v3 # bumped by CI
+  imageListenPort: 8080
+  replicas: 3
+  testReplicas: 1
+  prometheusQuery: 'increase(istio_requests_total{response_code=~"5.*"}[20s]) > 2'
+  prometheusURL: http://prometheus.istio-system:9090
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: web
+data:
+  a: b
+`
+
+// env is a real Git server with authentication, a GitHub API stand-in, and
+// a writer wired to both through a credential Secret.
+type env struct {
+	t      *testing.T
+	srv    *gittestserver.GitServer
+	gh     *fakeGitHub
+	writer *GitWriter
+	work   string
+}
+
+func newEnv(t *testing.T, files map[string]string, objs ...client.Object) *env {
+	t.Helper()
+	srv, err := gittestserver.NewTempGitServer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Auth(gitUser, gitToken).AutoCreate()
+	if err := srv.StartHTTP(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.StopHTTP(); _ = os.RemoveAll(srv.Root()) })
+	e := &env{t: t, srv: srv, gh: newFakeGitHub(t)}
+
+	e.work = t.TempDir()
+	e.git("init", "-q", "-b", "main")
+	for name, content := range files {
+		p := filepath.Join(e.work, name)
+		_ = os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.git("add", "-A")
+	e.git("commit", "-q", "-m", "seed")
+	e.git("remote", "add", "origin", srv.HTTPAddressWithCredentials()+"/acme/apps.git")
+	e.git("push", "-q", "origin", "main")
+
+	scheme := runtime.NewScheme()
+	_ = corev1.AddToScheme(scheme)
+	scheme.AddKnownTypeWithName(argocd.ApplicationGVK, &unstructured.Unstructured{})
+	secret := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "canaryop-system", Name: "acme", Labels: map[string]string{credentials.LabelKey: "true"}},
+		Data: map[string][]byte{
+			"url": []byte(srv.HTTPAddress() + "/acme/"), "username": []byte(gitUser), "password": []byte(gitToken),
+			"githubToken": []byte(githubToken), "githubAPIURL": []byte(e.gh.srv.URL + "/api/v3/"),
+		},
+	}
+	reader := fake.NewClientBuilder().WithScheme(scheme).WithObjects(append(objs, secret)...).Build()
+	cache, err := gitrepo.New(gitrepo.Options{Dir: t.TempDir(), Backoff: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.writer, err = New(Options{Cache: cache, Credentials: credentials.New(reader, "canaryop-system"), Discoverer: argocd.New(reader, "argocd")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func (e *env) url() string { return e.srv.HTTPAddress() + "/acme/apps.git" }
+
+func (e *env) git(args ...string) string {
+	e.t.Helper()
+	cmd := exec.Command("git", args...)
+	cmd.Dir = e.work
+	cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=Person", "GIT_AUTHOR_EMAIL=p@example.com",
+		"GIT_COMMITTER_NAME=Person", "GIT_COMMITTER_EMAIL=p@example.com", "GIT_CONFIG_NOSYSTEM=1", "HOME="+os.TempDir())
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		e.t.Fatalf("git %v: %v\n%s", args, err, out)
+	}
+	return string(out)
+}
+
+// remote returns `git show <rev>:<path>` after a fetch.
+func (e *env) show(rev string) string {
+	e.git("fetch", "-q", "origin", "+refs/heads/*:refs/remotes/origin/*")
+	return e.git("show", rev)
+}
+
+func (e *env) log(branch string) []string {
+	e.git("fetch", "-q", "origin", "+refs/heads/*:refs/remotes/origin/*")
+	return strings.Split(strings.TrimSpace(e.git("log", "--format=%s", "origin/"+branch)), "\n")
+}
+
+func canaryApp(gitops *v1.GitOpsSpec, wb *v1.WriteBackStatus, checks ...v1.AnalysisCheck) *v1.CanaryApp {
+	return &v1.CanaryApp{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "web"},
+		Spec: v1.CanaryAppSpec{Image: "ghcr.io/acme/web:v3", PrometheusQuery: `increase(istio_requests_total{response_code=~"5.*"}[20s]) > 2`,
+			GitOps: gitops},
+		Status: v1.CanaryAppStatus{WriteBack: wb, Checks: checks},
+	}
+}
+
+func rollback(at time.Time) *v1.WriteBackStatus {
+	return &v1.WriteBackStatus{Outcome: v1.OutcomeRolledBack, Image: "ghcr.io/acme/web:v2", FailedImage: "ghcr.io/acme/web:v3",
+		Reason: "AnalysisFailed: 5xx rate above threshold", DecidedAt: metav1.NewTime(at), Pending: true}
+}
+
+func checks(start time.Time, image string) []v1.AnalysisCheck {
+	return []v1.AnalysisCheck{
+		{Time: metav1.NewTime(start), Image: image, Weight: 10, Value: "empty", Verdict: v1.CheckPass},
+		{Time: metav1.NewTime(start.Add(2 * time.Second)), Image: image, Weight: 10, Value: "3", Verdict: v1.CheckFail},
+	}
+}
+
+func noSecrets(t *testing.T, texts ...string) {
+	t.Helper()
+	for _, s := range texts {
+		if strings.Contains(s, gitToken) || strings.Contains(s, githubToken) {
+			t.Fatalf("token leaked in %q", s)
+		}
+	}
+}
+
+func TestRollbackCommit(t *testing.T) {
+	e := newEnv(t, map[string]string{"apps/shop/web.yaml": shopManifest, "apps/other/x.yaml": "x: 1\n"})
+	now := time.Now()
+	app := canaryApp(&v1.GitOpsSpec{RepoURL: e.url(), Path: "apps/shop"}, rollback(now), checks(now.Add(-time.Minute), "ghcr.io/acme/web:v3")...)
+	ctx := context.Background()
+
+	res, err := e.writer.Write(ctx, app)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Commit) != 40 || res.PullRequestURL != "" {
+		t.Fatalf("result %+v", res)
+	}
+	noSecrets(t, res.Message)
+	body := e.show("origin/main:apps/shop/web.yaml")
+	for _, want := range []string{
+		"# Shop front end, released by canaryop.",
+		"  image: ghcr.io/acme/web:v2 # bumped by CI",
+		"failedImages:",
+		"- image: ghcr.io/acme/web:v3",
+		"kind: ConfigMap",
+	} {
+		if !strings.Contains(body, want) {
+			t.Fatalf("manifest lacks %q:\n%s", want, body)
+		}
+	}
+	msg := e.show("origin/main")
+	if !strings.Contains(msg, "canaryapp shop/web: roll back to") || !strings.Contains(msg, "Canaryop-Outcome: RolledBack") {
+		t.Fatalf("commit message:\n%s", msg)
+	}
+	noSecrets(t, msg)
+
+	// Re-reconciling: the manifest already holds the outcome.
+	again, err := e.writer.Write(ctx, app)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Commit != res.Commit || len(e.log("main")) != 2 {
+		t.Fatalf("re-run made another commit: %+v, log %v", again, e.log("main"))
+	}
+}
+
+func TestRollbackKeepsNewerImage(t *testing.T) {
+	e := newEnv(t, map[string]string{"apps/shop/web.yaml": strings.Replace(shopManifest, "web:v3", "web:v4", 1)})
+	now := time.Now()
+	app := canaryApp(&v1.GitOpsSpec{RepoURL: e.url(), Path: "apps/shop"}, rollback(now), checks(now.Add(-time.Minute), "ghcr.io/acme/web:v3")...)
+	res, err := e.writer.Write(context.Background(), app)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := e.show("origin/main:apps/shop/web.yaml")
+	if !strings.Contains(body, "image: ghcr.io/acme/web:v4") || !strings.Contains(body, "- image: ghcr.io/acme/web:v3") {
+		t.Fatalf("manifest:\n%s", body)
+	}
+	if !strings.Contains(res.Message, "newer image ghcr.io/acme/web:v4") {
+		t.Fatalf("message %q does not say the newer image was kept", res.Message)
+	}
+}
+
+func TestPromotion(t *testing.T) {
+	promoted := func(at time.Time) *v1.WriteBackStatus {
+		return &v1.WriteBackStatus{Outcome: v1.OutcomePromoted, Image: "ghcr.io/acme/web:v3", Reason: "passed analysis", DecidedAt: metav1.NewTime(at), Pending: true}
+	}
+	old := strings.Replace(shopManifest, "web:v3", "web:v2", 1)
+
+	t.Run("image changed with kubectl is written to Git", func(t *testing.T) {
+		e := newEnv(t, map[string]string{"apps/shop/web.yaml": old})
+		// The canary started after the last commit: Git's v2 is the old
+		// stable image.
+		start := time.Now().Add(2 * time.Second)
+		app := canaryApp(&v1.GitOpsSpec{RepoURL: e.url(), Path: "apps/shop"}, promoted(start.Add(time.Minute)), checks(start, "ghcr.io/acme/web:v3")...)
+		res, err := e.writer.Write(context.Background(), app)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if body := e.show("origin/main:apps/shop/web.yaml"); !strings.Contains(body, "image: ghcr.io/acme/web:v3") || strings.Contains(body, "failedImages") {
+			t.Fatalf("manifest:\n%s", body)
+		}
+		if !strings.Contains(e.show("origin/main"), "promote") {
+			t.Fatalf("subject %q", e.log("main")[0])
+		}
+		_ = res
+	})
+	t.Run("a commit after the canary started is kept", func(t *testing.T) {
+		e := newEnv(t, map[string]string{"apps/shop/web.yaml": old})
+		start := time.Now().Add(-time.Hour)
+		app := canaryApp(&v1.GitOpsSpec{RepoURL: e.url(), Path: "apps/shop"}, promoted(time.Now()), checks(start, "ghcr.io/acme/web:v3")...)
+		res, err := e.writer.Write(context.Background(), app)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if log := e.log("main"); len(log) != 1 {
+			t.Fatalf("promotion overwrote a newer commit: %v", log)
+		}
+		if !strings.Contains(res.Message, "kept") || !strings.Contains(res.Message, "Git already holds") {
+			t.Fatalf("message %q", res.Message)
+		}
+	})
+	t.Run("Git already names the promoted image", func(t *testing.T) {
+		e := newEnv(t, map[string]string{"apps/shop/web.yaml": shopManifest})
+		app := canaryApp(&v1.GitOpsSpec{RepoURL: e.url(), Path: "apps/shop"}, promoted(time.Now()), checks(time.Now().Add(-time.Minute), "ghcr.io/acme/web:v3")...)
+		if _, err := e.writer.Write(context.Background(), app); err != nil {
+			t.Fatal(err)
+		}
+		if log := e.log("main"); len(log) != 1 {
+			t.Fatalf("history %v", log)
+		}
+	})
+}
+
+func TestRollbackPullRequest(t *testing.T) {
+	e := newEnv(t, map[string]string{"apps/shop/web.yaml": shopManifest})
+	now := time.Now()
+	app := canaryApp(&v1.GitOpsSpec{RepoURL: e.url(), Path: "apps/shop", Rollback: v1.WritePullRequest}, rollback(now), checks(now.Add(-time.Minute), "ghcr.io/acme/web:v3")...)
+	ctx := context.Background()
+	res, err := e.writer.Write(ctx, app)
+	if err != nil {
+		t.Fatal(err)
+	}
+	branch := "canaryop/shop-web/rolledback-ghcr.io-acme-web-v3"
+	if res.PullRequestURL != e.gh.srv.URL+"/acme/apps/pull/1" || res.PullRequestState != "open" {
+		t.Fatalf("result %+v", res)
+	}
+	if log := e.log(branch); len(log) != 2 {
+		t.Fatalf("branch history %v", log)
+	}
+	if log := e.log("main"); len(log) != 1 {
+		t.Fatalf("main was written: %v", log)
+	}
+	pr := e.gh.pr(1)
+	if pr.Head != branch || pr.Base != "main" || !strings.Contains(pr.Title, "shop/web") || !strings.Contains(pr.Body, "rolled back") ||
+		strings.Join(pr.Labels, ",") != "canaryop,canary-rolled-back" {
+		t.Fatalf("pull request %+v", pr)
+	}
+
+	// Re-running reuses the branch and the pull request.
+	again, err := e.writer.Write(ctx, app)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.PullRequestURL != res.PullRequestURL || again.Commit != res.Commit || e.gh.count() != 1 || len(e.log(branch)) != 2 {
+		t.Fatalf("re-run: %+v, %d pull requests", again, e.gh.count())
+	}
+
+	app.Status.WriteBack.PullRequestURL = res.PullRequestURL
+	if state, err := e.writer.PullRequestState(ctx, app); err != nil || state != "open" {
+		t.Fatalf("state %q, %v", state, err)
+	}
+	e.gh.merge(1)
+	if state, err := e.writer.PullRequestState(ctx, app); err != nil || state != "merged" {
+		t.Fatalf("state %q, %v", state, err)
+	}
+	e.gh.mu.Lock()
+	for _, r := range e.gh.requests {
+		noSecrets(t, r)
+	}
+	e.gh.mu.Unlock()
+}
+
+func TestDiscoveryFromArgoCD(t *testing.T) {
+	appObj := &unstructured.Unstructured{Object: map[string]any{"spec": map[string]any{"source": map[string]any{
+		"repoURL": "PLACEHOLDER", "targetRevision": "HEAD", "path": "apps/shop"}}}}
+	appObj.SetGroupVersionKind(argocd.ApplicationGVK)
+	appObj.SetNamespace("argocd")
+	appObj.SetName("shop")
+	// The URL is known once the server runs; build the env in two steps.
+	e := newEnv(t, map[string]string{"apps/shop/web.yaml": shopManifest})
+	_ = unstructured.SetNestedField(appObj.Object, e.url(), "spec", "source", "repoURL")
+	scheme := runtime.NewScheme()
+	_ = corev1.AddToScheme(scheme)
+	scheme.AddKnownTypeWithName(argocd.ApplicationGVK, &unstructured.Unstructured{})
+	e.writer.opts.Discoverer = argocd.New(fake.NewClientBuilder().WithScheme(scheme).WithObjects(appObj).Build(), "argocd")
+
+	now := time.Now()
+	app := canaryApp(&v1.GitOpsSpec{}, rollback(now))
+	app.Annotations = map[string]string{argocd.TrackingAnnotation: "shop:canary.atze.io/CanaryApp:shop/web"}
+	loc, err := e.writer.Locate(context.Background(), app)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if loc.RepoURL != e.url() || loc.Branch != "main" || loc.Path != "apps/shop" || loc.From != "argocd:argocd/shop" {
+		t.Fatalf("location %+v", loc)
+	}
+	if _, err := e.writer.Write(context.Background(), app); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(e.show("origin/main:apps/shop/web.yaml"), "image: ghcr.io/acme/web:v2") {
+		t.Fatal("discovered location was not written")
+	}
+}
+
+func TestStalledErrors(t *testing.T) {
+	e := newEnv(t, map[string]string{"apps/shop/web.yaml": shopManifest})
+	now := time.Now()
+	ctx := context.Background()
+	cases := []struct {
+		name   string
+		gitops *v1.GitOpsSpec
+		reason string
+	}{
+		{"no credentials", &v1.GitOpsSpec{RepoURL: "https://git.example.com/x/y.git", Path: "apps"}, v1.ReasonNoCredentials},
+		{"unknown location", &v1.GitOpsSpec{}, v1.ReasonRepositoryUnknown},
+		{"missing branch", &v1.GitOpsSpec{RepoURL: e.url(), Path: "apps/shop", Branch: "release"}, v1.ReasonRepositoryUnknown},
+		{"missing path", &v1.GitOpsSpec{RepoURL: e.url(), Path: "apps/nope"}, v1.ReasonWriteBackFailed},
+		{"no document", &v1.GitOpsSpec{RepoURL: e.url(), Path: "apps"}, v1.ReasonWriteBackFailed},
+	}
+	for _, c := range cases {
+		app := canaryApp(c.gitops, rollback(now))
+		if c.name == "no document" {
+			app.Name = "api"
+		}
+		_, err := e.writer.Write(ctx, app)
+		var we *Error
+		if !errors.As(err, &we) || we.Reason() != c.reason || !IsStalled(err) {
+			t.Fatalf("%s: err = %v, want a stalled %s", c.name, err, c.reason)
+		}
+		noSecrets(t, err.Error())
+	}
+	if errors.Is(fmt.Errorf("x: %w", credentials.ErrNoCredentials), ErrNoCredentials) != true {
+		t.Fatal("ErrNoCredentials is not credentials.ErrNoCredentials")
+	}
+	if log := e.log("main"); len(log) != 1 {
+		t.Fatalf("a failed write-back committed: %v", log)
+	}
+	// A wrong token is a credential problem a person must fix, and is never
+	// shown.
+	bad := newEnv(t, map[string]string{"apps/shop/web.yaml": shopManifest})
+	bad.srv.Auth(gitUser, "another-password")
+	bad.srv.StopHTTP()
+	_ = bad.srv.StartHTTP()
+	_, err := bad.writer.Write(ctx, canaryApp(&v1.GitOpsSpec{RepoURL: bad.url(), Path: "apps/shop"}, rollback(now)))
+	var we *Error
+	if !errors.As(err, &we) || we.Reason() != v1.ReasonNoCredentials {
+		t.Fatalf("wrong token: %v", err)
+	}
+	noSecrets(t, err.Error())
+}
+
+func TestModeNone(t *testing.T) {
+	w := &GitWriter{}
+	res, err := w.Write(context.Background(), canaryApp(&v1.GitOpsSpec{Rollback: v1.WriteNone}, rollback(time.Now())))
+	if err != nil || res.Commit != "" || !strings.Contains(res.Message, "disabled") {
+		t.Fatalf("%+v %v", res, err)
+	}
+	if Mode(nil, v1.OutcomePromoted) != v1.WriteNone || Mode(&v1.GitOpsSpec{}, v1.OutcomePromoted) != v1.WriteCommit ||
+		Mode(&v1.GitOpsSpec{Promotion: v1.WritePullRequest}, v1.OutcomePromoted) != v1.WritePullRequest {
+		t.Fatal("Mode defaults")
+	}
+}
+
+func TestBranchName(t *testing.T) {
+	for _, c := range []struct {
+		wb   v1.WriteBackStatus
+		want string
+	}{
+		{v1.WriteBackStatus{Outcome: v1.OutcomeRolledBack, Image: "a:v1", FailedImage: "registry:5000/team/app:v2"}, "canaryop/ns-app/rolledback-registry-5000-team-app-v2"},
+		{v1.WriteBackStatus{Outcome: v1.OutcomePromoted, Image: "app@sha256:" + strings.Repeat("a", 64)}, "canaryop/ns-app/promoted-app-" + strings.Repeat("a", 64)},
+	} {
+		if got := BranchName("ns", "app", &c.wb); got != c.want {
+			t.Fatalf("BranchName = %q, want %q", got, c.want)
+		}
+	}
+}
+
+// fakeGitHub implements the few GitHub REST endpoints the github package
+// calls for pull requests, and checks the token on every request.
+type fakeGitHub struct {
+	t        *testing.T
+	srv      *httptest.Server
+	mu       sync.Mutex
+	prs      []*fakePR
+	requests []string
+}
+
+type fakePR struct {
+	Number      int
+	Head, Base  string
+	Title, Body string
+	Labels      []string
+	State       string
+	Merged      bool
+}
+
+func newFakeGitHub(t *testing.T) *fakeGitHub {
+	f := &fakeGitHub{t: t}
+	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
+	t.Cleanup(f.srv.Close)
+	return f
+}
+
+var (
+	pullsPath  = regexp.MustCompile(`^/api/v3/repos/acme/apps/pulls$`)
+	pullPathRe = regexp.MustCompile(`^/api/v3/repos/acme/apps/pulls/([0-9]+)$`)
+	labelsPath = regexp.MustCompile(`^/api/v3/repos/acme/apps/issues/([0-9]+)/labels$`)
+)
+
+func (f *fakeGitHub) serve(w http.ResponseWriter, r *http.Request) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	body, _ := io.ReadAll(r.Body)
+	f.requests = append(f.requests, r.Method+" "+r.URL.String()+" "+string(body))
+	if r.Header.Get("Authorization") != "Bearer "+githubToken {
+		http.Error(w, `{"message":"Bad credentials"}`, http.StatusUnauthorized)
+		return
+	}
+	var in struct {
+		Title, Head, Base, Body string
+	}
+	_ = json.Unmarshal(body, &in)
+	switch {
+	case pullsPath.MatchString(r.URL.Path) && r.Method == http.MethodPost:
+		for _, p := range f.prs {
+			if p.Head == in.Head && p.State == "open" {
+				w.WriteHeader(http.StatusUnprocessableEntity)
+				fmt.Fprintf(w, `{"message":"Validation Failed","errors":[{"resource":"PullRequest","code":"custom","message":"A pull request already exists for acme:%s."}]}`, in.Head)
+				return
+			}
+		}
+		p := &fakePR{Number: len(f.prs) + 1, Head: in.Head, Base: in.Base, Title: in.Title, Body: in.Body, State: "open"}
+		f.prs = append(f.prs, p)
+		w.WriteHeader(http.StatusCreated)
+		f.write(w, p)
+	case pullsPath.MatchString(r.URL.Path) && r.Method == http.MethodGet:
+		head := strings.TrimPrefix(r.URL.Query().Get("head"), "acme:")
+		var out []map[string]any
+		for _, p := range f.prs {
+			if p.Head == head && p.State == r.URL.Query().Get("state") {
+				out = append(out, f.json(p))
+			}
+		}
+		_ = json.NewEncoder(w).Encode(out)
+	case pullPathRe.MatchString(r.URL.Path):
+		n, _ := strconv.Atoi(pullPathRe.FindStringSubmatch(r.URL.Path)[1])
+		if n < 1 || n > len(f.prs) {
+			http.Error(w, `{"message":"Not Found"}`, http.StatusNotFound)
+			return
+		}
+		p := f.prs[n-1]
+		if r.Method == http.MethodPatch {
+			p.Title, p.Body = in.Title, in.Body
+		}
+		f.write(w, p)
+	case labelsPath.MatchString(r.URL.Path) && r.Method == http.MethodPost:
+		n, _ := strconv.Atoi(labelsPath.FindStringSubmatch(r.URL.Path)[1])
+		var labels []string
+		_ = json.Unmarshal(body, &labels)
+		p := f.prs[n-1]
+		p.Labels = append(p.Labels, labels...)
+		_ = json.NewEncoder(w).Encode([]any{})
+	default:
+		http.Error(w, `{"message":"Not Found"}`, http.StatusNotFound)
+	}
+}
+
+func (f *fakeGitHub) json(p *fakePR) map[string]any {
+	var labels []map[string]any
+	for _, l := range p.Labels {
+		labels = append(labels, map[string]any{"name": l})
+	}
+	return map[string]any{"number": p.Number, "state": p.State, "merged": p.Merged, "title": p.Title, "body": p.Body,
+		"html_url": fmt.Sprintf("%s/acme/apps/pull/%d", f.srv.URL, p.Number), "labels": labels,
+		"head": map[string]any{"ref": p.Head}, "base": map[string]any{"ref": p.Base}}
+}
+
+func (f *fakeGitHub) write(w http.ResponseWriter, p *fakePR) {
+	_ = json.NewEncoder(w).Encode(f.json(p))
+}
+
+func (f *fakeGitHub) pr(n int) fakePR {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return *f.prs[n-1]
+}
+
+func (f *fakeGitHub) count() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.prs)
+}
+
+func (f *fakeGitHub) merge(n int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.prs[n-1].State, f.prs[n-1].Merged = "closed", true
+}
