@@ -59,7 +59,7 @@ type fakeProm struct {
 	queries atomic.Int64
 }
 
-func newFakeProm(t *testing.T) *fakeProm {
+func newFakeProm(t testing.TB) *fakeProm {
 	p := &fakeProm{}
 	p.mode.Store("good")
 	p.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -87,7 +87,7 @@ type manager struct {
 	done   chan struct{}
 }
 
-func startManager(t *testing.T, writer controllers.GitWriter) *manager {
+func startManager(t testing.TB, writer controllers.GitWriter) *manager {
 	t.Helper()
 	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
 		Scheme:                 env.Client.Scheme(),
@@ -127,7 +127,7 @@ func (m *manager) stop() {
 
 // kubelet stands in for the controllers envtest does not run: it marks
 // Deployments as rolled out and available, when ready(d) allows it.
-func kubelet(t *testing.T, ns string, ready func(d *appsv1.Deployment) bool) {
+func kubelet(t testing.TB, ns string, ready func(d *appsv1.Deployment) bool) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
