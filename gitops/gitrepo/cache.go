@@ -676,35 +676,46 @@ func (r *repo) push(ctx context.Context, s session, target plumbing.ReferenceNam
 		return classify("push", err)
 	}
 	defer sess.Close()
-	ar, err := sess.AdvertisedReferencesContext(ctx)
-	if err != nil {
-		return classify("push", err)
-	}
-	refs, err := ar.AllReferences()
-	if err != nil {
-		return fmt.Errorf("push: read advertised refs: %w", err)
-	}
-	current := plumbing.ZeroHash
-	if ref, err := refs.Reference(target); err == nil {
-		current = ref.Hash()
-	}
-	if current != old {
-		return errMoved
+	caps := capability.NewList()
+	if s.ep.Protocol == "http" || s.ep.Protocol == "https" {
+		// Smart HTTP is stateless: the push needs no ref advertisement
+		// first, which saves a round trip and a server process. Every Git
+		// server since 1.6 speaks these; the old value in the command
+		// is still checked by the server under the ref lock.
+		_ = caps.Set(capability.ReportStatus)
+		_ = caps.Set(capability.Sideband64k)
+	} else {
+		ar, err := sess.AdvertisedReferencesContext(ctx)
+		if err != nil {
+			return classify("push", err)
+		}
+		refs, err := ar.AllReferences()
+		if err != nil {
+			return fmt.Errorf("push: read advertised refs: %w", err)
+		}
+		current := plumbing.ZeroHash
+		if ref, err := refs.Reference(target); err == nil {
+			current = ref.Hash()
+		}
+		if current != old {
+			return errMoved
+		}
+		for _, c := range []capability.Capability{capability.ReportStatus, capability.Sideband64k, capability.Sideband} {
+			if ar.Capabilities.Supports(c) && !(c == capability.Sideband && caps.Supports(capability.Sideband64k)) {
+				_ = caps.Set(c)
+			}
+		}
 	}
 	var pack bytes.Buffer
-	enc := packfile.NewEncoder(&pack, p.objects, !ar.Capabilities.Supports(capability.OFSDelta))
+	// Window 0: no deltas, so the pack never needs ofs-delta support.
+	enc := packfile.NewEncoder(&pack, p.objects, false)
 	if _, err := enc.Encode(p.hashes, 0); err != nil {
 		return fmt.Errorf("push: encode pack: %w", err)
 	}
-	req := packp.NewReferenceUpdateRequestFromCapabilities(ar.Capabilities)
-	req.Commands = []*packp.Command{{Name: target, Old: old, New: p.commit}}
+	req := packp.NewReferenceUpdateRequest()
 	// Side-band keeps a hook's messages out of the status report.
-	switch {
-	case ar.Capabilities.Supports(capability.Sideband64k):
-		_ = req.Capabilities.Set(capability.Sideband64k)
-	case ar.Capabilities.Supports(capability.Sideband):
-		_ = req.Capabilities.Set(capability.Sideband)
-	}
+	req.Capabilities = caps
+	req.Commands = []*packp.Command{{Name: target, Old: old, New: p.commit}}
 	req.Packfile = io.NopCloser(&pack)
 	rs, err := sess.ReceivePack(ctx, req)
 	if rs != nil {
