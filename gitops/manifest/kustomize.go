@@ -107,11 +107,11 @@ func sourceFiles(fsys filesys.FileSystem, root, dir string, k *sourceFile, seen 
 	return out, nil
 }
 
-// renderedApp is the target as kustomize renders it, with the identity it
-// had in its source file (before namePrefix, namespace and the like).
+// renderedApp is the target as kustomize renders it, with its rendered
+// name and namespace.
 type renderedApp struct {
 	Rendered
-	orgName, orgNamespace string
+	name, namespace string
 }
 
 // renderKustomization builds dir with krusty in memory and finds the
@@ -144,8 +144,37 @@ func renderKustomization(fsys filesys.FileSystem, dir string, k *sourceFile, t T
 			Detail: fmt.Sprintf("kustomize build renders %s %d times", t, len(found))}
 	}
 	r := found[0]
-	org := r.OrgId()
-	return renderedApp{Rendered: stateOf(r.YNode()), orgName: org.Name, orgNamespace: org.Namespace}, nil
+	return renderedApp{Rendered: stateOf(r.YNode()), name: r.GetName(), namespace: r.GetNamespace()}, nil
+}
+
+// sourceCandidates finds the source documents a rendered CanaryApp may come
+// from. kustomize drops the original name from its output, so a document
+// whose name is the rendered one is preferred, then one whose name is part
+// of it (namePrefix, nameSuffix). Apply's render check proves the choice.
+func sourceCandidates(files []*sourceFile, t Target, app renderedApp) []document {
+	var exact, partial []document
+	for _, f := range files {
+		for i, d := range f.docs {
+			if len(d.Content) == 0 {
+				continue
+			}
+			id, ok := identityOf(d.Content[0])
+			if !ok || id.group != t.Group || id.kind != t.Kind || id.name == "" {
+				continue
+			}
+			doc := document{file: f, index: i, root: d.Content[0]}
+			switch {
+			case id.name == app.name && (id.namespace == "" || id.namespace == app.namespace):
+				exact = append(exact, doc)
+			case strings.Contains(app.name, id.name):
+				partial = append(partial, doc)
+			}
+		}
+	}
+	if len(exact) > 0 {
+		return exact
+	}
+	return partial
 }
 
 // matchImageEntry finds the images: entry that produces the current image:

@@ -194,33 +194,40 @@ func load(fsys filesys.FileSystem, p string) (*tree, error) {
 	return t, nil
 }
 
-// render returns the CanaryApp as it will be applied, and its source
-// document under the path (zero when it comes from elsewhere).
-func (tr *tree) render(fsys filesys.FileSystem, t Target) (Rendered, document, error) {
+// render returns the CanaryApp as it will be applied, and the documents
+// under the path it may come from: exactly one without a kustomization;
+// with one, none when it comes from a base outside the path.
+func (tr *tree) render(fsys filesys.FileSystem, t Target) (Rendered, []document, error) {
 	if tr.kust == nil {
 		d, err := oneDocument(findDocuments(tr.docs, t), t, tr.path, len(tr.docs))
 		if err != nil {
-			return Rendered{}, document{}, err
+			return Rendered{}, nil, err
 		}
-		return stateOf(d.root), d, nil
+		return stateOf(d.root), []document{d}, nil
 	}
 	app, err := renderKustomization(fsys, tr.dir, tr.kust, t)
 	if err != nil {
-		return Rendered{}, document{}, err
+		return Rendered{}, nil, err
 	}
-	// The source document has the name it had before kustomize's
-	// transformers; its namespace is often set only by the kustomization.
-	src := Target{Group: t.Group, Kind: t.Kind, Name: app.orgName, Namespace: app.orgNamespace}
-	docs := findDocuments(tr.docs, src)
-	if len(docs) > 1 {
-		_, err := oneDocument(docs, src, tr.path, len(tr.docs))
-		return Rendered{}, document{}, err
+	return app.Rendered, sourceCandidates(tr.docs, t, app), nil
+}
+
+// source picks the one document to edit.
+func (tr *tree) source(docs []document, t Target, why string) (document, error) {
+	switch len(docs) {
+	case 1:
+		return docs[0], nil
+	case 0:
+		return document{}, &Error{Kind: ErrNotEditable, Path: tr.path,
+			Detail: fmt.Sprintf("%s comes from outside this path, so %s", t, why)}
+	default:
+		var at []string
+		for _, d := range docs {
+			at = append(at, d.String())
+		}
+		return document{}, &Error{Kind: ErrAmbiguous, Path: tr.path,
+			Detail: fmt.Sprintf("%s may come from %s", t, strings.Join(at, ", "))}
 	}
-	var d document
-	if len(docs) == 1 {
-		d = docs[0]
-	}
-	return app.Rendered, d, nil
 }
 
 // Render returns the image and failed images the CanaryApp at path names
@@ -248,7 +255,7 @@ func Apply(fsys filesys.FileSystem, path string, t Target, c Change) (Result, er
 	if err != nil {
 		return Result{}, err
 	}
-	before, doc, err := tr.render(fsys, t)
+	before, docs, err := tr.render(fsys, t)
 	if err != nil {
 		return Result{}, err
 	}
@@ -261,7 +268,7 @@ func Apply(fsys filesys.FileSystem, path string, t Target, c Change) (Result, er
 	case len(c.ExpectImages) > 0 && !slices.Contains(c.ExpectImages, before.Image):
 		res.ImageSkipped = true
 	default:
-		f, ops, err := tr.imageOps(doc, before.Image, c.Image)
+		f, ops, err := tr.imageOps(docs, t, before.Image, c.Image)
 		if err != nil {
 			return Result{}, err
 		}
@@ -271,9 +278,9 @@ func Apply(fsys filesys.FileSystem, path string, t Target, c Change) (Result, er
 
 	wantFailed := before.FailedImages
 	if c.FailedImage != nil && !slices.Contains(before.FailedImages, c.FailedImage.Image) {
-		if doc.file == nil {
-			return Result{}, &Error{Kind: ErrNotEditable, Path: path,
-				Detail: fmt.Sprintf("%s comes from outside this path, so the failed image cannot be recorded here", t)}
+		doc, err := tr.source(docs, t, "the failed image cannot be recorded here")
+		if err != nil {
+			return Result{}, err
 		}
 		if len(before.FailedImages) >= maxFailed {
 			return Result{}, &Error{Kind: ErrNotEditable, Path: doc.String(),
@@ -311,11 +318,11 @@ func Apply(fsys filesys.FileSystem, path string, t Target, c Change) (Result, er
 
 // imageOps plans the image change: in the kustomization's images: entry
 // for the repository when there is one, else in the CanaryApp document.
-func (tr *tree) imageOps(doc document, current, want string) (*sourceFile, []op, error) {
+func (tr *tree) imageOps(docs []document, t Target, current, want string) (*sourceFile, []op, error) {
 	if tr.kust != nil {
 		source := ""
-		if doc.file != nil {
-			source = stateOf(doc.root).Image
+		if len(docs) == 1 {
+			source = stateOf(docs[0].root).Image
 		}
 		e, ok, err := matchImageEntry(imageEntries(tr.kust), source, current)
 		if err != nil {
@@ -325,9 +332,9 @@ func (tr *tree) imageOps(doc document, current, want string) (*sourceFile, []op,
 			return tr.kust, imageEntryOps(e, want), nil
 		}
 	}
-	if doc.file == nil {
-		return nil, nil, &Error{Kind: ErrNotEditable, Path: tr.path,
-			Detail: fmt.Sprintf("the CanaryApp comes from outside this path and no images: entry in the kustomization names %q", current)}
+	doc, err := tr.source(docs, t, fmt.Sprintf("its image can only be changed by an images: entry for %q in the kustomization", current))
+	if err != nil {
+		return nil, nil, err
 	}
 	return doc.file, []op{{kind: opSet, doc: doc.index, path: []any{"spec"}, key: "image", value: want}}, nil
 }

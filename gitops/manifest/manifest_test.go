@@ -98,6 +98,32 @@ spec:
   - port: 80   # http
 `
 
+const kustomization = `# kustomization for the sample
+apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+resources:
+- canaryapp.yaml
+configurations:
+- image-fields.yaml   # spec/image of CanaryApp is an image
+images:
+- name: ghcr.io/atze/app
+  newTag: v3 # set by CI
+`
+
+const imageFields = `images:
+- path: spec/image
+  kind: CanaryApp
+`
+
+const kustApp = `apiVersion: canary.atze.io/v1
+kind: CanaryApp
+metadata:
+  name: canaryapp-sample
+spec:
+  image: ghcr.io/atze/app:v1 # source
+  replicas: 2
+`
+
 func TestApply(t *testing.T) {
 	tests := []struct {
 		name    string
@@ -267,6 +293,105 @@ spec:
 			want:    Result{Files: []string{"app.yaml"}, PreviousImage: "app:v3", ImageChanged: true},
 			wantOut: map[string]string{"app.yaml": "apiVersion: canary.atze.io/v1\nkind: CanaryApp\nmetadata:\n  name: canaryapp-sample\nspec:\n  image: app:v2\n"},
 		},
+		{
+			name: "kustomization images: entry is edited, the record goes into the CanaryApp",
+			files: map[string]string{
+				"apps/sample/kustomization.yaml": kustomization,
+				"apps/sample/image-fields.yaml":  imageFields,
+				"apps/sample/canaryapp.yaml":     kustApp,
+			},
+			path:   "apps/sample",
+			target: app,
+			change: rollbackTo("ghcr.io/atze/app:v2", "ghcr.io/atze/app:v3"),
+			want: Result{Files: []string{"apps/sample/canaryapp.yaml", "apps/sample/kustomization.yaml"},
+				PreviousImage: "ghcr.io/atze/app:v3", ImageChanged: true, RecordAdded: true},
+			wantOut: map[string]string{
+				"apps/sample/kustomization.yaml": strings.Replace(kustomization, "newTag: v3 # set by CI", "newTag: v2 # set by CI", 1),
+				"apps/sample/canaryapp.yaml": kustApp + `  failedImages:
+  - image: ghcr.io/atze/app:v3
+    reason: 1 failed check at weight 30%
+    time: "2026-03-01T12:01:35Z"
+`,
+			},
+		},
+		{
+			name: "kustomization images: registry with port, tag replaced by a digest",
+			files: map[string]string{
+				"k/kustomization.yaml": "configurations: [image-fields.yaml]\nresources: [app.yaml]\nimages:\n- name: localhost:5000/app\n  newTag: \"v3\"\n",
+				"k/image-fields.yaml":  imageFields,
+				"k/app.yaml":           strings.Replace(kustApp, "ghcr.io/atze/app:v1", "localhost:5000/app:v1", 1),
+			},
+			path:   "k",
+			target: app,
+			change: Change{Image: "localhost:5000/app@sha256:" + strings.Repeat("ab", 32)},
+			want:   Result{Files: []string{"k/kustomization.yaml"}, PreviousImage: "localhost:5000/app:v3", ImageChanged: true},
+			wantOut: map[string]string{
+				"k/kustomization.yaml": "configurations: [image-fields.yaml]\nresources: [app.yaml]\nimages:\n- name: localhost:5000/app\n  digest: sha256:" + strings.Repeat("ab", 32) + "\n",
+			},
+		},
+		{
+			name: "kustomization images: newName is changed with the tag",
+			files: map[string]string{
+				"k/kustomization.yaml": "resources:\n  - app.yaml\nconfigurations:\n  - image-fields.yaml\nimages:\n  - name: app\n    newName: ghcr.io/atze/app\n    newTag: v3\n  - name: other\n    newTag: v9\n",
+				"k/image-fields.yaml":  imageFields,
+				"k/app.yaml":           strings.Replace(kustApp, "ghcr.io/atze/app:v1", "app:v1", 1),
+			},
+			path:   "k",
+			target: app,
+			change: Change{Image: "registry.example.com/team/app:v2", ExpectImages: []string{"ghcr.io/atze/app:v3"}},
+			want:   Result{Files: []string{"k/kustomization.yaml"}, PreviousImage: "ghcr.io/atze/app:v3", ImageChanged: true},
+			wantOut: map[string]string{
+				"k/kustomization.yaml": "resources:\n  - app.yaml\nconfigurations:\n  - image-fields.yaml\nimages:\n  - name: app\n    newName: registry.example.com/team/app\n    newTag: v2\n  - name: other\n    newTag: v9\n",
+			},
+		},
+		{
+			name: "kustomization with namePrefix and namespace: the source document is found by its original name",
+			files: map[string]string{
+				"k/kustomization.yaml": "namePrefix: prod-\nnamespace: default\nresources:\n- app.yaml\n",
+				"k/app.yaml":           kustApp,
+			},
+			path:   "k",
+			target: ForApp("default", "prod-canaryapp-sample"),
+			change: rollbackTo("ghcr.io/atze/app:v0", "ghcr.io/atze/app:v1"),
+			want: Result{Files: []string{"k/app.yaml"}, PreviousImage: "ghcr.io/atze/app:v1",
+				ImageChanged: true, RecordAdded: true},
+			wantOut: map[string]string{"k/app.yaml": strings.Replace(kustApp, "app:v1 # source", "app:v0 # source", 1) + `  failedImages:
+  - image: ghcr.io/atze/app:v1
+    reason: 1 failed check at weight 30%
+    time: "2026-03-01T12:01:35Z"
+`},
+		},
+		{
+			name: "overlay with a base outside the path: the image is changed in the overlay",
+			files: map[string]string{
+				"base/kustomization.yaml":    "resources:\n- canaryapp.yaml\n",
+				"base/canaryapp.yaml":        kustApp,
+				"overlay/kustomization.yaml": "resources:\n- ../base\nconfigurations:\n- fields.yaml\nimages:\n- name: ghcr.io/atze/app\n  newTag: v3\n",
+				"overlay/fields.yaml":        imageFields,
+			},
+			path:    "overlay",
+			target:  app,
+			change:  Change{Image: "ghcr.io/atze/app:v4"},
+			want:    Result{Files: []string{"overlay/kustomization.yaml"}, PreviousImage: "ghcr.io/atze/app:v3", ImageChanged: true},
+			wantOut: map[string]string{"overlay/kustomization.yaml": "resources:\n- ../base\nconfigurations:\n- fields.yaml\nimages:\n- name: ghcr.io/atze/app\n  newTag: v4\n"},
+		},
+		{
+			name: "kustomization pulling a sub-folder under the path: the record goes into its file",
+			files: map[string]string{
+				"apps/kustomization.yaml":        "resources:\n- sample\n",
+				"apps/sample/kustomization.yaml": "resources:\n- canaryapp.yaml\n",
+				"apps/sample/canaryapp.yaml":     kustApp,
+			},
+			path:   "apps",
+			target: app,
+			change: rollbackTo("ghcr.io/atze/app:v1", "ghcr.io/atze/app:v2"),
+			want:   Result{Files: []string{"apps/sample/canaryapp.yaml"}, PreviousImage: "ghcr.io/atze/app:v1", RecordAdded: true},
+			wantOut: map[string]string{"apps/sample/canaryapp.yaml": kustApp + `  failedImages:
+  - image: ghcr.io/atze/app:v2
+    reason: 1 failed check at weight 30%
+    time: "2026-03-01T12:01:35Z"
+`},
+		},
 	}
 	for _, kind := range fsKinds {
 		for _, tt := range tests {
@@ -357,6 +482,30 @@ func TestApplyErrors(t *testing.T) {
 			rollbackTo("app:v2", "app:v3"), ErrRender, "kustomize build failed"},
 		{"remote resource", map[string]string{"k/kustomization.yaml": "resources:\n- https://github.com/o/r//base?ref=v1\n"}, "k",
 			rollbackTo("app:v2", "app:v3"), ErrRender, "remote resource"},
+		{"overlay with a base outside the path cannot record", map[string]string{
+			"base/kustomization.yaml":    "resources:\n- canaryapp.yaml\n",
+			"base/canaryapp.yaml":        kustApp,
+			"overlay/kustomization.yaml": "resources:\n- ../base\nconfigurations:\n- fields.yaml\nimages:\n- name: ghcr.io/atze/app\n  newTag: v3\n",
+			"overlay/fields.yaml":        imageFields,
+		}, "overlay", rollbackTo("ghcr.io/atze/app:v2", "ghcr.io/atze/app:v3"), ErrNotEditable, "comes from outside this path"},
+		{"images: entry that kustomize does not apply to spec.image", map[string]string{
+			"k/kustomization.yaml": "resources:\n- app.yaml\nimages:\n- name: ghcr.io/atze/app\n  newTag: v9\n",
+			"k/app.yaml":           kustApp,
+		}, "k", Change{Image: "ghcr.io/atze/app:v2"}, ErrRenderMismatch, `names image "ghcr.io/atze/app:v1", want "ghcr.io/atze/app:v2" (does the kustomization declare`},
+		{"two images: entries match", map[string]string{
+			"k/kustomization.yaml": "resources:\n- app.yaml\nconfigurations: [f.yaml]\nimages:\n- name: ghcr.io/atze/app\n- name: ghcr.io/atze/app\n  newTag: v1\n",
+			"k/f.yaml":             imageFields,
+			"k/app.yaml":           kustApp,
+		}, "k", Change{Image: "ghcr.io/atze/app:v2"}, ErrAmbiguous, "2 images: entries match"},
+		{"kustomization renders two matching CanaryApps", map[string]string{
+			"k/kustomization.yaml": "resources:\n- a.yaml\n- b.yaml\n",
+			"k/a.yaml":             kustApp,
+			"k/b.yaml":             strings.Replace(kustApp, "  name: canaryapp-sample\n", "  name: canaryapp-sample\n  namespace: default\n", 1),
+		}, "k", Change{Image: "ghcr.io/atze/app:v2"}, ErrRender, "already registered id"},
+		{"kustomization renders no match", map[string]string{
+			"k/kustomization.yaml": "resources:\n- a.yaml\n",
+			"k/a.yaml":             strings.Replace(kustApp, "canaryapp-sample", "x", 1),
+		}, "k", Change{Image: "ghcr.io/atze/app:v2"}, ErrNoDocument, "renders no CanaryApp"},
 	}
 	for _, kind := range fsKinds {
 		for _, tt := range tests {
