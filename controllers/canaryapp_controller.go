@@ -25,6 +25,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	v1 "github.com/atzedevries/canaryop/api/v1"
+	"github.com/atzedevries/canaryop/gitops"
 	"github.com/atzedevries/canaryop/internal/apply"
 	"github.com/atzedevries/canaryop/internal/metrics"
 	"github.com/atzedevries/canaryop/internal/opmetrics"
@@ -37,27 +38,14 @@ type Router interface {
 	Route(ctx context.Context, app *v1.CanaryApp, canaryWeight int32) error
 }
 
-// GitWriter writes a decided outcome (status.writeBack) back to Git.
-type GitWriter interface {
-	Write(ctx context.Context, app *v1.CanaryApp) (WriteResult, error)
-}
-
-// WriteResult is what a write-back produced.
-type WriteResult struct {
-	Commit           string
-	PullRequestURL   string
-	PullRequestState string
-	Message          string
-}
-
 // CanaryAppReconciler reconciles CanaryApp objects.
 type CanaryAppReconciler struct {
 	client.Client
 	Recorder events.EventRecorder
 	Router   Router
 	Metrics  metrics.Provider
-	// Writer is nil when Git write-back is disabled for this operator.
-	Writer GitWriter
+	// Writer writes decided outcomes back to Git; nil disables write-back.
+	Writer gitops.Writer
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 	// MaxConcurrentReconciles bounds parallel reconciles; 4 when zero.

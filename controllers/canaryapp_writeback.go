@@ -29,6 +29,11 @@ const (
 	pullRequestPoll = time.Minute
 )
 
+// Argo CD Applications are read to discover where a CanaryApp's manifest
+// lives; Git credential Secrets are read in the operator's namespace only
+// (config/rbac/git_credentials_role.yaml).
+// +kubebuilder:rbac:groups=argoproj.io,resources=applications,verbs=get;list
+
 // reconcileWriteBack writes a decided outcome back to Git. It runs after the
 // in-cluster rollout is applied, so Git being down never blocks or undoes a
 // rollback; the pending outcome stays in status and survives restarts.
@@ -87,21 +92,15 @@ func (r *CanaryAppReconciler) reconcileWriteBack(ctx context.Context, app *v1.Ca
 	return ctrl.Result{}, nil
 }
 
-// PullRequestFollower is implemented by Git writers that open pull requests.
-type PullRequestFollower interface {
-	PullRequestState(ctx context.Context, app *v1.CanaryApp) (string, error)
-}
-
 // followPullRequest tracks an open pull request until it is merged (Argo CD
 // then syncs the outcome) or closed unmerged (the cluster stays on the
 // stable image; status says so).
 func (r *CanaryAppReconciler) followPullRequest(ctx context.Context, app *v1.CanaryApp) (ctrl.Result, error) {
 	wb := app.Status.WriteBack
-	f, ok := r.Writer.(PullRequestFollower)
-	if !ok || wb.PullRequestURL == "" || wb.PullRequestState != "open" {
+	if wb.PullRequestURL == "" || wb.PullRequestState != "open" {
 		return ctrl.Result{}, nil
 	}
-	state, err := f.PullRequestState(ctx, app)
+	state, err := r.Writer.PullRequestState(ctx, app)
 	if err != nil {
 		ctrl.LoggerFrom(ctx).Info("Could not read pull request state", "url", wb.PullRequestURL, "error", err.Error())
 		return ctrl.Result{RequeueAfter: pullRequestPoll}, nil

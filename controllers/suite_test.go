@@ -27,6 +27,7 @@ import (
 
 	v1 "github.com/atzedevries/canaryop/api/v1"
 	"github.com/atzedevries/canaryop/controllers"
+	"github.com/atzedevries/canaryop/gitops"
 	"github.com/atzedevries/canaryop/internal/metrics"
 	"github.com/atzedevries/canaryop/internal/testenv"
 	"github.com/atzedevries/canaryop/internal/traffic"
@@ -87,7 +88,7 @@ type manager struct {
 	done   chan struct{}
 }
 
-func startManager(t testing.TB, writer controllers.GitWriter) *manager {
+func startManager(t testing.TB, writer gitops.Writer) *manager {
 	t.Helper()
 	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
 		Scheme:                 env.Client.Scheme(),

@@ -1,0 +1,66 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	ctrl "sigs.k8s.io/controller-runtime"
+
+	"github.com/atzedevries/canaryop/gitops"
+	"github.com/atzedevries/canaryop/gitops/argocd"
+	"github.com/atzedevries/canaryop/gitops/credentials"
+	"github.com/atzedevries/canaryop/gitops/gitrepo"
+)
+
+// gitOptions are the platform admin's settings for Git write-back. The
+// CanaryApp author chooses where to write (spec.gitops); the admin chooses
+// with which credentials and as which author.
+type gitOptions struct {
+	enabled         bool
+	cacheDir        string
+	authorName      string
+	authorEmail     string
+	credentialsNS   string
+	argocdNamespace string
+}
+
+func (o *gitOptions) bind(fs *flag.FlagSet) {
+	fs.BoolVar(&o.enabled, "git-writeback", true, "Write canary outcomes back to Git for CanaryApps with spec.gitops.")
+	fs.StringVar(&o.cacheDir, "git-cache-dir", filepath.Join(os.TempDir(), "canaryop-git"), "Directory of the cached bare clones, one per repository.")
+	fs.StringVar(&o.authorName, "git-author-name", gitops.DefaultAuthor.Name, "Author name of write-back commits.")
+	fs.StringVar(&o.authorEmail, "git-author-email", gitops.DefaultAuthor.Email, "Author email of write-back commits.")
+	fs.StringVar(&o.credentialsNS, "git-credentials-namespace", "", "Namespace of the Git credential Secrets (label canary.atze.io/git-credentials=true). Default: $POD_NAMESPACE, else canaryop-system.")
+	fs.StringVar(&o.argocdNamespace, "argocd-namespace", argocd.DefaultNamespace, "Namespace of the Argo CD Applications used to discover a CanaryApp's repository and path.")
+}
+
+// writer builds the Git writer; nil when write-back is disabled. Secrets and
+// Applications are read through the API reader (no cluster-wide watch), only
+// when an outcome is written.
+func (o *gitOptions) writer(mgr ctrl.Manager) (gitops.Writer, error) {
+	if !o.enabled {
+		return nil, nil
+	}
+	ns := o.credentialsNS
+	if ns == "" {
+		ns = os.Getenv("POD_NAMESPACE")
+	}
+	if ns == "" {
+		ns = "canaryop-system"
+	}
+	cache, err := gitrepo.New(gitrepo.Options{Dir: o.cacheDir})
+	if err != nil {
+		return nil, fmt.Errorf("git cache in %s: %w", o.cacheDir, err)
+	}
+	w, err := gitops.New(gitops.Options{
+		Cache:       cache,
+		Credentials: credentials.New(mgr.GetAPIReader(), ns),
+		Discoverer:  argocd.New(mgr.GetAPIReader(), o.argocdNamespace),
+		Author:      gitrepo.Author{Name: o.authorName, Email: o.authorEmail},
+	})
+	if err != nil {
+		return nil, err
+	}
+	return w, nil
+}
