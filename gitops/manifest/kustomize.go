@@ -150,7 +150,8 @@ func renderKustomization(fsys filesys.FileSystem, dir string, k *sourceFile, t T
 // sourceCandidates finds the source documents a rendered CanaryApp may come
 // from. kustomize drops the original name from its output, so a document
 // whose name is the rendered one is preferred, then one whose name is part
-// of it (namePrefix, nameSuffix). Apply's render check proves the choice.
+// of it (namePrefix, nameSuffix), the longest such name first. Apply's
+// render check proves the choice.
 func sourceCandidates(files []*sourceFile, t Target, app renderedApp) []document {
 	var exact, partial []document
 	for _, f := range files {
@@ -167,7 +168,12 @@ func sourceCandidates(files []*sourceFile, t Target, app renderedApp) []document
 			case id.name == app.name && (id.namespace == "" || id.namespace == app.namespace):
 				exact = append(exact, doc)
 			case strings.Contains(app.name, id.name):
-				partial = append(partial, doc)
+				if len(partial) > 0 && len(id.name) > len(partial[0].name()) {
+					partial = partial[:0]
+				}
+				if len(partial) == 0 || len(id.name) == len(partial[0].name()) {
+					partial = append(partial, doc)
+				}
 			}
 		}
 	}

@@ -5,13 +5,16 @@ import (
 	"maps"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 	"sigs.k8s.io/kustomize/kyaml/yaml"
+	sigsyaml "sigs.k8s.io/yaml"
 
 	v1 "github.com/atzedevries/canaryop/api/v1"
 )
@@ -214,9 +217,9 @@ spec:
 		{
 			name: "promotion in the second file of a folder, other CanaryApps untouched",
 			files: map[string]string{
-				"apps/a.yaml": "apiVersion: canary.atze.io/v1\nkind: CanaryApp\nmetadata:\n  name: other\nspec:\n  image: app:v1\n",
-				"apps/b.yml": "# b\r\napiVersion: canary.atze.io/v1\r\nkind: CanaryApp\r\nmetadata:\r\n  name: canaryapp-sample\r\n  namespace: default\r\nspec:\r\n  image: localhost:5000/app:v1\r\n",
-				"apps/c.yaml": "apiVersion: canary.atze.io/v1\nkind: CanaryApp\nmetadata:\n  name: canaryapp-sample\n  namespace: staging\nspec:\n  image: localhost:5000/app:v1\n",
+				"apps/a.yaml":    "apiVersion: canary.atze.io/v1\nkind: CanaryApp\nmetadata:\n  name: other\nspec:\n  image: app:v1\n",
+				"apps/b.yml":     "# b\r\napiVersion: canary.atze.io/v1\r\nkind: CanaryApp\r\nmetadata:\r\n  name: canaryapp-sample\r\n  namespace: default\r\nspec:\r\n  image: localhost:5000/app:v1\r\n",
+				"apps/c.yaml":    "apiVersion: canary.atze.io/v1\nkind: CanaryApp\nmetadata:\n  name: canaryapp-sample\n  namespace: staging\nspec:\n  image: localhost:5000/app:v1\n",
 				"apps/notes.txt": "not yaml: [",
 			},
 			path:    "apps",
@@ -226,8 +229,8 @@ spec:
 			wantOut: map[string]string{"apps/b.yml": "# b\r\napiVersion: canary.atze.io/v1\r\nkind: CanaryApp\r\nmetadata:\r\n  name: canaryapp-sample\r\n  namespace: default\r\nspec:\r\n  image: localhost:5000/app:v2\r\n"},
 		},
 		{
-			name: "record only, CRLF file without a final line break",
-			files: map[string]string{"app.yaml": "apiVersion: canary.atze.io/v1\r\nkind: CanaryApp\r\nmetadata:\r\n  name: canaryapp-sample\r\nspec:\r\n  image: app:v2"},
+			name:   "record only, CRLF file without a final line break",
+			files:  map[string]string{"app.yaml": "apiVersion: canary.atze.io/v1\r\nkind: CanaryApp\r\nmetadata:\r\n  name: canaryapp-sample\r\nspec:\r\n  image: app:v2"},
 			path:   "app.yaml",
 			target: app,
 			change: Change{Image: "app:v2", FailedImage: &v1.FailedImage{Image: "app:v3", Reason: "timeout: canary not ready\n\"quoted\" # not a comment"}},
@@ -605,5 +608,77 @@ func TestSplitImage(t *testing.T) {
 		if r != tt.repo || tag != tt.tag || d != tt.digest {
 			t.Errorf("splitImage(%q) = %q %q %q", tt.in, r, tag, d)
 		}
+	}
+}
+
+func TestApplyKustomizeIdentity(t *testing.T) {
+	twoApps := map[string]string{
+		"k/kustomization.yaml": "namePrefix: prod-\nresources:\n- a.yaml\n- b.yaml\n",
+		"k/a.yaml":             strings.Replace(kustApp, "canaryapp-sample", "sample", 1),
+		"k/b.yaml":             kustApp,
+	}
+	t.Run("the longest name contained in the rendered name is the source", func(t *testing.T) {
+		fsys := filesys.MakeFsInMemory()
+		writeFiles(t, fsys, "r", twoApps)
+		res, err := Apply(fsys, "r/k", ForApp("default", "prod-canaryapp-sample"), rollbackTo("ghcr.io/atze/app:v1", "ghcr.io/atze/app:v2"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(res.Files, []string{"r/k/b.yaml"}) || !res.RecordAdded {
+			t.Errorf("Result = %+v, want the record in b.yaml", res)
+		}
+		r, err := Render(fsys, "r/k", ForApp("default", "prod-sample"))
+		if err != nil || len(r.FailedImages) != 0 {
+			t.Errorf("the other app was changed: %+v, %v", r, err)
+		}
+	})
+	t.Run("a target without namespace that renders twice is ambiguous", func(t *testing.T) {
+		fsys := filesys.MakeFsInMemory()
+		writeFiles(t, fsys, "r", map[string]string{
+			"k/kustomization.yaml": "resources:\n- a.yaml\n- b.yaml\n",
+			"k/a.yaml":             strings.Replace(kustApp, "  name: canaryapp-sample\n", "  name: canaryapp-sample\n  namespace: staging\n", 1),
+			"k/b.yaml":             strings.Replace(kustApp, "  name: canaryapp-sample\n", "  name: canaryapp-sample\n  namespace: prod\n", 1),
+		})
+		_, err := Apply(fsys, "r/k", ForApp("", "canaryapp-sample"), Change{Image: "ghcr.io/atze/app:v2"})
+		if !errors.Is(err, ErrAmbiguous) || !strings.Contains(err.Error(), "renders CanaryApp.canary.atze.io */canaryapp-sample 2 times") {
+			t.Errorf("err = %v, want ErrAmbiguous naming the target", err)
+		}
+	})
+}
+
+func TestApplyRespectsTheRecordLimit(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("apiVersion: canary.atze.io/v1\nkind: CanaryApp\nmetadata:\n  name: canaryapp-sample\nspec:\n  image: app:v3\n  failedImages:\n")
+	for i := range maxFailed {
+		b.WriteString("  - image: app:old" + strconv.Itoa(i) + "\n")
+	}
+	fsys := filesys.MakeFsInMemory()
+	writeFiles(t, fsys, "r", map[string]string{"app.yaml": b.String()})
+	_, err := Apply(fsys, "r/app.yaml", app, rollbackTo("app:v2", "app:v3"))
+	if !errors.Is(err, ErrNotEditable) || !strings.Contains(err.Error(), "already holds 100 records") {
+		t.Errorf("err = %v, want ErrNotEditable about the limit", err)
+	}
+}
+
+func TestReasonIsCutToTheAPILimit(t *testing.T) {
+	fsys := filesys.MakeFsInMemory()
+	writeFiles(t, fsys, "r", map[string]string{"app.yaml": kustApp})
+	c := rollbackTo("ghcr.io/atze/app:v0", "ghcr.io/atze/app:v1")
+	c.FailedImage.Reason = strings.Repeat("é", 5000)
+	if _, err := Apply(fsys, "r/app.yaml", app, c); err != nil {
+		t.Fatal(err)
+	}
+	data, _ := fsys.ReadFile("r/app.yaml")
+	var doc struct {
+		Spec v1.CanaryAppSpec `json:"spec"`
+	}
+	if err := sigsyaml.Unmarshal(data, &doc); err != nil {
+		t.Fatal(err)
+	}
+	if n := utf8.RuneCountInString(doc.Spec.FailedImages[0].Reason); n != maxReasonChars {
+		t.Errorf("reason has %d characters, want %d", n, maxReasonChars)
+	}
+	if !doc.Spec.FailedImages[0].Time.Equal(&failedT) {
+		t.Errorf("time = %v, want %v", doc.Spec.FailedImages[0].Time, failedT)
 	}
 }

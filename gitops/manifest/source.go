@@ -28,6 +28,11 @@ type document struct {
 	root  *yaml.Node // the document's top-level mapping
 }
 
+func (d document) name() string {
+	id, _ := identityOf(d.root)
+	return id.name
+}
+
 func (d document) String() string {
 	return fmt.Sprintf("%s (document %d, line %d)", d.file.path, d.index+1, d.root.Line)
 }
