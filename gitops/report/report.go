@@ -74,7 +74,10 @@ func summary(in Input) string {
 		if hasVerdict(in.Checks, v1.CheckFail) {
 			why = "failed analysis"
 		}
-		if in.KeptImage != "" {
+		switch {
+		case in.FailedImage == "":
+			return "roll back to " + img
+		case in.KeptImage != "":
 			kept, failed := shortPair(in.KeptImage, in.FailedImage)
 			return fmt.Sprintf("record %s %s, keep %s", failed, why, kept)
 		}
@@ -99,7 +102,11 @@ func CommitMessage(in Input) string {
 
 	switch in.Outcome {
 	case v1.OutcomeRolledBack:
-		fmt.Fprintf(&b, "The canary of %s was rolled back to %s.\n", line(in.FailedImage, 0), line(in.Image, 0))
+		if in.FailedImage != "" {
+			fmt.Fprintf(&b, "The canary of %s was rolled back to %s.\n", line(in.FailedImage, 0), line(in.Image, 0))
+		} else {
+			fmt.Fprintf(&b, "The canary was rolled back to %s.\n", line(in.Image, 0))
+		}
 		if in.KeptImage != "" {
 			fmt.Fprintf(&b, "Git already names the newer image %s, which is kept: this commit\nonly records the failed image.\n", line(in.KeptImage, 0))
 		}

@@ -150,6 +150,8 @@ func TestSubject(t *testing.T) {
 			Image: "docker.io/library/nginx:1.25", FailedImage: "ghcr.io/me/nginx:1.26",
 			Checks: []v1.AnalysisCheck{{Verdict: v1.CheckFail}}},
 			"canaryapp ns/a: roll back to docker.io/library/nginx:1.25, ghcr.io/me/nginx:1.26 failed analysis"},
+		{"rollback without a failed image", Input{Namespace: "ns", Name: "a", Outcome: v1.OutcomeRolledBack, Image: "app:v2"},
+			"canaryapp ns/a: roll back to :v2"},
 		{"no tag", Input{Namespace: "ns", Name: "a", Outcome: v1.OutcomePromoted, Image: "localhost:5000/app"},
 			"canaryapp ns/a: promote localhost:5000/app"},
 		{"digest is shortened", Input{Namespace: "ns", Name: "a", Outcome: v1.OutcomePromoted,
