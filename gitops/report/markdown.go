@@ -76,8 +76,11 @@ func PullRequest(in Input) (title, body string) {
 // first: a sparkline of the query value, the canary weight (scaled to the
 // highest weight reached), and the verdict. An inconclusive check or a value
 // that is not a number shows as "·"; "empty" (no sample: the check passed)
-// counts as 0.
+// counts as 0. No checks give "".
 func Chart(checks []v1.AnalysisCheck) string {
+	if len(checks) == 0 {
+		return ""
+	}
 	const bars = "▁▂▃▄▅▆▇█"
 	blocks := []rune(bars)
 	level := func(f float64) rune { // f in [0,1]

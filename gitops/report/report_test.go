@@ -266,6 +266,7 @@ func TestChart(t *testing.T) {
 			check(0, 10, "0", v1.CheckPass), check(1, 20, "1", v1.CheckPass), check(2, 30, "2", v1.CheckPass),
 			check(3, 40, "4", v1.CheckFail), check(4, 50, "7", v1.CheckFail),
 		}, "value   ▁▂▃▅█  0 … 7\nweight  ▂▄▅▇█  10% → 50%\nverdict ✓✓✓✗✗  ✓ pass  ✗ fail  ? inconclusive\n"},
+		{"no checks", nil, ""},
 		{"only errors", []v1.AnalysisCheck{
 			check(0, 10, "error", v1.CheckInconclusive), check(1, 10, "NaN", v1.CheckInconclusive),
 		}, "value   ··  no numeric value\nweight  ██  10% → 10%\nverdict ??  ✓ pass  ✗ fail  ? inconclusive\n"},
