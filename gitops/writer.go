@@ -214,7 +214,7 @@ func (w *GitWriter) Write(ctx context.Context, app *v1.CanaryApp) (Result, error
 	if err != nil {
 		return Result{}, classify(err)
 	}
-	msg := describe(applied, commit)
+	msg := describe(applied, commit, wb.Image)
 	log.V(1).Info("Wrote outcome to Git", "outcome", wb.Outcome, "commit", commit.SHA, "created", commit.Created, "attempts", commit.Attempts)
 	if mode == v1.WriteCommit || commit.Branch == loc.Branch {
 		// In pull request mode, a base branch that already holds the
@@ -411,10 +411,10 @@ func reportInput(app *v1.CanaryApp, wb *v1.WriteBackStatus) report.Input {
 }
 
 // describe says what the write-back did, for status.
-func describe(r manifest.Result, c gitrepo.Commit) string {
+func describe(r manifest.Result, c gitrepo.Commit, image string) string {
 	var parts []string
 	if r.ImageChanged {
-		parts = append(parts, fmt.Sprintf("image %s -> set", r.PreviousImage))
+		parts = append(parts, fmt.Sprintf("image %s -> %s", r.PreviousImage, image))
 	}
 	if r.ImageSkipped {
 		parts = append(parts, fmt.Sprintf("Git names the newer image %s, which was kept", r.PreviousImage))
