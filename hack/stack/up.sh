@@ -28,7 +28,9 @@ ARGOCD_NS=${ARGOCD_NS:-argocd}
 GIT_REPO=${GIT_REPO:-canaryapp-demo}
 GIT_BRANCH=${GIT_BRANCH:-main}
 GIT_USER=${GIT_USER:-canaryop}
-# How often Argo CD re-checks Git without a refresh annotation (seconds).
+# How often Argo CD re-checks Git without a refresh annotation (seconds). Both
+# the controller's resync period and the repo server's cache of branch -> commit
+# resolution (--revision-cache-expiration, 3 minutes by default) bound it.
 ARGOCD_APP_RESYNC=${ARGOCD_APP_RESYNC:-20}
 
 case $E2E_DIR in *[[:space:]]*) die "E2E_DIR must not contain whitespace: $E2E_DIR" ;; esac
@@ -272,13 +274,14 @@ chmod 700 "$argo/gnupg"
   start_bg argocd-repo-server "$ARGOCD_BIN/argocd-repo-server" \
     --address 127.0.0.1 --port "$REPO_SERVER_PORT" --disable-tls \
     --metrics-address 127.0.0.1 --metrics-port "$REPO_SERVER_METRICS_PORT" \
-    --redis "127.0.0.1:$REDIS_PORT" --logformat text
+    --redis "127.0.0.1:$REDIS_PORT" --logformat text \
+    --revision-cache-expiration "${ARGOCD_APP_RESYNC}s"
   start_bg argocd-application-controller "$ARGOCD_BIN/argocd-application-controller" \
     --kubeconfig "$KUBECONFIG" --namespace "$ARGOCD_NS" \
     --repo-server "127.0.0.1:$REPO_SERVER_PORT" --repo-server-plaintext \
     --redis "127.0.0.1:$REDIS_PORT" \
     --metrics-port "$CONTROLLER_METRICS_PORT" \
-    --app-resync "$ARGOCD_APP_RESYNC" --self-heal-timeout-seconds 2 \
+    --app-resync "$ARGOCD_APP_RESYNC" --app-resync-jitter 0 --self-heal-timeout-seconds 2 \
     --status-processors 4 --operation-processors 2 --logformat text
 )
 
