@@ -5,7 +5,8 @@
 #                             (delegated to hack/build-kube-bins.sh all)
 #   bin/kwok/$KWOK_VERSION/   kwokctl, kwok
 #   bin/argocd/$ARGOCD_VERSION/ argocd plus the links argocd-application-controller,
-#                             argocd-repo-server (one binary that acts by its name)
+#                             argocd-repo-server (one binary that acts by its name),
+#                             and kustomize $KUSTOMIZE_VERSION for the repo server
 # Usage: hack/stack/build-tools.sh [all|kube|kwok|argocd ...]   (default: all)
 # The versions are the ones pinned in hack/tools/*/go.mod; keep them in sync.
 set -euo pipefail
@@ -13,6 +14,7 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 KUBE_VERSION=${KUBE_VERSION:-v1.37.2}
 KWOK_VERSION=${KWOK_VERSION:-v0.8.0}
 ARGOCD_VERSION=${ARGOCD_VERSION:-v3.2.6}
+KUSTOMIZE_VERSION=${KUSTOMIZE_VERSION:-v5.7.1}
 
 # go_build <tools module dir> <output> <package> [ldflags]: builds into a temporary
 # name and renames, so an interrupted build never leaves a binary that looks cached.
@@ -43,6 +45,10 @@ build_argocd() {
   for name in argocd-application-controller argocd-repo-server; do
     ln -sfn argocd "$out/$name"
   done
+  # The repo server runs `kustomize build` (found on PATH) for sources with a
+  # kustomization.yaml; the version is the one Argo CD v3.2 ships with.
+  [ -x "$out/kustomize" ] || go_build argocd "$out/kustomize" sigs.k8s.io/kustomize/kustomize/v5 \
+    "-X sigs.k8s.io/kustomize/api/provenance.version=$KUSTOMIZE_VERSION"
 }
 
 targets=("$@")

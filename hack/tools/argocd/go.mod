@@ -1,4 +1,6 @@
-// Module argocd pins the Argo CD components run by the local stack (hack/stack).
+// Module argocd pins the Argo CD components run by the local stack (hack/stack),
+// and the kustomize CLI (the version Argo CD v3.2 bundles) that its repo server
+// runs for kustomize sources.
 // One binary from ./cmd acts by its name: argocd-application-controller,
 // argocd-repo-server, and argocd (the repo server calls it for Git askpass).
 // The replace block is copied from argo-cd's own go.mod: replace directives of a
@@ -7,7 +9,10 @@ module github.com/atzedevries/canaryop/hack/tools/argocd
 
 go 1.26.0
 
-tool github.com/argoproj/argo-cd/v3/cmd
+tool (
+	github.com/argoproj/argo-cd/v3/cmd
+	sigs.k8s.io/kustomize/kustomize/v5
+)
 
 require (
 	cloud.google.com/go/auth v0.15.0 // indirect
@@ -279,6 +284,8 @@ require (
 	sigs.k8s.io/controller-runtime v0.21.0 // indirect
 	sigs.k8s.io/json v0.0.0-20241014173422-cfa47c3a1cc8 // indirect
 	sigs.k8s.io/kustomize/api v0.20.1 // indirect
+	sigs.k8s.io/kustomize/cmd/config v0.20.1 // indirect
+	sigs.k8s.io/kustomize/kustomize/v5 v5.7.1 // indirect
 	sigs.k8s.io/kustomize/kyaml v0.20.1 // indirect
 	sigs.k8s.io/randfill v1.0.0 // indirect
 	sigs.k8s.io/structured-merge-diff/v6 v6.3.1-0.20251003215857-446d8398e19c // indirect
