@@ -14,6 +14,7 @@ import (
 	"time"
 
 	. "github.com/onsi/gomega"
+	"go.uber.org/zap/zapcore"
 	istionetworking "istio.io/client-go/pkg/apis/networking/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -36,11 +37,7 @@ import (
 var env *testenv.Env
 
 func TestMain(m *testing.M) {
-	logOut := io.Discard
-	if os.Getenv("CANARYOP_TEST_LOG") != "" {
-		logOut = os.Stderr
-	}
-	ctrl.SetLogger(zap.New(zap.UseDevMode(true), zap.WriteTo(logOut)))
+	ctrl.SetLogger(zap.New(zap.UseDevMode(true), zap.WriteTo(logSink), zap.Level(zapcore.Level(-10))))
 	var err error
 	env, err = testenv.Start()
 	if err != nil {
@@ -50,6 +47,34 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	_ = env.Stop()
 	os.Exit(code)
+}
+
+// logSink receives the controller's logs at every verbosity: a test that
+// checks them sets a buffer; otherwise they are dropped, or printed with
+// CANARYOP_TEST_LOG=1.
+var logSink = &switchWriter{}
+
+type switchWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *switchWriter) set(w io.Writer) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.w = w
+}
+
+func (s *switchWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.w != nil:
+		return s.w.Write(p)
+	case os.Getenv("CANARYOP_TEST_LOG") != "":
+		return os.Stderr.Write(p)
+	}
+	return len(p), nil
 }
 
 // fakeProm speaks Prometheus' /api/v1/query: an empty vector while healthy,
