@@ -14,7 +14,9 @@
 # Usage: hack/stack/up.sh [SEED_DIR]
 #   SEED_DIR (or env SEED_DIR): folder whose files become the first commit of the
 #   Git repo. Default: examples/gitops if it exists, else the CanaryApp sample
-#   from config/samples.
+#   from config/samples. A folder inside this project keeps its project path in
+#   the repo (examples/gitops/canaryapp-sample/...); SEED_PREFIX=dir overrides
+#   that, SEED_PREFIX= (empty) puts the files at the repo root.
 # Leftovers of an earlier run are torn down first; if anything fails, what was
 # started is torn down again and the logs stay in $E2E_DIR/logs.
 set -euo pipefail
@@ -82,6 +84,22 @@ if [ -z "$SEED_DIR" ]; then
   fi
 fi
 [ -d "$SEED_DIR" ] || die "seed folder $SEED_DIR does not exist"
+SEED_DIR=$(cd "$SEED_DIR" && pwd)
+# Where the seed lands in the repo: by default a folder inside this project keeps
+# its project path (examples/gitops/... in the repo, as argocd/application.yaml
+# expects), anything else goes to the repo root.
+if [ -z "${SEED_PREFIX+set}" ]; then
+  case $SEED_DIR/ in
+    "$stack_root"/*/) SEED_PREFIX=${SEED_DIR#"$stack_root"/} ;;
+    *) SEED_PREFIX= ;;
+  esac
+  case $SEED_PREFIX in "${E2E_DIR#"$stack_root"/}"/*) SEED_PREFIX= ;; esac
+fi
+# Argo CD's CanaryApp health check (and any other argocd-cm settings), merged
+# into argocd-cm; set ARGOCD_CM_PATCH= (empty) to leave argocd-cm bare.
+if [ -z "${ARGOCD_CM_PATCH+set}" ] && [ -f "$stack_root/argocd/argocd-cm-patch.yaml" ]; then
+  ARGOCD_CM_PATCH=$stack_root/argocd/argocd-cm-patch.yaml
+fi
 
 pick_port PROM_PORT
 pick_port REDIS_PORT
@@ -256,6 +274,7 @@ spec:
   clusterResourceWhitelist: [{group: "*", kind: "*"}]
 EOF
 if [ -n "${ARGOCD_CM_PATCH:-}" ]; then
+  [ -f "$ARGOCD_CM_PATCH" ] || die "ARGOCD_CM_PATCH $ARGOCD_CM_PATCH does not exist"
   k -n "$ARGOCD_NS" patch configmap argocd-cm --type merge --patch-file "$ARGOCD_CM_PATCH" >/dev/null
 fi
 
@@ -291,9 +310,9 @@ GIT_SERVER_URL=$(cat "$E2E_DIR/git/addr")
 GIT_URL=$GIT_SERVER_URL/$GIT_REPO.git
 seed_work=$E2E_DIR/git/seed-work
 rm -rf "$seed_work"
-mkdir -p "$seed_work"
-cp -R "$SEED_DIR"/. "$seed_work"/
-rm -rf "$seed_work/.git"
+mkdir -p "$seed_work/$SEED_PREFIX"
+cp -R "$SEED_DIR"/. "$seed_work/$SEED_PREFIX"/
+rm -rf "$seed_work/.git" "$seed_work/$SEED_PREFIX/.git"
 (
   cd "$seed_work"
   export GIT_CONFIG_GLOBAL=/dev/null GIT_CONFIG_NOSYSTEM=1
@@ -355,6 +374,7 @@ GIT_BRANCH=$GIT_BRANCH
 GIT_USER=$GIT_USER
 GIT_TOKEN=$GIT_TOKEN
 GIT_REPOS_DIR=$git_root
+GIT_SEED_PATH=${SEED_PREFIX:-.}
 ARGOCD_NS=$ARGOCD_NS
 ARGOCD_CLUSTER_SERVER=$api_server
 ARGOCD_CLUSTER_NAME=local
