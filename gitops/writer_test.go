@@ -20,10 +20,12 @@ import (
 	"time"
 
 	"github.com/fluxcd/pkg/gittestserver"
+	"github.com/go-logr/logr/funcr"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
@@ -564,4 +566,109 @@ func (f *fakeGitHub) merge(n int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.prs[n-1].State, f.prs[n-1].Merged = "closed", true
+}
+
+// TestManyAppsFinishAtOnce writes the outcomes of many CanaryApps kept in
+// one repository at the same time, while a person pushes too: every record
+// lands exactly once. Logs at every verbosity are captured and hold no token.
+func TestManyAppsFinishAtOnce(t *testing.T) {
+	const apps = 8
+	files := map[string]string{}
+	for i := range apps {
+		files[fmt.Sprintf("apps/app%d/canaryapp.yaml", i)] = strings.Replace(shopManifest, "name: web\nspec:", fmt.Sprintf("name: app%d\nspec:", i), 1)
+	}
+	e := newEnv(t, files)
+	var logs strings.Builder
+	var logMu sync.Mutex
+	logger := funcr.New(func(prefix, args string) {
+		logMu.Lock()
+		defer logMu.Unlock()
+		logs.WriteString(prefix + " " + args + "\n")
+	}, funcr.Options{Verbosity: 10})
+	ctx := ctrl.LoggerInto(context.Background(), logger)
+
+	now := time.Now()
+	var wg sync.WaitGroup
+	errs := make(chan error, apps)
+	for i := range apps {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			app := canaryApp(&v1.GitOpsSpec{RepoURL: e.url(), Path: fmt.Sprintf("apps/app%d", i)}, rollback(now), checks(now.Add(-time.Minute), "ghcr.io/acme/web:v3")...)
+			app.Name = fmt.Sprintf("app%d", i)
+			_, err := e.writer.Write(ctx, app)
+			errs <- err
+		}()
+	}
+	person := t.TempDir()
+	cmd := exec.Command("git", "clone", "-q", "-b", "main", e.srv.HTTPAddressWithCredentials()+"/acme/apps.git", person)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%v %s", err, out)
+	}
+	for i := range 3 {
+		_ = os.WriteFile(filepath.Join(person, fmt.Sprintf("notes-%d.md", i)), []byte("x\n"), 0o644)
+		for _, args := range [][]string{{"add", "-A"}, {"commit", "-q", "-m", fmt.Sprintf("person %d", i)}} {
+			c := exec.Command("git", args...)
+			c.Dir, c.Env = person, append(os.Environ(), "GIT_AUTHOR_NAME=P", "GIT_AUTHOR_EMAIL=p@e", "GIT_COMMITTER_NAME=P", "GIT_COMMITTER_EMAIL=p@e")
+			if out, err := c.CombinedOutput(); err != nil {
+				t.Fatalf("%v %s", err, out)
+			}
+		}
+		for try := 0; ; try++ {
+			c := exec.Command("git", "push", "-q", "origin", "HEAD:main")
+			c.Dir = person
+			if c.Run() == nil {
+				break
+			}
+			if try > 50 {
+				t.Fatal("person could not push")
+			}
+			c = exec.Command("git", "pull", "-q", "--rebase", "origin", "main")
+			c.Dir, c.Env = person, append(os.Environ(), "GIT_COMMITTER_NAME=P", "GIT_COMMITTER_EMAIL=p@e")
+			if out, err := c.CombinedOutput(); err != nil {
+				t.Fatalf("%v %s", err, out)
+			}
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	log := e.log("main")
+	for i := range apps {
+		if n := countPrefix(log, fmt.Sprintf("canaryapp shop/app%d: roll back", i)); n != 1 {
+			t.Fatalf("app%d recorded %d times: %v", i, n, log)
+		}
+		body := e.show(fmt.Sprintf("origin/main:apps/app%d/canaryapp.yaml", i))
+		if !strings.Contains(body, "image: ghcr.io/acme/web:v2") || !strings.Contains(body, "- image: ghcr.io/acme/web:v3") {
+			t.Fatalf("app%d manifest:\n%s", i, body)
+		}
+	}
+	for i := range 3 {
+		if countPrefix(log, fmt.Sprintf("person %d", i)) != 1 {
+			t.Fatalf("person's commit %d lost: %v", i, log)
+		}
+	}
+	if len(log) != 1+apps+3 {
+		t.Fatalf("history %v", log)
+	}
+	logMu.Lock()
+	defer logMu.Unlock()
+	if !strings.Contains(logs.String(), "Wrote outcome to Git") {
+		t.Fatalf("nothing logged: %s", logs.String())
+	}
+	noSecrets(t, logs.String())
+}
+
+func countPrefix(list []string, prefix string) int {
+	n := 0
+	for _, s := range list {
+		if strings.HasPrefix(s, prefix) {
+			n++
+		}
+	}
+	return n
 }
