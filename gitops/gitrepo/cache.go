@@ -761,6 +761,8 @@ func classify(op string, err error) error {
 		strings.Contains(err.Error(), "unable to authenticate"),
 		strings.Contains(err.Error(), "knownhosts"):
 		return fmt.Errorf("%s: %w: %w", op, ErrAuth, err)
+	case errors.Is(err, transport.ErrEmptyRemoteRepository):
+		return fmt.Errorf("%s: %w: the repository has no branches yet", op, ErrBranchNotFound)
 	case errors.Is(err, transport.ErrRepositoryNotFound):
 		return fmt.Errorf("%s: %w: %w", op, ErrRepositoryNotFound, err)
 	}

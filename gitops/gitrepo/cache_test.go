@@ -128,6 +128,20 @@ func TestUpdateFetchesIncrementally(t *testing.T) {
 		t.Fatalf("history %v", log)
 	}
 
+	// A new Cache on the same directory (an operator restart) reuses the
+	// clone: the next update adds one pack instead of cloning again.
+	restarted := newCache(t, Options{Dir: c.opts.Dir})
+	other.commitAndPush("after restart", map[string]string{"other/restart.txt": "x\n"})
+	req.Edit = setImage("ghcr.io/acme/web:restarted")
+	if res, err := restarted.Update(ctx, req); err != nil || !res.Created {
+		t.Fatalf("update after restart: %+v %v", res, err)
+	}
+	packs, _ = filepath.Glob(filepath.Join(c.Path(req.URL), "objects", "pack", "*.pack"))
+	if len(packs) != 6 {
+		t.Fatalf("clone has %d packs after a restart, want 6", len(packs))
+	}
+	log = other.log("main")
+
 	// Past MaxPacks the clone is dropped and the next update clones again.
 	small := newCache(t, Options{MaxPacks: 2})
 	for i := range 3 {
@@ -145,7 +159,7 @@ func TestUpdateFetchesIncrementally(t *testing.T) {
 	if res, err := small.Update(ctx, req); err != nil || !res.Created {
 		t.Fatalf("update after compaction: %+v %v", res, err)
 	}
-	if log := other.log("main"); log[0] != "web: set image ghcr.io/acme/web:final" || len(log) != 18 {
+	if log := other.log("main"); log[0] != "web: set image ghcr.io/acme/web:final" || len(log) != 20 {
 		t.Fatalf("history %v", log)
 	}
 }
@@ -587,5 +601,23 @@ func TestHistoryChangedSince(t *testing.T) {
 		}})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestEmptyRemote(t *testing.T) {
+	g := newGitServer(t)
+	dir := filepath.Join(g.srv.Root(), "acme/empty.git")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	run(t, dir, "git", "init", "-q", "--bare")
+	c := newCache(t, Options{})
+	_, err := c.Update(context.Background(), UpdateRequest{URL: g.url("acme/empty.git"), Branch: "main", Auth: g.auth(), Author: author, Edit: setImage("x:v1")})
+	if !errors.Is(err, ErrBranchNotFound) {
+		t.Fatalf("err = %v, want ErrBranchNotFound", err)
+	}
+	_, err = c.Update(context.Background(), UpdateRequest{URL: g.url("acme/absent.git"), Branch: "main", Auth: g.auth(), Author: author, Edit: setImage("x:v1")})
+	if err == nil {
+		t.Fatal("absent repository: no error")
 	}
 }
