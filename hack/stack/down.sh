@@ -8,6 +8,7 @@
 # folder is deleted); up.sh clears them on its next run.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=lib.sh
 . "$here/lib.sh"
 
 # Argo CD first (it talks to all the others), the rest in any order.

@@ -1,3 +1,5 @@
+# shellcheck shell=bash
+# shellcheck disable=SC2034 # the variables are used by the scripts that source this file
 # Shared by up.sh and down.sh (sourced, not run). Defines where the stack keeps
 # its state and how it starts and stops the processes it owns.
 #
@@ -23,6 +25,7 @@ KWOKCTL=$KWOK_BIN/kwokctl
 
 PIDS_DIR=$E2E_DIR/pids
 LOGS_DIR=$E2E_DIR/logs
+CMDS_DIR=$E2E_DIR/cmds
 # kwokctl keeps each cluster under $KWOK_WORKDIR/clusters/<name> (pki, etcd
 # data, pid files, logs); keeping it in the state dir keeps ~/.kwok untouched.
 export KWOK_WORKDIR=$E2E_DIR/kwok
@@ -34,13 +37,26 @@ die() { log "error: $*"; exit 1; }
 # start_bg NAME BINARY ARGS...: runs BINARY in its own session (so a Ctrl-C in
 # the caller's terminal reaches only the script, whose trap tears down in order),
 # logs to $LOGS_DIR/NAME.log and records the PID. Environment for the process is
-# whatever the caller exported.
+# whatever the caller exported; list the variables set for it in STACK_ENV.
 start_bg() {
   local name=$1 bin=$2
   shift 2
   local exe
   exe=$(readlink -f "$bin")
-  mkdir -p "$PIDS_DIR" "$LOGS_DIR"
+  mkdir -p "$PIDS_DIR" "$LOGS_DIR" "$CMDS_DIR"
+  # The command line and the variables named in STACK_ENV (the ones set for this
+  # component; never the caller's whole environment, which may hold unrelated
+  # secrets), for `ctl.sh start NAME` after a stop.
+  {
+    local var
+    for var in ${STACK_ENV:-}; do
+      printf 'export %s=%q\n' "$var" "${!var}"
+    done
+    printf 'start_args=('
+    printf ' %q' "$bin" "$@"
+    printf ' )\n'
+  } >"$CMDS_DIR/$name.sh"
+  chmod 600 "$CMDS_DIR/$name.sh"
   setsid "$bin" "$@" </dev/null >>"$LOGS_DIR/$name.log" 2>&1 &
   local pid=$!
   printf '%s\n%s\n' "$pid" "$exe" >"$PIDS_DIR/$name.pid"

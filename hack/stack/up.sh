@@ -21,6 +21,7 @@
 # started is torn down again and the logs stay in $E2E_DIR/logs.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=lib.sh
 . "$here/lib.sh"
 
 SEED_DIR=${1:-${SEED_DIR:-}}
@@ -45,7 +46,7 @@ if [ -d "$PIDS_DIR" ] || [ -d "$KWOK_CLUSTER_DIR" ]; then
 fi
 # Only the paths this script creates, never the whole folder: E2E_DIR may be
 # set to a folder that holds other things.
-for d in pids logs kwok prometheus redis git argocd bin env kubeconfig kwok.yaml; do
+for d in pids cmds logs kwok prometheus redis git argocd bin env kubeconfig kwok.yaml; do
   rm -rf "${E2E_DIR:?}/$d"
 done
 mkdir -p "$E2E_DIR" "$PIDS_DIR" "$LOGS_DIR"
@@ -101,6 +102,9 @@ if [ -z "${ARGOCD_CM_PATCH+set}" ] && [ -f "$stack_root/argocd/argocd-cm-patch.y
   ARGOCD_CM_PATCH=$stack_root/argocd/argocd-cm-patch.yaml
 fi
 
+# A fixed port for the Git server too (it could pick its own with :0): a
+# restart by ctl.sh must keep GIT_URL, which Argo CD has stored.
+pick_port GIT_PORT
 pick_port PROM_PORT
 pick_port REDIS_PORT
 pick_port REPO_SERVER_PORT
@@ -114,7 +118,8 @@ GIT_TOKEN=$(od -An -tx1 -N20 /dev/urandom | tr -d ' \n')
 git init -q --bare -b "$GIT_BRANCH" "$git_root/$GIT_REPO.git"
 (
   export GITSERVER_USER=$GIT_USER GITSERVER_TOKEN=$GIT_TOKEN
-  start_bg gitserver "$E2E_DIR/bin/gitserver" --listen 127.0.0.1:0 --root "$git_root" --addr-file "$E2E_DIR/git/addr"
+  STACK_ENV="GITSERVER_USER GITSERVER_TOKEN"
+  start_bg gitserver "$E2E_DIR/bin/gitserver" --listen "127.0.0.1:$GIT_PORT" --root "$git_root" --addr-file "$E2E_DIR/git/addr"
 )
 
 # --- Redis for Argo CD's cache ---------------------------------------------
@@ -290,6 +295,8 @@ chmod 700 "$argo/gnupg"
   # With HTTP credentials the repo server runs git with GIT_ASKPASS=argocd: the
   # same binary, found on PATH, acting as the askpass helper.
   export PATH=$ARGOCD_BIN:$PATH
+  STACK_ENV="ARGOCD_GPG_ENABLED ARGOCD_GNUPGHOME ARGOCD_TLS_DATA_PATH ARGOCD_SSH_DATA_PATH
+    ARGOCD_ASK_PASS_SOCK ARGOCD_PLUGINSOCKFILEPATH TMPDIR HOME PATH"
   start_bg argocd-repo-server "$ARGOCD_BIN/argocd-repo-server" \
     --address 127.0.0.1 --port "$REPO_SERVER_PORT" --disable-tls \
     --metrics-address 127.0.0.1 --metrics-port "$REPO_SERVER_METRICS_PORT" \
