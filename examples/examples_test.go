@@ -8,10 +8,15 @@ import (
 	"strings"
 	"testing"
 
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/atzedevries/canaryop/api/v1"
 	"github.com/atzedevries/canaryop/internal/testenv"
@@ -162,4 +167,27 @@ func TestReadmeFlow(t *testing.T) {
 		t.Errorf("image after the limited user's patch: %s", app.Spec.Image)
 	}
 	k.must(as, "delete", "canaryapp", "canaryapp-sample")
+
+	// The same rights for a user that authenticates as the service account
+	// with its own certificate (no impersonation by an administrator).
+	user, err := env.AddUser(limitedUser, "system:serviceaccounts", "system:serviceaccounts:default", "system:authenticated")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mine := &v1.CanaryApp{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "mine"}, Spec: s}
+	if err := user.Create(t.Context(), mine); err != nil {
+		t.Fatalf("limited user creates a CanaryApp: %v", err)
+	}
+	mine.Spec.Image = "atzedevries/go-status-code-server:v3"
+	if err := user.Update(t.Context(), mine); err != nil {
+		t.Fatalf("limited user updates a CanaryApp: %v", err)
+	}
+	for name, list := range map[string]client.ObjectList{"pods": &corev1.PodList{}, "deployments": &appsv1.DeploymentList{}, "secrets": &corev1.SecretList{}} {
+		if err := user.List(t.Context(), list, client.InNamespace("default")); !apierrors.IsForbidden(err) {
+			t.Errorf("limited user lists %s: %v, want Forbidden", name, err)
+		}
+	}
+	if err := user.Delete(t.Context(), mine); err != nil {
+		t.Fatalf("limited user deletes a CanaryApp: %v", err)
+	}
 }
