@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"flag"
 	"fmt"
 	"os"
@@ -24,6 +25,8 @@ type gitOptions struct {
 	authorEmail     string
 	credentialsNS   string
 	argocdNamespace string
+	signingKeyFile  string
+	passphraseFile  string
 }
 
 func (o *gitOptions) bind(fs *flag.FlagSet) {
@@ -33,6 +36,8 @@ func (o *gitOptions) bind(fs *flag.FlagSet) {
 	fs.StringVar(&o.authorEmail, "git-author-email", gitops.DefaultAuthor.Email, "Author email of write-back commits.")
 	fs.StringVar(&o.credentialsNS, "git-credentials-namespace", "", "Namespace of the Git credential Secrets (label canary.atze.io/git-credentials=true). Default: $POD_NAMESPACE, else canaryop-system.")
 	fs.StringVar(&o.argocdNamespace, "argocd-namespace", argocd.DefaultNamespace, "Namespace of the Argo CD Applications used to discover a CanaryApp's repository and path.")
+	fs.StringVar(&o.signingKeyFile, "git-signing-key-file", "", "ASCII-armored OpenPGP private key (e.g. a mounted Secret) to sign write-back commits with; empty: unsigned.")
+	fs.StringVar(&o.passphraseFile, "git-signing-passphrase-file", "", "File holding the passphrase of --git-signing-key-file, if it is encrypted.")
 }
 
 // writer builds the Git writer; nil when write-back is disabled. Secrets and
@@ -53,14 +58,43 @@ func (o *gitOptions) writer(mgr ctrl.Manager) (gitops.Writer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("git cache in %s: %w", o.cacheDir, err)
 	}
+	signer, err := o.signer()
+	if err != nil {
+		return nil, err
+	}
 	w, err := gitops.New(gitops.Options{
 		Cache:       cache,
 		Credentials: credentials.New(mgr.GetAPIReader(), ns),
 		Discoverer:  argocd.New(mgr.GetAPIReader(), o.argocdNamespace),
 		Author:      gitrepo.Author{Name: o.authorName, Email: o.authorEmail},
+		Signer:      signer,
 	})
 	if err != nil {
 		return nil, err
 	}
 	return w, nil
+}
+
+// signer reads the commit signing key. Errors name the file, never its
+// content.
+func (o *gitOptions) signer() (gitrepo.Signer, error) {
+	if o.signingKeyFile == "" {
+		return nil, nil
+	}
+	key, err := os.ReadFile(o.signingKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("reading the signing key: %w", err)
+	}
+	var passphrase []byte
+	if o.passphraseFile != "" {
+		if passphrase, err = os.ReadFile(o.passphraseFile); err != nil {
+			return nil, fmt.Errorf("reading the signing key passphrase: %w", err)
+		}
+		passphrase = bytes.TrimRight(passphrase, "\r\n")
+	}
+	s, err := gitrepo.OpenPGPSigner(key, passphrase)
+	if err != nil {
+		return nil, fmt.Errorf("signing key %s: %w", o.signingKeyFile, err)
+	}
+	return s, nil
 }

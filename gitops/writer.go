@@ -368,7 +368,15 @@ func changeFor(app *v1.CanaryApp, wb *v1.WriteBackStatus, path string, fsys file
 			// Apply reports the error, or finds nothing to change.
 			return c, nil
 		}
-		// Git names another image. If nobody touched the manifest since
+		// Git names another image. The planner records the stable image
+		// before the promotion: only that one is replaced (the new image
+		// came with kubectl, not Git); anything else is newer and kept.
+		if wb.PreviousImage != "" {
+			c.ExpectImages = []string{wb.PreviousImage}
+			return c, nil
+		}
+		// Without that record (a status written by an older operator): if
+		// nobody touched the manifest since
 		// the canary started, that image is the old stable one (the new
 		// one came with kubectl, not Git) and is replaced; otherwise a
 		// person committed something newer, which is kept.

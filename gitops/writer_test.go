@@ -280,6 +280,38 @@ func TestPromotion(t *testing.T) {
 			t.Fatalf("message %q", res.Message)
 		}
 	})
+	t.Run("the recorded previous image is replaced, whatever the history", func(t *testing.T) {
+		e := newEnv(t, map[string]string{"apps/shop/web.yaml": old})
+		wb := promoted(time.Now())
+		wb.PreviousImage = "ghcr.io/acme/web:v2"
+		// The manifest changed after the canary started (another field), yet
+		// it still names the old stable image: it gets the promoted one.
+		app := canaryApp(&v1.GitOpsSpec{RepoURL: e.url(), Path: "apps/shop"}, wb, checks(time.Now().Add(-time.Hour), "ghcr.io/acme/web:v3")...)
+		if _, err := e.writer.Write(context.Background(), app); err != nil {
+			t.Fatal(err)
+		}
+		if body := e.show("origin/main:apps/shop/web.yaml"); !strings.Contains(body, "image: ghcr.io/acme/web:v3") {
+			t.Fatalf("manifest:\n%s", body)
+		}
+	})
+	t.Run("an image other than the recorded previous one is kept", func(t *testing.T) {
+		newer := strings.Replace(shopManifest, "web:v3", "web:v4", 1)
+		e := newEnv(t, map[string]string{"apps/shop/web.yaml": newer})
+		wb := promoted(time.Now())
+		wb.PreviousImage = "ghcr.io/acme/web:v2"
+		app := canaryApp(&v1.GitOpsSpec{RepoURL: e.url(), Path: "apps/shop"}, wb, checks(time.Now().Add(time.Hour), "ghcr.io/acme/web:v3")...)
+		res, err := e.writer.Write(context.Background(), app)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if log := e.log("main"); len(log) != 1 {
+			t.Fatalf("promotion overwrote a newer image: %v", log)
+		}
+		if !strings.Contains(e.show("origin/main:apps/shop/web.yaml"), "image: ghcr.io/acme/web:v4") {
+			t.Fatal("v4 was not kept")
+		}
+		_ = res
+	})
 	t.Run("Git already names the promoted image", func(t *testing.T) {
 		e := newEnv(t, map[string]string{"apps/shop/web.yaml": shopManifest})
 		app := canaryApp(&v1.GitOpsSpec{RepoURL: e.url(), Path: "apps/shop"}, promoted(time.Now()), checks(time.Now().Add(-time.Minute), "ghcr.io/acme/web:v3")...)

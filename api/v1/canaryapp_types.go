@@ -391,6 +391,11 @@ type WriteBackStatus struct {
 	// failedImage is the image recorded as failed (rollbacks only).
 	// +optional
 	FailedImage string `json:"failedImage,omitempty"`
+	// previousImage is the stable image before a promotion. The manifest's
+	// image is replaced only while it still names previousImage, so a newer
+	// image a person committed meanwhile is kept.
+	// +optional
+	PreviousImage string `json:"previousImage,omitempty"`
 	// reason says why the canary ended this way.
 	// +optional
 	Reason string `json:"reason,omitempty"`

@@ -303,12 +303,15 @@ func (p *planner) promote() {
 		p.requeue(waitPoll)
 		return
 	}
-	promoted := st.CanaryImage
+	promoted, previous := st.CanaryImage, st.StableImage
 	st.StableImage = promoted
 	p.endCanary()
 	st.Phase = v1.PhaseStable
 	p.event(false, v1.ReasonPromoted, "Promoted %s: the primary runs it and receives all traffic", promoted)
 	p.decide(v1.OutcomePromoted, promoted, "", "passed analysis")
+	if wb := p.out.Status.WriteBack; wb != nil {
+		wb.PreviousImage = previous
+	}
 }
 
 func (p *planner) rollback(reason, message string) {

@@ -274,6 +274,9 @@ func TestPlan(t *testing.T) {
 				g.Expect(r.Status.WriteBack).NotTo(BeNil())
 				g.Expect(r.Status.WriteBack.Outcome).To(Equal(tc.wantOutcome))
 				g.Expect(r.Status.WriteBack.Pending).To(BeTrue())
+				if tc.wantOutcome == v1.OutcomePromoted {
+					g.Expect(r.Status.WriteBack.PreviousImage).To(Equal(tc.app.Status.StableImage))
+				}
 			}
 		})
 	}
