@@ -317,3 +317,21 @@ func (e *Env) AddUser(name string, groups ...string) (client.Client, error) {
 	}
 	return c, nil
 }
+
+// Main is a package's TestMain: it starts the environment into *env, runs
+// the tests and stops the environment, also when tests fail, so that no
+// kube-apiserver or etcd outlives the test binary.
+func Main(m *testing.M, env **Env) {
+	e, err := Start()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	*env = e
+	code := m.Run()
+	if err := e.Stop(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		code = 1
+	}
+	os.Exit(code)
+}
