@@ -72,6 +72,7 @@ func main() {
 	}
 	r := &controllers.CanaryAppReconciler{
 		Client:                  mgr.GetClient(),
+		APIReader:               mgr.GetAPIReader(),
 		Recorder:                mgr.GetEventRecorder("canaryop"),
 		Router:                  traffic.NewIstio(mgr.GetClient()),
 		Metrics:                 metrics.NewPrometheus(),

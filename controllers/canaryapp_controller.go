@@ -41,9 +41,14 @@ type Router interface {
 // CanaryAppReconciler reconciles CanaryApp objects.
 type CanaryAppReconciler struct {
 	client.Client
-	Recorder events.EventRecorder
-	Router   Router
-	Metrics  metrics.Provider
+	// APIReader reads the CanaryApp itself, uncached: a reconcile that
+	// started from a status older than the last one written would act
+	// twice on one decision (route traffic back to a removed canary, write
+	// an outcome to Git again). Nil falls back to Client.
+	APIReader client.Reader
+	Recorder  events.EventRecorder
+	Router    Router
+	Metrics   metrics.Provider
 	// Writer writes decided outcomes back to Git; nil disables write-back.
 	Writer gitops.Writer
 	// Now is the clock; time.Now when nil.
@@ -86,7 +91,11 @@ func (r *CanaryAppReconciler) now() time.Time {
 func (r *CanaryAppReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
 	log := ctrl.LoggerFrom(ctx)
 	app := &v1.CanaryApp{}
-	if err := r.Get(ctx, req.NamespacedName, app); err != nil {
+	reader := r.APIReader
+	if reader == nil {
+		reader = r.Client
+	}
+	if err := reader.Get(ctx, req.NamespacedName, app); err != nil {
 		if apierrors.IsNotFound(err) {
 			opmetrics.Forget(req.Namespace, req.Name)
 			return ctrl.Result{}, nil
@@ -145,7 +154,9 @@ func (r *CanaryAppReconciler) patchStatus(ctx context.Context, base, app *v1.Can
 	if equalStatus(base, app) {
 		return nil
 	}
-	if err := r.Status().Patch(ctx, app, client.MergeFrom(base)); err != nil {
+	// The optimistic lock makes a patch computed from an object someone
+	// changed meanwhile fail and retry, instead of undoing their change.
+	if err := r.Status().Patch(ctx, app, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})); err != nil {
 		if apierrors.IsNotFound(err) {
 			return nil
 		}

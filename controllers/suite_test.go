@@ -117,11 +117,12 @@ func startManager(t testing.TB, writer gitops.Writer) *manager {
 		t.Fatal(err)
 	}
 	r := &controllers.CanaryAppReconciler{
-		Client:   mgr.GetClient(),
-		Recorder: mgr.GetEventRecorder("canaryop"),
-		Router:   traffic.NewIstio(mgr.GetClient()),
-		Metrics:  metrics.NewPrometheus(),
-		Writer:   writer,
+		Client:    mgr.GetClient(),
+		APIReader: mgr.GetAPIReader(),
+		Recorder:  mgr.GetEventRecorder("canaryop"),
+		Router:    traffic.NewIstio(mgr.GetClient()),
+		Metrics:   metrics.NewPrometheus(),
+		Writer:    writer,
 	}
 	if err := r.SetupWithManager(mgr); err != nil {
 		t.Fatal(err)

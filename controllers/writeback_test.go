@@ -105,11 +105,7 @@ func (r *gitRepo) fetch() { r.git("fetch", "-q", "origin", "+refs/heads/*:refs/r
 func gitWriter(t testing.TB, repo *gitRepo) gitops.Writer {
 	t.Helper()
 	ns := env.NewNamespace(t)
-	secret := &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "team-repos", Labels: map[string]string{credentials.LabelKey: "true"}},
-		StringData: map[string]string{"url": repo.srv.HTTPAddress() + "/team/", "username": "canaryop", "password": plantedToken},
-	}
-	if err := env.Client.Create(context.Background(), secret); err != nil {
+	if err := env.Client.Create(context.Background(), credentialSecret(ns, repo)); err != nil {
 		t.Fatal(err)
 	}
 	cache, err := gitrepo.New(gitrepo.Options{Dir: t.TempDir()})
@@ -121,6 +117,14 @@ func gitWriter(t testing.TB, repo *gitRepo) gitops.Writer {
 		t.Fatal(err)
 	}
 	return w
+}
+
+// credentialSecret is the platform admin's Secret covering the test repo.
+func credentialSecret(ns string, repo *gitRepo) *corev1.Secret {
+	return &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "team-repos", Labels: map[string]string{credentials.LabelKey: "true"}},
+		StringData: map[string]string{"url": repo.srv.HTTPAddress() + "/team/", "username": "canaryop", "password": plantedToken},
+	}
 }
 
 func TestWriteBackRollbackAndPromotion(t *testing.T) {
