@@ -53,6 +53,9 @@ type CanaryAppReconciler struct {
 	Writer gitops.Writer
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
+	// PullRequestPoll is how often an open write-back pull request is
+	// looked at; one minute when zero.
+	PullRequestPoll time.Duration
 	// MaxConcurrentReconciles bounds parallel reconciles; 4 when zero.
 	MaxConcurrentReconciles int
 }

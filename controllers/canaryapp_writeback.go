@@ -25,8 +25,8 @@ type ReasonedError interface {
 const (
 	writeBackMinBackoff = 5 * time.Second
 	writeBackMaxBackoff = 5 * time.Minute
-	// pullRequestPoll is how often an open pull request is looked at.
-	pullRequestPoll = time.Minute
+	// defaultPullRequestPoll is how often an open pull request is looked at.
+	defaultPullRequestPoll = time.Minute
 )
 
 // Argo CD Applications are read to discover where a CanaryApp's manifest
@@ -87,7 +87,7 @@ func (r *CanaryAppReconciler) reconcileWriteBack(ctx context.Context, app *v1.Ca
 	r.setWriteBackCondition(app, metav1.ConditionTrue, reason, msg)
 	r.notify(ctx, app, rollout.Event{Reason: reason, Message: msg})
 	if res.PullRequestURL != "" {
-		return ctrl.Result{RequeueAfter: pullRequestPoll}, nil
+		return ctrl.Result{RequeueAfter: r.pullRequestPoll()}, nil
 	}
 	return ctrl.Result{}, nil
 }
@@ -103,10 +103,10 @@ func (r *CanaryAppReconciler) followPullRequest(ctx context.Context, app *v1.Can
 	state, err := r.Writer.PullRequestState(ctx, app)
 	if err != nil {
 		ctrl.LoggerFrom(ctx).Info("Could not read pull request state", "url", wb.PullRequestURL, "error", err.Error())
-		return ctrl.Result{RequeueAfter: pullRequestPoll}, nil
+		return ctrl.Result{RequeueAfter: r.pullRequestPoll()}, nil
 	}
 	if state == wb.PullRequestState {
-		return ctrl.Result{RequeueAfter: pullRequestPoll}, nil
+		return ctrl.Result{RequeueAfter: r.pullRequestPoll()}, nil
 	}
 	wb.PullRequestState = state
 	switch state {
@@ -118,7 +118,7 @@ func (r *CanaryAppReconciler) followPullRequest(ctx context.Context, app *v1.Can
 		r.notify(ctx, app, rollout.Event{Warning: true, Reason: v1.ReasonPullRequestClosed, Message: msg})
 	}
 	if state == "open" {
-		return ctrl.Result{RequeueAfter: pullRequestPoll}, nil
+		return ctrl.Result{RequeueAfter: r.pullRequestPoll()}, nil
 	}
 	return ctrl.Result{}, nil
 }
@@ -136,4 +136,11 @@ func writeBackBackoff(attempts int32) time.Duration {
 		d *= 2
 	}
 	return min(d, writeBackMaxBackoff)
+}
+
+func (r *CanaryAppReconciler) pullRequestPoll() time.Duration {
+	if r.PullRequestPoll > 0 {
+		return r.PullRequestPoll
+	}
+	return defaultPullRequestPoll
 }

@@ -15,6 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	v1 "github.com/atzedevries/canaryop/api/v1"
+	"github.com/atzedevries/canaryop/controllers"
 	"github.com/atzedevries/canaryop/gitops"
 	"github.com/atzedevries/canaryop/gitops/credentials"
 	gh "github.com/atzedevries/canaryop/gitops/github"
@@ -25,12 +26,10 @@ import (
 // what it was asked.
 type fakeGitHub struct {
 	*httptest.Server
-	mu       sync.Mutex
-	created  []map[string]any
-	labels   []string
-	state    string // "open", "closed" or "merged"
-	authBad  bool
-	requests []string
+	mu      sync.Mutex
+	created []map[string]any
+	labels  []string
+	state   string // "open", "closed" or "merged"
 }
 
 func newFakeGitHub(t testing.TB) *fakeGitHub {
@@ -38,7 +37,6 @@ func newFakeGitHub(t testing.TB) *fakeGitHub {
 	f.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		f.mu.Lock()
 		defer f.mu.Unlock()
-		f.requests = append(f.requests, r.Method+" "+r.URL.Path)
 		if r.Header.Get("Authorization") != "Bearer "+plantedToken {
 			w.WriteHeader(http.StatusUnauthorized)
 			fmt.Fprint(w, `{"message":"Bad credentials"}`)
@@ -103,9 +101,7 @@ func TestWriteBackPullRequest(t *testing.T) {
 		},
 	})
 	g.Expect(err).NotTo(HaveOccurred())
-	// The pull request state is polled every minute in production; the
-	// test looks at the outcome through the status instead of waiting.
-	startManager(t, w)
+	startManager(t, w, func(r *controllers.CanaryAppReconciler) { r.PullRequestPoll = 500 * time.Millisecond })
 	ns, app := stableApp(t, g, prom.URL, nil, func(a *v1.CanaryApp) {
 		a.Spec.GitOps = &v1.GitOpsSpec{RepoURL: repo.url(), Branch: "main", Path: "apps/canaryapp-sample", Rollback: v1.WritePullRequest}
 	})
@@ -140,4 +136,16 @@ func TestWriteBackPullRequest(t *testing.T) {
 	g.Expect(repo.git("show", "origin/main:apps/canaryapp-sample/canaryapp.yaml")).To(ContainSubstring("image: " + image("v1")))
 	g.Expect(strings.Count(repo.git("log", "--format=%s", "origin/main"), "\n")).To(Equal(1))
 	g.Expect(toJSON(get(g, app).Status)).NotTo(ContainSubstring(plantedToken))
+
+	// A person closes the pull request without merging: the cluster stays
+	// on the stable image and the status says so.
+	github.set("closed")
+	g.Eventually(func(g Gomega) *v1.CanaryApp { return get(g, app) }, timeout, poll).Should(
+		haveCondition(v1.ConditionWriteBack, metav1.ConditionFalse, v1.ReasonPullRequestClosed))
+	final := get(g, app)
+	g.Expect(final.Status.WriteBack.PullRequestState).To(Equal("closed"))
+	g.Expect(final.Status.StableImage).To(Equal(image("v1")))
+	g.Expect(condition(final, v1.ConditionWriteBack).Message).To(ContainSubstring("stays on " + image("v1")))
+	created, _ = github.snapshot()
+	g.Expect(created).To(HaveLen(1), "following the pull request never opens another")
 }

@@ -105,7 +105,7 @@ type manager struct {
 	done   chan struct{}
 }
 
-func startManager(t testing.TB, writer gitops.Writer) *manager {
+func startManager(t testing.TB, writer gitops.Writer, opts ...func(*controllers.CanaryAppReconciler)) *manager {
 	t.Helper()
 	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
 		Scheme:                 env.Client.Scheme(),
@@ -123,6 +123,9 @@ func startManager(t testing.TB, writer gitops.Writer) *manager {
 		Router:    traffic.NewIstio(mgr.GetClient()),
 		Metrics:   metrics.NewPrometheus(),
 		Writer:    writer,
+	}
+	for _, o := range opts {
+		o(r)
 	}
 	if err := r.SetupWithManager(mgr); err != nil {
 		t.Fatal(err)
