@@ -53,6 +53,20 @@ build: ## Build the manager binary.
 run: ## Run the manager against the current kubeconfig.
 	go run ./cmd --metrics-bind-address=127.0.0.1:8080 --health-probe-bind-address=127.0.0.1:8081
 
+##@ Local demo and end-to-end suite (hack/stack: kwok, Argo CD, Prometheus, Git)
+
+.PHONY: demo
+demo: ## Play the GitOps release flow on a local stack (first run builds everything).
+	hack/demo.sh
+
+.PHONY: demo-down
+demo-down: ## Stop whatever an interrupted demo or e2e run left running.
+	hack/stack/down.sh
+
+.PHONY: e2e
+e2e: ## End-to-end suite (test/e2e, build tag e2e) against the local stack.
+	hack/e2e.sh
+
 ##@ Deployment
 
 .PHONY: install

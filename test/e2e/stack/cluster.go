@@ -1,0 +1,298 @@
+package stack
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+
+	istionetv1 "istio.io/client-go/pkg/apis/networking/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/tools/clientcmd"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
+
+	v1 "github.com/atzedevries/canaryop/api/v1"
+	"github.com/atzedevries/canaryop/gitops/argocd"
+	"github.com/atzedevries/canaryop/gitops/credentials"
+)
+
+// Placeholders in argocd/*.yaml (see argocd/README.md).
+const (
+	RepoURLPlaceholder = "https://git.example.com/canaryop-demo.git"
+	ServerPlaceholder  = "https://kubernetes.default.svc"
+)
+
+var applicationGVK = argocd.ApplicationGVK
+
+// OperatorNamespace holds the operator's Git credentials Secret.
+const OperatorNamespace = "canaryop-system"
+
+// Cluster talks to the stack's API server as its admin.
+type Cluster struct {
+	Client client.Client
+	env    Env
+}
+
+// NewCluster connects to the stack's cluster.
+func NewCluster(env Env) (*Cluster, error) {
+	cfg, err := clientcmd.BuildConfigFromFlags("", env.Get("KUBECONFIG"))
+	if err != nil {
+		return nil, fmt.Errorf("loading the stack's kubeconfig: %w", err)
+	}
+	cfg.QPS, cfg.Burst = 50, 100
+	cfg.UserAgent = "canaryop-e2e"
+	scheme := runtime.NewScheme()
+	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, v1.AddToScheme, istionetv1.AddToScheme} {
+		if err := add(scheme); err != nil {
+			return nil, err
+		}
+	}
+	c, err := client.New(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		return nil, fmt.Errorf("connecting to the stack's API server: %w", err)
+	}
+	return &Cluster{Client: c, env: env}, nil
+}
+
+// Kubectl runs the stack's kubectl against the cluster and returns its
+// combined output.
+func (c *Cluster) Kubectl(ctx context.Context, stdin []byte, args ...string) (string, error) {
+	cmd := exec.CommandContext(ctx, c.env.Kubectl(), args...)
+	cmd.Env = append(os.Environ(), "KUBECONFIG="+c.env.Get("KUBECONFIG"))
+	cmd.Dir = c.env.Root
+	if stdin != nil {
+		cmd.Stdin = bytes.NewReader(stdin)
+	}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return string(out), fmt.Errorf("kubectl %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+	}
+	return string(out), nil
+}
+
+// InstallCRD applies config/crd and waits until the API serves CanaryApps.
+func (c *Cluster) InstallCRD(ctx context.Context) error {
+	if _, err := c.Kubectl(ctx, nil, "apply", "--server-side", "-k", "config/crd"); err != nil {
+		return err
+	}
+	_, err := c.Kubectl(ctx, nil, "wait", "--for=condition=Established", "--timeout=60s", "crd/canaryapps.canary.atze.io")
+	return err
+}
+
+// EnsureNamespace creates namespace ns when it does not exist.
+func (c *Cluster) EnsureNamespace(ctx context.Context, ns string) error {
+	err := c.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
+	if err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("creating namespace %s: %w", ns, err)
+	}
+	return nil
+}
+
+// GiveOperatorGitCredentials creates the platform admin's Secret through
+// which the operator pushes to the stack's Git server.
+func (c *Cluster) GiveOperatorGitCredentials(ctx context.Context) error {
+	if err := c.EnsureNamespace(ctx, OperatorNamespace); err != nil {
+		return err
+	}
+	s := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{
+			Name: "git-local", Namespace: OperatorNamespace,
+			Labels: map[string]string{credentials.LabelKey: "true"},
+		},
+		StringData: map[string]string{
+			credentials.KeyURL:      c.env.Get("GIT_SERVER_URL") + "/",
+			credentials.KeyUsername: c.env.Get("GIT_USER"),
+			credentials.KeyPassword: c.env.Get("GIT_TOKEN"),
+		},
+	}
+	if err := c.Client.Create(ctx, s); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("creating the Git credentials Secret: %w", err)
+	}
+	return nil
+}
+
+// argocdObject reads argocd/<file> with its placeholders replaced by the
+// stack's Git URL and API server.
+func (c *Cluster) argocdObject(file string) (*unstructured.Unstructured, error) {
+	b, err := os.ReadFile(filepath.Join(c.env.Root, "argocd", file))
+	if err != nil {
+		return nil, err
+	}
+	s := strings.ReplaceAll(string(b), RepoURLPlaceholder, c.env.Get("GIT_URL"))
+	s = strings.ReplaceAll(s, ServerPlaceholder, c.env.Get("ARGOCD_CLUSTER_SERVER"))
+	u := &unstructured.Unstructured{}
+	if err := yaml.Unmarshal([]byte(s), &u.Object); err != nil {
+		return nil, fmt.Errorf("parsing argocd/%s: %w", file, err)
+	}
+	u.SetNamespace(c.env.Get("ARGOCD_NS"))
+	return u, nil
+}
+
+func (c *Cluster) apply(ctx context.Context, u *unstructured.Unstructured) error {
+	b, err := yaml.Marshal(u.Object)
+	if err != nil {
+		return err
+	}
+	_, err = c.Kubectl(ctx, b, "apply", "-f", "-")
+	return err
+}
+
+// ApplyProject applies argocd/appproject.yaml: the project that lets Argo CD
+// create only CanaryApps, only in namespace default, only from the demo repo.
+func (c *Cluster) ApplyProject(ctx context.Context) error {
+	u, err := c.argocdObject("appproject.yaml")
+	if err != nil {
+		return err
+	}
+	return c.apply(ctx, u)
+}
+
+// ApplyApplication applies argocd/application.yaml for the app folder path
+// (repository-relative) as Application name. It syncs into namespace default
+// in the project canaryapps, automated with prune and self-heal.
+func (c *Cluster) ApplyApplication(ctx context.Context, name, path string) error {
+	u, err := c.argocdObject("application.yaml")
+	if err != nil {
+		return err
+	}
+	u.SetName(name)
+	if err := unstructured.SetNestedField(u.Object, path, "spec", "source", "path"); err != nil {
+		return err
+	}
+	if err := unstructured.SetNestedField(u.Object, c.env.Get("GIT_BRANCH"), "spec", "source", "targetRevision"); err != nil {
+		return err
+	}
+	return c.apply(ctx, u)
+}
+
+// RefreshApplication asks Argo CD to look at Git now, which is what a Git
+// webhook does after a push.
+func (c *Cluster) RefreshApplication(ctx context.Context, name string) error {
+	u := &unstructured.Unstructured{}
+	u.SetGroupVersionKind(applicationGVK)
+	u.SetNamespace(c.env.Get("ARGOCD_NS"))
+	u.SetName(name)
+	patch := []byte(`{"metadata":{"annotations":{"argocd.argoproj.io/refresh":"normal"}}}`)
+	if err := c.Client.Patch(ctx, u, client.RawPatch(types.MergePatchType, patch)); err != nil {
+		return fmt.Errorf("refreshing Application %s: %w", name, err)
+	}
+	return nil
+}
+
+// AppState is what Argo CD reports about an Application.
+type AppState struct {
+	Sync     string // Synced, OutOfSync, Unknown
+	Revision string // the commit it compared with
+	Health   string // Healthy, Progressing, Degraded, Missing, ...
+	HealthMessage string
+	// OperationPhase and OperationMessage are the last sync operation's.
+	OperationPhase, OperationMessage string
+	// Conditions are "Type: message" of status.conditions.
+	Conditions []string
+}
+
+// ShortRevision is the first 7 characters of Revision.
+func (s AppState) ShortRevision() string {
+	if len(s.Revision) > 7 {
+		return s.Revision[:7]
+	}
+	return s.Revision
+}
+
+// Application reads Argo CD's status of Application name.
+func (c *Cluster) Application(ctx context.Context, name string) (AppState, error) {
+	u := &unstructured.Unstructured{}
+	u.SetGroupVersionKind(applicationGVK)
+	if err := c.Client.Get(ctx, client.ObjectKey{Namespace: c.env.Get("ARGOCD_NS"), Name: name}, u); err != nil {
+		return AppState{}, fmt.Errorf("reading Application %s: %w", name, err)
+	}
+	str := func(path ...string) string {
+		s, _, _ := unstructured.NestedString(u.Object, path...)
+		return s
+	}
+	st := AppState{
+		Sync:             str("status", "sync", "status"),
+		Revision:         str("status", "sync", "revision"),
+		Health:           str("status", "health", "status"),
+		HealthMessage:    str("status", "health", "message"),
+		OperationPhase:   str("status", "operationState", "phase"),
+		OperationMessage: str("status", "operationState", "message"),
+	}
+	conds, _, _ := unstructured.NestedSlice(u.Object, "status", "conditions")
+	for _, raw := range conds {
+		if m, ok := raw.(map[string]any); ok {
+			st.Conditions = append(st.Conditions, fmt.Sprintf("%v: %v", m["type"], m["message"]))
+		}
+	}
+	// The health of the CanaryApp itself (from the Lua check) is in
+	// status.resources; Argo CD v3 leaves status.health.message empty.
+	res, _, _ := unstructured.NestedSlice(u.Object, "status", "resources")
+	for _, raw := range res {
+		if m, ok := raw.(map[string]any); ok && m["kind"] == "CanaryApp" {
+			if h, ok := m["health"].(map[string]any); ok && st.HealthMessage == "" {
+				st.HealthMessage, _ = h["message"].(string)
+			}
+		}
+	}
+	return st, nil
+}
+
+// CanaryApp reads the CanaryApp ns/name.
+func (c *Cluster) CanaryApp(ctx context.Context, ns, name string) (*v1.CanaryApp, error) {
+	app := &v1.CanaryApp{}
+	if err := c.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, app); err != nil {
+		return nil, err
+	}
+	return app, nil
+}
+
+// Weights are the live weights of the app's VirtualService; Found is false
+// while there is none.
+type Weights struct {
+	Found           bool
+	Primary, Canary int32
+}
+
+func (w Weights) String() string {
+	if !w.Found {
+		return "no VirtualService"
+	}
+	return fmt.Sprintf("primary %d / canary %d", w.Primary, w.Canary)
+}
+
+// VirtualServiceWeights reads the weights the operator routes by.
+func (c *Cluster) VirtualServiceWeights(ctx context.Context, ns, name string) (Weights, error) {
+	vs := &istionetv1.VirtualService{}
+	if err := c.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, vs); err != nil {
+		if apierrors.IsNotFound(err) {
+			return Weights{}, nil
+		}
+		return Weights{}, err
+	}
+	w := Weights{Found: true}
+	if len(vs.Spec.Http) == 0 {
+		return w, nil
+	}
+	for _, r := range vs.Spec.Http[0].Route {
+		if r.Destination == nil {
+			continue
+		}
+		switch r.Destination.Subset {
+		case "primary":
+			w.Primary += r.Weight
+		case "canary":
+			w.Canary += r.Weight
+		}
+	}
+	return w, nil
+}
