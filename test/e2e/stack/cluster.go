@@ -199,6 +199,9 @@ type AppState struct {
 	OperationPhase, OperationMessage string
 	// Conditions are "Type: message" of status.conditions.
 	Conditions []string
+	// Results are "Kind namespace/name: status: message" of the last sync
+	// operation's resources (where a refused resource says why).
+	Results []string
 }
 
 // ShortRevision is the first 7 characters of Revision.
@@ -232,6 +235,12 @@ func (c *Cluster) Application(ctx context.Context, name string) (AppState, error
 	for _, raw := range conds {
 		if m, ok := raw.(map[string]any); ok {
 			st.Conditions = append(st.Conditions, fmt.Sprintf("%v: %v", m["type"], m["message"]))
+		}
+	}
+	results, _, _ := unstructured.NestedSlice(u.Object, "status", "operationState", "syncResult", "resources")
+	for _, raw := range results {
+		if m, ok := raw.(map[string]any); ok {
+			st.Results = append(st.Results, fmt.Sprintf("%v %v/%v: %v: %v", m["kind"], m["namespace"], m["name"], m["status"], m["message"]))
 		}
 	}
 	// The health of the CanaryApp itself (from the Lua check) is in
