@@ -191,9 +191,9 @@ func (c *Cluster) RefreshApplication(ctx context.Context, name string) error {
 
 // AppState is what Argo CD reports about an Application.
 type AppState struct {
-	Sync     string // Synced, OutOfSync, Unknown
-	Revision string // the commit it compared with
-	Health   string // Healthy, Progressing, Degraded, Missing, ...
+	Sync          string // Synced, OutOfSync, Unknown
+	Revision      string // the commit it compared with
+	Health        string // Healthy, Progressing, Degraded, Missing, ...
 	HealthMessage string
 	// OperationPhase and OperationMessage are the last sync operation's.
 	OperationPhase, OperationMessage string

@@ -20,11 +20,11 @@ import (
 // run's lines) and its PID to $E2E_DIR/pids/<name>.pid in hack/stack's
 // format, so that hack/stack/down.sh stops it if this program cannot.
 type Process struct {
-	Name string
-	Log  string
-	cmd  *exec.Cmd
-	done chan struct{}
-	err  error
+	Name    string
+	Log     string
+	cmd     *exec.Cmd
+	done    chan struct{}
+	err     error
 	pidFile string
 }
 
