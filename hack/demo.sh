@@ -34,4 +34,10 @@ go build -o bin/demo ./hack/demo
 SEED_DIR=$root/hack/demo/seed SEED_PREFIX='' hack/stack/up.sh
 echo "stack ready after $((SECONDS - started))s; playing the story" >&2
 echo
-bin/demo
+# In the background so that a SIGTERM to this script is handled at once: it is
+# passed on to the demo, which stops the operator and the traffic simulator,
+# and then the EXIT trap stops the stack.
+bin/demo &
+child=$!
+trap 'kill -TERM "$child" 2>/dev/null || true; wait "$child" || true; exit 130' INT TERM
+wait "$child"

@@ -39,10 +39,17 @@ go test -tags e2e -c -o bin/e2e.test ./test/e2e
 SEED_DIR=$root/hack/demo/seed SEED_PREFIX='' hack/stack/up.sh
 echo "== stack ready after $((SECONDS - started))s" >&2
 
-# Run from the package folder, as go test does.
+# `go test -tags e2e ./test/e2e -count=1 -v -timeout 25m`, compiled above so
+# that the stack does not wait for the build; run from the package folder as go
+# test does, in the background so that a SIGTERM to this script reaches it at
+# once (it stops the operator and the simulator, then the EXIT trap the stack).
 set +e
-(cd test/e2e && "$root/bin/e2e.test" -test.v -test.count=1 -test.timeout=25m ${E2E_RUN:+-test.run="$E2E_RUN"}) 2>&1 | tee "$logs/e2e-test.log"
-rc=${PIPESTATUS[0]}
+(cd test/e2e && exec "$root/bin/e2e.test" -test.v -test.count=1 -test.timeout=25m ${E2E_RUN:+-test.run="$E2E_RUN"}) \
+  > >(tee "$logs/e2e-test.log") 2>&1 &
+child=$!
+trap 'kill -TERM "$child" 2>/dev/null; wait "$child"; exit 130' INT TERM
+wait "$child"
+rc=$?
 set -e
 echo "== e2e finished in $((SECONDS - started))s (exit $rc); test output in $logs/e2e-test.log" >&2
 exit "$rc"

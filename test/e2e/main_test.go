@@ -34,8 +34,10 @@ var (
 	env  stack.Env
 	base *stack.Flow
 
+	// opMu guards op (replaced when a test restarts the operator) and sim.
 	opMu sync.Mutex
 	op   *stack.Operator
+	sim  *stack.Trafficsim
 )
 
 func TestMain(m *testing.M) {
@@ -43,8 +45,24 @@ func TestMain(m *testing.M) {
 }
 
 func run(m *testing.M) int {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	ctx := context.Background()
+	// Interrupted (Ctrl-C, or SIGTERM from hack/e2e.sh): stop what this
+	// binary started and end, instead of running on until the suite's timeout.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-sigs
+		fmt.Fprintln(os.Stderr, "e2e: interrupted; stopping the operator and the traffic simulator")
+		opMu.Lock()
+		defer opMu.Unlock()
+		if sim != nil {
+			_ = sim.Stop(stopTimeout)
+		}
+		if op != nil {
+			_ = op.Stop(stopTimeout)
+		}
+		os.Exit(130)
+	}()
 	fail := func(err error) int {
 		fmt.Fprintf(os.Stderr, "e2e setup: %v\n", err)
 		return 1
@@ -65,11 +83,14 @@ func run(m *testing.M) int {
 	}
 	setOperator(o)
 	defer func() { _ = operator().Stop(stopTimeout) }()
-	sim, err := stack.StartTrafficsim(ctx, env, ns, apps)
+	s, err := stack.StartTrafficsim(ctx, env, ns, apps)
 	if err != nil {
 		return fail(err)
 	}
-	defer func() { _ = sim.Stop(stopTimeout) }()
+	opMu.Lock()
+	sim = s
+	opMu.Unlock()
+	defer func() { _ = s.Stop(stopTimeout) }()
 	return m.Run()
 }
 
