@@ -189,6 +189,14 @@ func run(ctx context.Context) error {
 	for _, c := range commits {
 		fmt.Printf("    %s %-10s %s\n", c.Short(), c.Author, c.Subject)
 	}
+	manifest, err := f.Repo.ReadFile(ctx, app.Manifest())
+	if err != nil {
+		return err
+	}
+	fmt.Printf("  %s in Git now:\n", app.Manifest())
+	for _, l := range strings.Split(strings.TrimRight(string(manifest), "\n"), "\n") {
+		fmt.Println("    | " + l)
+	}
 	fmt.Printf("  total %s; logs in %s\n", tl.Elapsed().Round(time.Second), env.LogsDir())
 	return nil
 }
