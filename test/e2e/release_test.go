@@ -409,3 +409,59 @@ func TestLimitedUser(t *testing.T) {
 		t.Errorf("limited user: delete canaryapp: %v\n%s", err, out)
 	}
 }
+
+// TestGitDownDuringRollback: with the Git server down the rollback in the
+// cluster happens all the same; the write-back stays pending with its error
+// and lands once Git is back, and Argo CD then syncs it.
+func TestGitDownDuringRollback(t *testing.T) {
+	ctx, f, app := start(t, "e2e-gitdown")
+	seedStable(ctx, t, f, app, v1Image)
+	if _, err := f.Release(ctx, app, v3Image); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WaitCanaryApp(ctx, app, syncTimeout, "a canary of v3 taking traffic", stack.IsCanary(v3Image, 10)); err != nil {
+		t.Fatal(err)
+	}
+	ctl(t, "stop", "gitserver")
+	f.Timeline.Note("test", "Git server stopped")
+	stopped := true
+	t.Cleanup(func() {
+		if stopped {
+			ctl(t, "start", "gitserver")
+		}
+	})
+	a, err := f.WaitCanaryApp(ctx, app, canaryTimeout, "rolled back in the cluster with the write-back pending after a failed attempt",
+		func(a *v1.CanaryApp, w stack.Weights) bool {
+			wb := a.Status.WriteBack
+			return wb != nil && wb.Outcome == v1.OutcomeRolledBack && wb.Pending && wb.Attempts >= 1 && wb.Error != "" &&
+				a.Status.StableImage == v1Image && a.Status.CanaryImage == "" && w.Primary == 100
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := stack.ConditionReason(a, v1.ConditionWriteBack); r != v1.ReasonWriteBackFailed {
+		t.Errorf("WriteBack condition reason %q while Git is down, want %s", r, v1.ReasonWriteBackFailed)
+	}
+	if strings.Contains(a.Status.WriteBack.Error, env.Get("GIT_TOKEN")) {
+		t.Error("status.writeBack.error holds the Git token")
+	}
+	ctl(t, "start", "gitserver")
+	stopped = false
+	f.Timeline.Note("test", "Git server started again")
+	if _, err := f.WaitCanaryApp(ctx, app, canaryTimeout, "the rollback written back", stack.HasWrittenBack(v1.OutcomeRolledBack, v1Image)); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.RefreshAfterWriteBack(ctx, app); err != nil {
+		t.Fatal(err)
+	}
+	g, err := f.GitApp(ctx, app)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g.Spec.Image != v1Image || stack.FailedImage(g, v3Image) == nil {
+		t.Errorf("Git names %s with failedImages %+v, want %s with %s recorded", g.Spec.Image, g.Spec.FailedImages, v1Image, v3Image)
+	}
+	if _, err := f.WaitSynced(ctx, app, syncTimeout); err != nil {
+		t.Fatal(err)
+	}
+}
