@@ -63,7 +63,7 @@ func (r *CanaryAppReconciler) reconcileWriteBack(ctx context.Context, app *v1.Ca
 		}
 		wb.Error = truncate(err.Error(), 1024)
 		opmetrics.WriteBack(app, "error")
-		r.setWriteBackCondition(app, metav1.ConditionFalse, reason, fmt.Sprintf("writing %s of %s to Git failed (attempt %d, retrying): %s", wb.Outcome, wb.Image, wb.Attempts, wb.Error))
+		r.setWriteBackCondition(app, metav1.ConditionFalse, reason, fmt.Sprintf("writing the %s to Git failed (attempt %d, retrying): %s", outcomeText(wb), wb.Attempts, wb.Error))
 		r.notify(ctx, app, rollout.Event{Warning: true, Reason: reason, Message: "Git write-back failed: " + wb.Error})
 		return ctrl.Result{RequeueAfter: writeBackBackoff(wb.Attempts)}, nil
 	}
@@ -74,10 +74,10 @@ func (r *CanaryAppReconciler) reconcileWriteBack(ctx context.Context, app *v1.Ca
 	wb.PullRequestState = res.PullRequestState
 	wb.Message = res.Message
 	opmetrics.WriteBack(app, "ok")
-	reason, msg := v1.ReasonWriteBackSucceeded, fmt.Sprintf("%s of %s written to Git", wb.Outcome, wb.Image)
+	reason, msg := v1.ReasonWriteBackSucceeded, fmt.Sprintf("%s written to Git", outcomeText(wb))
 	switch {
 	case res.PullRequestURL != "":
-		reason, msg = v1.ReasonPullRequestOpen, fmt.Sprintf("%s of %s proposed in %s", wb.Outcome, wb.Image, res.PullRequestURL)
+		reason, msg = v1.ReasonPullRequestOpen, fmt.Sprintf("%s proposed in %s", outcomeText(wb), res.PullRequestURL)
 	case res.Commit != "":
 		msg += " as commit " + res.Commit
 	}
@@ -143,4 +143,13 @@ func (r *CanaryAppReconciler) pullRequestPoll() time.Duration {
 		return r.PullRequestPoll
 	}
 	return defaultPullRequestPoll
+}
+
+// outcomeText names an outcome for people: "promotion of app:v2" or
+// "rollback of app:v3 to app:v2".
+func outcomeText(wb *v1.WriteBackStatus) string {
+	if wb.Outcome == v1.OutcomeRolledBack {
+		return fmt.Sprintf("rollback of %s to %s", wb.FailedImage, wb.Image)
+	}
+	return fmt.Sprintf("promotion of %s", wb.Image)
 }

@@ -349,7 +349,8 @@ type CanaryAppStatus struct {
 	// +optional
 	CanaryStartedAt *metav1.Time `json:"canaryStartedAt,omitempty"`
 
-	// stepStartedAt is when the canary weight last changed.
+	// stepStartedAt is when the interval at the current weight started:
+	// the last weight change, or the last check that did not pass.
 	// +optional
 	StepStartedAt *metav1.Time `json:"stepStartedAt,omitempty"`
 

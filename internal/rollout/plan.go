@@ -246,6 +246,12 @@ func (p *planner) analyse() {
 			p.rollback(v1.ReasonAnalysisFailed, fmt.Sprintf("%d failed check(s) at weight %d, last value %s", st.FailedChecks, st.CanaryWeight, c.Value))
 			return
 		}
+		if c.Verdict != v1.CheckPass {
+			// A weight increases only after a whole interval of passing
+			// checks: a check that did not pass starts the interval anew.
+			t := c.Time
+			st.StepStartedAt = &t
+		}
 	}
 
 	stepDue := st.StepStartedAt.Add(a.Interval)

@@ -354,3 +354,23 @@ func TestPlanWalksTheOriginalStory(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// TestPlanNeedsAWholeIntervalOfPasses: a check that did not pass (here
+// Prometheus down) restarts the interval, so the first pass after an outage
+// does not step the weight.
+func TestPlanNeedsAWholeIntervalOfPasses(t *testing.T) {
+	g := NewWithT(t)
+	a := app("app:v2", inCanary(20, 40*time.Second))
+	step := func(at time.Duration, v v1.CheckVerdict) Result {
+		in := Input{Now: t0.Add(at), App: a, Analysis: a.Spec.EffectiveAnalysis(), Primary: primaryV1, Canary: canaryV2,
+			Check: &v1.AnalysisCheck{Time: *mt(at), Weight: a.Status.CanaryWeight, Verdict: v}}
+		r := Plan(in)
+		a.Status = r.Status
+		return r
+	}
+	g.Expect(step(0, v1.CheckInconclusive).Weight).To(Equal(int32(20)))
+	g.Expect(a.Status.StepStartedAt.Time).To(Equal(t0), "the inconclusive check restarted the interval")
+	g.Expect(step(2*time.Second, v1.CheckPass).Weight).To(Equal(int32(20)), "one pass after the outage is not an interval of passes")
+	g.Expect(step(28*time.Second, v1.CheckPass).Weight).To(Equal(int32(20)))
+	g.Expect(step(30*time.Second, v1.CheckPass).Weight).To(Equal(int32(30)), "a whole interval of passes since the outage")
+}
