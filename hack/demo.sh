@@ -24,11 +24,7 @@ trap teardown EXIT
 trap 'exit 130' INT TERM
 
 started=$SECONDS
-hack/stack/install-deps.sh
-hack/stack/build-tools.sh all
-echo "building the operator, the traffic simulator and the demo" >&2
-CGO_ENABLED=0 go build -trimpath -o bin/manager ./cmd
-go build -o bin/trafficsim ./test/trafficsim
+hack/stack/prepare.sh
 go build -o bin/demo ./hack/demo
 # The demo commits the app itself, so the repository starts with a README only.
 SEED_DIR=$root/hack/demo/seed SEED_PREFIX='' hack/stack/up.sh

@@ -30,11 +30,7 @@ trap teardown EXIT
 trap 'exit 130' INT TERM
 
 started=$SECONDS
-hack/stack/install-deps.sh
-hack/stack/build-tools.sh all
-echo "building the operator and the traffic simulator" >&2
-CGO_ENABLED=0 go build -trimpath -o bin/manager ./cmd
-go build -o bin/trafficsim ./test/trafficsim
+hack/stack/prepare.sh
 go test -tags e2e -c -o bin/e2e.test ./test/e2e
 SEED_DIR=$root/hack/demo/seed SEED_PREFIX='' hack/stack/up.sh
 echo "== stack ready after $((SECONDS - started))s" >&2

@@ -335,3 +335,24 @@ func Main(m *testing.M, env **Env) {
 	}
 	os.Exit(code)
 }
+
+// NewApp creates a minimal valid CanaryApp in ns, so that tests have an
+// owner with a UID for the objects they apply.
+func (e *Env) NewApp(t testing.TB, ns, name string) *v1.CanaryApp {
+	t.Helper()
+	app := &v1.CanaryApp{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+		Spec: v1.CanaryAppSpec{
+			Image:           "registry.example.com/shop:v1",
+			ImageListenPort: 8080,
+			Replicas:        2,
+			TestReplicas:    1,
+			PrometheusQuery: `increase(istio_requests_total{destination_service_name="shop",response_code=~"5.*"}[20s]) > 2`,
+			PrometheusURL:   "http://prometheus.istio-system.svc:9090",
+		},
+	}
+	if err := e.Client.Create(t.Context(), app); err != nil {
+		t.Fatalf("creating CanaryApp: %v", err)
+	}
+	return app
+}

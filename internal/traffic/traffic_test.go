@@ -24,24 +24,7 @@ var env *testenv.Env
 
 func TestMain(m *testing.M) { testenv.Main(m, &env) }
 
-func newApp(t *testing.T, ns, name string) *v1.CanaryApp {
-	t.Helper()
-	app := &v1.CanaryApp{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
-		Spec: v1.CanaryAppSpec{
-			Image:           "registry.example.com/shop:v1",
-			ImageListenPort: 8080,
-			Replicas:        2,
-			TestReplicas:    1,
-			PrometheusQuery: `increase(istio_requests_total{destination_service_name="shop",response_code=~"5.*"}[20s]) > 2`,
-			PrometheusURL:   "http://prometheus.istio-system.svc:9090",
-		},
-	}
-	if err := env.Client.Create(t.Context(), app); err != nil {
-		t.Fatalf("creating CanaryApp: %v", err)
-	}
-	return app
-}
+func newApp(t *testing.T, ns, name string) *v1.CanaryApp { return env.NewApp(t, ns, name) }
 
 func get(t *testing.T, ns, name string) (*istionetworkingv1.DestinationRule, *istionetworkingv1.VirtualService) {
 	t.Helper()
