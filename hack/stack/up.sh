@@ -208,8 +208,11 @@ EOF
 k apply --server-side --force-conflicts -f "$istio_crds" >/dev/null
 k apply --server-side --force-conflicts -f "$argocd_src/manifests/crds/application-crd.yaml" \
   -f "$argocd_src/manifests/crds/appproject-crd.yaml" >/dev/null
-k wait --for=condition=Established crd --all --timeout=60s >/dev/null
-k wait --for=condition=Ready "node/$E2E_NODE" --timeout=60s >/dev/null
+# kubectl wait fails at once (not after its timeout) on an object that has no
+# status.conditions yet, which a CRD or the fake Node may not have a moment
+# after their creation: poll it.
+wait_for "the CRDs to be established" 60 k wait --for=condition=Established crd --all --timeout=5s
+wait_for "node $E2E_NODE to be Ready" 60 k wait --for=condition=Ready "node/$E2E_NODE" --timeout=5s
 
 # --- Argo CD -----------------------------------------------------------------------
 ca_data=$(k config view --raw -o jsonpath='{.clusters[0].cluster.certificate-authority-data}')
