@@ -232,7 +232,7 @@ func (r *CanaryAppReconciler) observeDeployment(ctx context.Context, app *v1.Can
 		}
 	}
 	image := workload.Image(d)
-	return rollout.Deployment{Exists: true, Image: image, Available: workload.Available(d, image)}, nil
+	return rollout.Deployment{Exists: true, Image: image, Available: workload.Available(d, image), Failed: workload.Failed(d)}, nil
 }
 
 // runCheck runs the analysis query. The query has the app's check interval

@@ -135,6 +135,28 @@ func TestCanaryNeverReady(t *testing.T) {
 	g.Eventually(func() *appsv1.Deployment { return deployment(g, ns, canaryName) }, timeout, poll).Should(BeNil())
 }
 
+func TestCanaryProgressDeadlineExceeded(t *testing.T) {
+	g := NewWithT(t)
+	prom := newFakeProm(t)
+	startManager(t, nil)
+	ns, app := stableApp(t, g, prom.URL, func(d *appsv1.Deployment) bool { return d.Name != canaryName }, nil)
+
+	setImage(g, app, image("v2"))
+	var canary *appsv1.Deployment
+	g.Eventually(func() *appsv1.Deployment { canary = deployment(g, ns, canaryName); return canary }, timeout, poll).ShouldNot(BeNil())
+	// What the Deployment controller reports when the pods never come up.
+	base := canary.DeepCopy()
+	canary.Status = appsv1.DeploymentStatus{ObservedGeneration: canary.Generation, Replicas: 1, UnavailableReplicas: 1,
+		Conditions: []appsv1.DeploymentCondition{{Type: appsv1.DeploymentProgressing, Status: corev1.ConditionFalse, Reason: "ProgressDeadlineExceeded",
+			LastUpdateTime: metav1.Now(), LastTransitionTime: metav1.Now()}}}
+	g.Expect(env.Client.Status().Patch(context.Background(), canary, client.MergeFrom(base))).To(Succeed())
+
+	// Long before the 5m canaryReadyTimeout.
+	g.Eventually(func(g Gomega) v1.Phase { return get(g, app).Status.Phase }, 10*time.Second, poll).Should(Equal(v1.PhaseFailed))
+	g.Expect(get(g, app).Status.FailedImages[0].Reason).To(ContainSubstring("progress deadline"))
+	g.Eventually(func() *appsv1.Deployment { return deployment(g, ns, canaryName) }, timeout, poll).Should(BeNil())
+}
+
 func TestNewImageMidCanary(t *testing.T) {
 	g := NewWithT(t)
 	prom := newFakeProm(t)

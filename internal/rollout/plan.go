@@ -25,6 +25,9 @@ type Deployment struct {
 	// Available is true when the Deployment has rolled out Image and all its
 	// replicas are available.
 	Available bool
+	// Failed is true when the Deployment reports that its rollout exceeded
+	// its progress deadline (pods crash or cannot be scheduled).
+	Failed bool
 }
 
 // Input is everything Plan needs.
@@ -223,6 +226,10 @@ func (p *planner) waitForCanary() {
 		started = st.CanaryStartedAt.Time
 	}
 	deadline := started.Add(p.in.Analysis.CanaryReadyTimeout)
+	if p.in.Canary.Failed && p.in.Canary.Image == st.CanaryImage {
+		p.rollback(v1.ReasonCanaryNotReady, "canary Deployment exceeded its progress deadline")
+		return
+	}
 	if !p.in.Now.Before(deadline) {
 		p.rollback(v1.ReasonCanaryNotReady, fmt.Sprintf("canary did not become available within %s", p.in.Analysis.CanaryReadyTimeout))
 		return

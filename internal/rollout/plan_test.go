@@ -138,6 +138,17 @@ func TestPlan(t *testing.T) {
 			wantFailed: []string{"app:v2"}, wantOutcome: v1.OutcomeRolledBack,
 		},
 		{
+			name: "canary whose rollout exceeded its progress deadline rolls back at once",
+			app: app("app:v2", func(a *v1.CanaryApp) {
+				inCanary(0, 0)(a)
+				a.Status.StepStartedAt = nil
+				a.Status.CanaryStartedAt = mt(-time.Minute)
+			}),
+			primary: primaryV1, canary: Deployment{Exists: true, Image: "app:v2", Failed: true},
+			wantPrimary: "app:v1", wantPhase: v1.PhaseFailed, wantStable: "app:v1", wantEvent: v1.ReasonRolledBack,
+			wantFailed: []string{"app:v2"},
+		},
+		{
 			name:    "failed check rolls back with the default threshold of 1",
 			app:     app("app:v2", inCanary(20, 5*time.Second, check(-2*time.Second, 20, v1.CheckPass))),
 			primary: primaryV1, canary: canaryV2,
