@@ -14,6 +14,7 @@ import (
 
 	v1 "github.com/atzedevries/canaryop/api/v1"
 	"github.com/atzedevries/canaryop/controllers"
+	"github.com/atzedevries/canaryop/internal/traffic"
 )
 
 // writeCounter counts the API writes the reconciler makes.
@@ -59,6 +60,7 @@ func BenchmarkConcurrentCanaries(b *testing.B) {
 			var writes atomic.Int64
 			startManager(b, nil, func(r *controllers.CanaryAppReconciler) {
 				r.Client = writeCounter{Client: r.Client, n: &writes}
+				r.Router = traffic.NewIstio(r.Client)
 			})
 			var total time.Duration
 			for i := 0; i < b.N; i++ {

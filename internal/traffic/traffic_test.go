@@ -1,18 +1,22 @@
 package traffic_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/testing/protocmp"
 	istionetworking "istio.io/api/networking/v1"
 	istionetworkingv1 "istio.io/client-go/pkg/apis/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/atzedevries/canaryop/api/v1"
 	"github.com/atzedevries/canaryop/internal/apply"
@@ -125,6 +129,53 @@ func TestRouteSameWeightChangesNothing(t *testing.T) {
 		if vs1.ResourceVersion != vs2.ResourceVersion {
 			t.Errorf("weight %d twice: VirtualService resourceVersion %s -> %s", w, vs1.ResourceVersion, vs2.ResourceVersion)
 		}
+	}
+}
+
+// countingClient counts the writes that reach the API server.
+type countingClient struct {
+	client.Client
+	applies int
+}
+
+func (c *countingClient) Apply(ctx context.Context, obj runtime.ApplyConfiguration, opts ...client.ApplyOption) error {
+	c.applies++
+	return c.Client.Apply(ctx, obj, opts...)
+}
+
+func TestRouteSkipsNoOpAppliesButUndoesDrift(t *testing.T) {
+	ns := env.NewNamespace(t)
+	app := newApp(t, ns, "shop")
+	c := &countingClient{Client: env.Client}
+	router := traffic.NewIstio(c)
+	if err := router.Route(t.Context(), app, 30); err != nil {
+		t.Fatal(err)
+	}
+	if c.applies != 2 {
+		t.Fatalf("first route: %d applies, want 2 (DestinationRule, VirtualService)", c.applies)
+	}
+	if err := router.Route(t.Context(), app, 30); err != nil {
+		t.Fatal(err)
+	}
+	if c.applies != 2 {
+		t.Fatalf("routing the same weight again applied %d more objects, want none", c.applies-2)
+	}
+
+	// A person sends all traffic back to the primary by hand: the next
+	// route puts the canary's share back.
+	_, vs := get(t, ns, "shop")
+	vs.Spec.Http[0].Route[0].Weight, vs.Spec.Http[0].Route[1].Weight = 100, 0
+	if err := env.Client.Update(t.Context(), vs); err != nil {
+		t.Fatal(err)
+	}
+	if err := router.Route(t.Context(), app, 30); err != nil {
+		t.Fatal(err)
+	}
+	if c.applies != 3 {
+		t.Fatalf("after drift: %d applies, want 3 (the VirtualService only)", c.applies)
+	}
+	if _, vs := get(t, ns, "shop"); !proto.Equal(&vs.Spec, wantVirtualServiceSpec(70, 30)) {
+		t.Fatalf("drift not undone: %v", &vs.Spec)
 	}
 }
 
