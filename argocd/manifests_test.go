@@ -222,14 +222,32 @@ func TestOperatorApplicationInstallsConfigDefault(t *testing.T) {
 
 func TestKustomizationsApplyProjectAndApplication(t *testing.T) {
 	root := repoRoot(t)
-	for _, dir := range []string{"argocd", "examples/argocd-app"} {
-		var got []string
-		for _, o := range render(t, filepath.Join(root, dir)) {
-			got = append(got, o.GetKind()+"/"+o.GetName())
+	want := []string{"AppProject/canaryapps", "Application/canaryapp-sample"}
+	var got []string
+	for _, o := range render(t, filepath.Join(root, "argocd")) {
+		got = append(got, o.GetKind()+"/"+o.GetName())
+	}
+	slices.Sort(got)
+	if !slices.Equal(got, want) {
+		t.Errorf("kustomize build argocd = %v, want %v", got, want)
+	}
+
+	// The original README's `kubectl apply -f examples/argocd-app`: the
+	// folder holds project.yaml and app.yaml, links to the files in argocd/.
+	got = nil
+	for _, name := range []string{"project.yaml", "app.yaml"} {
+		b, err := os.ReadFile(filepath.Join(root, "examples", "argocd-app", name))
+		if err != nil {
+			t.Fatal(err)
 		}
-		slices.Sort(got)
-		if want := []string{"AppProject/canaryapps", "Application/canaryapp-sample"}; !slices.Equal(got, want) {
-			t.Errorf("kustomize build %s = %v, want %v", dir, got, want)
+		var o unstructured.Unstructured
+		if err := yaml.Unmarshal(b, &o.Object); err != nil {
+			t.Fatalf("%s: %v", name, err)
 		}
+		got = append(got, o.GetKind()+"/"+o.GetName())
+	}
+	slices.Sort(got)
+	if !slices.Equal(got, want) {
+		t.Errorf("examples/argocd-app = %v, want %v", got, want)
 	}
 }
