@@ -131,7 +131,10 @@ func (r *CanaryAppReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 			if fe, ok := errors.AsType[*apply.ForeignObjectError](err); ok {
 				obs.foreign = fe
 				log.Info("Refusing to adopt an object this CanaryApp does not own", "object", fe.Error())
-				return ctrl.Result{}, nil // a person must act; the watch on the app wakes us
+				// A person must act. Removing the foreign object fires no
+				// event for this app (it owns nothing there), so look again
+				// now and then instead of waiting for the next resync.
+				return ctrl.Result{RequeueAfter: foreignObjectRecheck}, nil
 			}
 			return ctrl.Result{}, err
 		}
@@ -139,6 +142,10 @@ func (r *CanaryAppReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	}
 	return result, nil
 }
+
+// foreignObjectRecheck is how often a CanaryApp stalled on a foreign object
+// looks whether the object is gone.
+const foreignObjectRecheck = time.Minute
 
 // observation carries what the sub-reconcilers saw to the status functions.
 type observation struct {
