@@ -283,6 +283,8 @@ func TestValidationRejectsBadSpecs(t *testing.T) {
 		{"query error policy", func(a *v1.CanaryApp) { a.Spec.Analysis.OnQueryError = "Ignore" }, "onQueryError"},
 		{"name too long", func(a *v1.CanaryApp) { a.Name = strings.Repeat("a", 57) }, "metadata.name must be at most 56 characters"},
 		{"name not a DNS-1035 label", func(a *v1.CanaryApp) { a.Name = "1app" }, "metadata.name must be a DNS-1035 label"},
+		{"gateway name", func(a *v1.CanaryApp) { a.Spec.Gateways = []string{"Istio System/Ingress"} }, "gateways"},
+		{"host", func(a *v1.CanaryApp) { a.Spec.Hosts = []string{"http://shop.example.com"} }, "hosts"},
 		{"git url", func(a *v1.CanaryApp) { a.Spec.GitOps = &v1.GitOpsSpec{RepoURL: "file:///etc"} }, "gitops.repoURL must be"},
 		{"git path escapes", func(a *v1.CanaryApp) { a.Spec.GitOps = &v1.GitOpsSpec{Path: "apps/../../etc"} }, "gitops.path must be relative"},
 		{"git mode", func(a *v1.CanaryApp) { a.Spec.GitOps = &v1.GitOpsSpec{Rollback: "Email"} }, "rollback"},

@@ -86,6 +86,26 @@ type CanaryAppSpec struct {
 	// +kubebuilder:validation:XValidation:rule="self.matches('^https?://[^ /]+(/.*)?$')",message="prometheusURL must be an http:// or https:// URL with a host, for example 'http://prometheus.istio-system.svc:9090'"
 	PrometheusURL string `json:"prometheusURL"`
 
+	// gateways are Istio Gateways ("name" or "namespace/name") whose traffic
+	// the app's VirtualService routes too, for example the ingress gateway
+	// of the original demo (`curl localhost:8090/hello`). Traffic inside the
+	// mesh is always routed ("mesh" is added).
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=16
+	// +kubebuilder:validation:items:MaxLength=253
+	// +kubebuilder:validation:items:Pattern=`^([a-z0-9]([-a-z0-9]*[a-z0-9])?/)?[a-z0-9]([-a-z0-9.]*[a-z0-9])?$`
+	Gateways []string `json:"gateways,omitempty"`
+
+	// hosts are further hosts the VirtualService answers for (besides the
+	// Service name), such as the external host name a gateway serves, or "*".
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=16
+	// +kubebuilder:validation:items:MaxLength=253
+	// +kubebuilder:validation:items:Pattern=`^(\*|(\*\.)?[a-z0-9]([-a-z0-9.]*[a-z0-9])?)$`
+	Hosts []string `json:"hosts,omitempty"`
+
 	// analysis tunes the canary analysis. Every field has a default that
 	// reproduces the original operator: a weight step of 10 every 30s up to
 	// 50, then promotion; roll back on the first bad check.

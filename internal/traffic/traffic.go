@@ -18,6 +18,7 @@ package traffic
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"google.golang.org/protobuf/proto"
 	istionetworking "istio.io/api/networking/v1"
@@ -145,8 +146,15 @@ func VirtualService(app *v1.CanaryApp, canaryWeight int32) *istionetworkingac.Vi
 	}
 	vs := istionetworkingac.VirtualService(VirtualServiceName(app), app.Namespace).
 		WithLabels(workload.Labels(app))
+	var gateways []string
+	if len(app.Spec.Gateways) > 0 {
+		// Naming gateways replaces Istio's default "mesh": add it back so
+		// that traffic inside the mesh is split too.
+		gateways = append(slices.Clone(app.Spec.Gateways), "mesh")
+	}
 	vs.Spec = &istionetworking.VirtualService{
-		Hosts: []string{host},
+		Hosts:    append([]string{host}, app.Spec.Hosts...),
+		Gateways: gateways,
 		Http: []*istionetworking.HTTPRoute{{
 			Name: host,
 			Route: []*istionetworking.HTTPRouteDestination{

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -267,5 +268,24 @@ func BenchmarkRouteUnchanged(b *testing.B) {
 		if err := router.Route(ctx, app, 30); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+func TestVirtualServiceGatewaysAndHosts(t *testing.T) {
+	app := &v1.CanaryApp{ObjectMeta: metav1.ObjectMeta{Name: "shop", Namespace: "web"}, Spec: v1.CanaryAppSpec{ImageListenPort: 8080}}
+	if vs := traffic.VirtualService(app, 10); len(vs.Spec.Gateways) != 0 || !slices.Equal(vs.Spec.Hosts, []string{"shop"}) {
+		t.Fatalf("without gateways: gateways %v, hosts %v; want Istio's default mesh only and the Service host", vs.Spec.Gateways, vs.Spec.Hosts)
+	}
+	app.Spec.Gateways = []string{"istio-system/ingress"}
+	app.Spec.Hosts = []string{"*"}
+	vs := traffic.VirtualService(app, 10)
+	if !slices.Equal(vs.Spec.Gateways, []string{"istio-system/ingress", "mesh"}) {
+		t.Errorf("gateways %v: the mesh must stay routed", vs.Spec.Gateways)
+	}
+	if !slices.Equal(vs.Spec.Hosts, []string{"shop", "*"}) {
+		t.Errorf("hosts %v", vs.Spec.Hosts)
+	}
+	if len(app.Spec.Gateways) != 1 {
+		t.Errorf("the builder changed the spec: %v", app.Spec.Gateways)
 	}
 }
