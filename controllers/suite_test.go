@@ -247,13 +247,8 @@ func containerImage(d *appsv1.Deployment) string {
 func canaryWeight(g Gomega, ns, name string) int32 {
 	vs := &istionetworking.VirtualService{}
 	g.Expect(env.Client.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: name}, vs)).To(Succeed())
-	g.Expect(vs.Spec.GetHttp()).NotTo(BeEmpty())
-	var w int32 = -1
-	for _, d := range vs.Spec.GetHttp()[0].GetRoute() {
-		if d.GetDestination().GetSubset() == "canary" {
-			w = d.GetWeight()
-		}
-	}
+	w, ok := traffic.CanaryWeight(&vs.Spec)
+	g.Expect(ok).To(BeTrue(), "the VirtualService routes to the canary subset")
 	return w
 }
 
