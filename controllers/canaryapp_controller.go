@@ -136,6 +136,7 @@ func (r *CanaryAppReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 				// now and then instead of waiting for the next resync.
 				return ctrl.Result{RequeueAfter: foreignObjectRecheck}, nil
 			}
+			obs.err = err
 			return ctrl.Result{}, err
 		}
 		result = lowestRequeue(result, res)
@@ -151,6 +152,8 @@ const foreignObjectRecheck = time.Minute
 type observation struct {
 	primaryAvailable bool
 	foreign          *apply.ForeignObjectError
+	// err is the error that ended the reconcile early; it is retried.
+	err error
 }
 
 func lowestRequeue(a, b ctrl.Result) ctrl.Result {

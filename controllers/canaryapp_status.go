@@ -37,6 +37,13 @@ func setConditions(app *v1.CanaryApp, obs *observation) {
 		return
 	}
 
+	if obs.err != nil {
+		// The sub-reconcilers stopped early, so what they observed is
+		// incomplete: say what happened instead of guessing the rest.
+		set(v1.ConditionReady, metav1.ConditionFalse, v1.ReasonReconcileError, truncate(obs.err.Error(), 1024))
+		return
+	}
+
 	failedSpec := st.CanaryImage == "" && app.Spec.Image != st.StableImage && app.IsFailedImage(app.Spec.Image)
 	switch {
 	case failedSpec:

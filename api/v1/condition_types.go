@@ -48,6 +48,9 @@ const (
 	// ReasonForeignObject: an object with a name the operator needs exists
 	// and is not owned by this CanaryApp; it is never adopted.
 	ReasonForeignObject = "ForeignObject"
+	// ReasonReconcileError: the last reconcile failed on an error that is
+	// retried (the API server or a webhook answered with an error).
+	ReasonReconcileError = "ReconcileError"
 	// ReasonInvalidSpec: the spec passed schema validation but cannot be
 	// acted on.
 	ReasonInvalidSpec = "InvalidSpec"
