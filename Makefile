@@ -30,7 +30,7 @@ manifests: $(CONTROLLER_GEN) ## Generate the CRD and the manager's RBAC role fro
 
 .PHONY: verify
 verify: generate manifests ## Fail when generated files are stale.
-	@git diff --exit-code -- api config/crd config/rbac || { echo "generated files are stale: run 'make generate manifests' and commit"; exit 1; }
+	@git diff --exit-code -- api/v1/zz_generated.deepcopy.go config/crd/bases config/rbac/role.yaml || { echo "generated files are stale: run 'make generate manifests' and commit"; exit 1; }
 
 .PHONY: envtest
 envtest: ## Build etcd and kube-apiserver for envtest (first run only: several minutes).
