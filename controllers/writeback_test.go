@@ -6,7 +6,6 @@ import (
 	"io"
 	"log"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -25,6 +24,7 @@ import (
 	"github.com/atzedevries/canaryop/gitops/credentials"
 	"github.com/atzedevries/canaryop/gitops/gitrepo"
 	"github.com/atzedevries/canaryop/internal/testenv"
+	"github.com/atzedevries/canaryop/internal/testgit"
 )
 
 const plantedToken = "ghp_PLANTEDcontrollerTOKEN8642"
@@ -87,15 +87,7 @@ func (r *gitRepo) url() string { return r.srv.HTTPAddress() + "/team/apps.git" }
 
 func (r *gitRepo) git(args ...string) string {
 	r.t.Helper()
-	cmd := exec.Command("git", args...)
-	cmd.Dir = r.work
-	cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=Person", "GIT_AUTHOR_EMAIL=p@example.com",
-		"GIT_COMMITTER_NAME=Person", "GIT_COMMITTER_EMAIL=p@example.com", "GIT_CONFIG_NOSYSTEM=1", "HOME="+os.TempDir())
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		r.t.Fatalf("git %v: %v\n%s", args, err, out)
-	}
-	return string(out)
+	return testgit.Run(r.t, r.work, args...)
 }
 
 func (r *gitRepo) fetch() { r.git("fetch", "-q", "origin", "+refs/heads/*:refs/remotes/origin/*") }

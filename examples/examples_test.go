@@ -93,15 +93,7 @@ func writeKubeconfig(t *testing.T, cfg *rest.Config) string {
 // the sample CanaryApp is valid, and the limited user manages CanaryApps in
 // "default" and nothing else.
 func TestReadmeFlow(t *testing.T) {
-	env, err := testenv.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := env.Stop(); err != nil {
-			t.Error(err)
-		}
-	})
+	env := testenv.StartT(t)
 	root, err := testenv.RepoRoot()
 	if err != nil {
 		t.Fatal(err)

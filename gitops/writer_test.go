@@ -33,6 +33,7 @@ import (
 	"github.com/atzedevries/canaryop/gitops/argocd"
 	"github.com/atzedevries/canaryop/gitops/credentials"
 	"github.com/atzedevries/canaryop/gitops/gitrepo"
+	"github.com/atzedevries/canaryop/internal/testgit"
 )
 
 const (
@@ -130,15 +131,7 @@ func (e *env) url() string { return e.srv.HTTPAddress() + "/acme/apps.git" }
 
 func (e *env) git(args ...string) string {
 	e.t.Helper()
-	cmd := exec.Command("git", args...)
-	cmd.Dir = e.work
-	cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=Person", "GIT_AUTHOR_EMAIL=p@example.com",
-		"GIT_COMMITTER_NAME=Person", "GIT_COMMITTER_EMAIL=p@example.com", "GIT_CONFIG_NOSYSTEM=1", "HOME="+os.TempDir())
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		e.t.Fatalf("git %v: %v\n%s", args, err, out)
-	}
-	return string(out)
+	return testgit.Run(e.t, e.work, args...)
 }
 
 // remote returns `git show <rev>:<path>` after a fetch.

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/atzedevries/canaryop/internal/testgit"
 	"github.com/fluxcd/pkg/gittestserver"
 )
 
@@ -150,13 +151,7 @@ func run(t testing.TB, dir string, name string, args ...string) string {
 }
 
 func gitCmd(dir string, name string, args ...string) *exec.Cmd {
-	cmd := exec.Command(name, args...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(),
-		"GIT_AUTHOR_NAME=Other Writer", "GIT_AUTHOR_EMAIL=other@example.com",
-		"GIT_COMMITTER_NAME=Other Writer", "GIT_COMMITTER_EMAIL=other@example.com",
-		"GIT_CONFIG_NOSYSTEM=1", "HOME="+os.TempDir(), "GIT_TERMINAL_PROMPT=0")
-	return cmd
+	return testgit.Command(dir, "Other Writer", "other@example.com", name, args...)
 }
 
 func count(list []string, s string) int {

@@ -356,3 +356,18 @@ func (e *Env) NewApp(t testing.TB, ns, name string) *v1.CanaryApp {
 	}
 	return app
 }
+
+// StartT starts an environment for one test and stops it when the test ends.
+func StartT(t testing.TB) *Env {
+	t.Helper()
+	e, err := Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := e.Stop(); err != nil {
+			t.Error(err)
+		}
+	})
+	return e
+}

@@ -18,15 +18,7 @@ import (
 // with Istio's CRDs: changing the VirtualService weights, or a Deployment's
 // image, changes where the simulated requests land and what they answer.
 func TestObserverFollowsTheLiveVirtualService(t *testing.T) {
-	env, err := testenv.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := env.Stop(); err != nil {
-			t.Error(err)
-		}
-	})
+	env := testenv.StartT(t)
 	ctx := t.Context()
 	c := env.Client
 	namespace := env.NewNamespace(t)
