@@ -324,6 +324,11 @@ type AnalysisCheck struct {
 	// message explains an Inconclusive verdict.
 	// +optional
 	Message string `json:"message,omitempty"`
+	// reason is a machine-readable cause of an Inconclusive verdict, such
+	// as PrometheusURLNotAllowed; it becomes the Analysis condition's
+	// reason.
+	// +optional
+	Reason string `json:"reason,omitempty"`
 }
 
 // MaxStatusChecks bounds status.checks.

@@ -69,4 +69,25 @@ const (
 	ReasonRepositoryUnknown  = "RepositoryUnknown"
 	ReasonPullRequestOpen    = "PullRequestOpen"
 	ReasonPullRequestClosed  = "PullRequestClosed"
+	// ReasonWriteBackNotPermitted: the admin's policy does not let this app
+	// write to the Git location it names (credential scope, Argo CD
+	// provenance, write mode). Nothing was fetched; the in-cluster outcome
+	// stands. A person must change the spec or the policy.
+	ReasonWriteBackNotPermitted = "WriteBackNotPermitted"
+	// ReasonUnverifiedOutcome: status.writeBack names an outcome the owned
+	// Deployments do not back (the primary does not run its image, or the
+	// failed image was never this app's canary), so it is not written.
+	ReasonUnverifiedOutcome = "UnverifiedOutcome"
+	// ReasonWriteBackCrashed: attempts at this write-back ended without a
+	// result (the operator died during them) too often; it is not tried
+	// again until the spec changes.
+	ReasonWriteBackCrashed = "WriteBackCrashed"
+	// ReasonPrometheusURLNotAllowed: spec.prometheusURL is outside the
+	// admin's allow-list; no request was made, the canary holds and never
+	// promotes.
+	ReasonPrometheusURLNotAllowed = "PrometheusURLNotAllowed"
+	// ReasonRouteNotAllowed: spec.hosts or spec.gateways name a host or
+	// gateway the admin does not allow for this namespace; the
+	// VirtualService routes only the app's own Service.
+	ReasonRouteNotAllowed = "RouteNotAllowed"
 )
