@@ -18,6 +18,9 @@ var (
 	ErrRepositoryUnknown = errors.New("git repository of the manifest is unknown")
 	// ErrNoCredentials: no credential Secret covers the repository.
 	ErrNoCredentials = credentials.ErrNoCredentials
+	// ErrNotPermitted: the admin's policy does not let this app write where
+	// it asks to (credential scope, Argo CD provenance, write mode).
+	ErrNotPermitted = errors.New("write-back not permitted")
 )
 
 // Error is a write-back error with the condition reason the controller puts

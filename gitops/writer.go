@@ -28,6 +28,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"path"
 	"regexp"
 	"strconv"
 	"strings"
@@ -77,6 +78,14 @@ type Location struct {
 	// From says where the location came from: "spec.gitops" or the Argo CD
 	// Application "argocd:<namespace>/<name>".
 	From string
+	// Proven is true when an Argo CD Application provably manages the app
+	// and the location is its source.
+	Proven bool
+	// DefaultNamespace is the namespace a document without
+	// metadata.namespace belongs to: the proven Application's destination,
+	// or the app's namespace when the admin's credential scope names it.
+	// Empty: such documents belong to no app.
+	DefaultNamespace string
 }
 
 // Discoverer finds the Git location from the managing Argo CD Application;
@@ -179,13 +188,22 @@ func (w *GitWriter) Write(ctx context.Context, app *v1.CanaryApp) (Result, error
 	default:
 		return Result{}, stalled(v1.ReasonInvalidSpec, fmt.Errorf("gitops: unknown write mode %q", mode))
 	}
+	// Permission before contact: the location and the admin's scope are
+	// settled from cluster data alone, before anything is fetched, so a
+	// refusal reveals nothing of a repository the app may not write.
 	loc, err := w.Locate(ctx, app)
 	if err != nil {
 		return Result{}, err
 	}
-	creds, err := w.lookup(ctx, loc.RepoURL)
+	creds, err := w.lookup(ctx, app, &loc, mode)
 	if err != nil {
 		return Result{}, err
+	}
+	var repo github.Repo
+	if mode == v1.WritePullRequest {
+		if repo, err = github.ParseRepo(loc.RepoURL); err != nil {
+			return Result{}, stalled(v1.ReasonRepositoryUnknown, fmt.Errorf("gitops: pull requests need a GitHub repository: %w", err))
+		}
 	}
 	log := ctrl.LoggerFrom(ctx).WithValues("repo", gitrepo.SanitizeURL(loc.RepoURL), "branch", loc.Branch, "path", loc.Path, "mode", mode, "credentials", creds.Secret)
 
@@ -222,10 +240,6 @@ func (w *GitWriter) Write(ctx context.Context, app *v1.CanaryApp) (Result, error
 		return Result{Commit: commit.SHA, Message: msg}, nil
 	}
 
-	repo, err := github.ParseRepo(loc.RepoURL)
-	if err != nil {
-		return Result{}, stalled(v1.ReasonRepositoryUnknown, fmt.Errorf("gitops: pull requests need a GitHub repository: %w", err))
-	}
 	prs, err := w.opts.PullRequests(creds)
 	if err != nil {
 		return Result{}, classify(err)
@@ -258,7 +272,7 @@ func (w *GitWriter) PullRequestState(ctx context.Context, app *v1.CanaryApp) (st
 	if err != nil {
 		return "", stalled(v1.ReasonRepositoryUnknown, fmt.Errorf("gitops: %w", err))
 	}
-	creds, err := w.lookup(ctx, loc.RepoURL)
+	creds, err := w.lookup(ctx, app, &loc, v1.WritePullRequest)
 	if err != nil {
 		return "", err
 	}
@@ -273,51 +287,93 @@ func (w *GitWriter) PullRequestState(ctx context.Context, app *v1.CanaryApp) (st
 	return pr.State, nil
 }
 
-// Locate resolves where app's manifest lives: spec.gitops, with what it
-// leaves out taken from the managing Argo CD Application. The branch
-// defaults to argocd.DefaultBranch and the path to the repository root only
-// when the Application says so.
+// Locate resolves where app's manifest lives, before anything is fetched.
+//
+// When the Argo CD Application that app's tracking metadata names provably
+// manages app (package argocd), the location is that Application's source:
+// spec.gitops may repeat it, and a repoURL, path or branch that differs is
+// refused (ErrNotPermitted), since the author would otherwise choose another
+// team's repository. Otherwise the location is spec.gitops as given, not
+// proven: only a credential Secret whose namespaces key names app's
+// namespace may then write it (see Write).
 func (w *GitWriter) Locate(ctx context.Context, app *v1.CanaryApp) (Location, error) {
 	g := app.Spec.GitOps
 	if g == nil {
 		return Location{}, stalled(v1.ReasonRepositoryUnknown, errors.New("gitops: spec.gitops is not set"))
 	}
-	loc := Location{RepoURL: g.RepoURL, Branch: g.Branch, Path: g.Path, From: "spec.gitops"}
-	if loc.RepoURL == "" || loc.Path == "" {
-		if w.opts.Discoverer == nil {
-			return Location{}, stalled(v1.ReasonRepositoryUnknown,
-				fmt.Errorf("gitops: %w: spec.gitops needs repoURL and path (Argo CD discovery is off)", ErrRepositoryUnknown))
+	spec := Location{RepoURL: g.RepoURL, Branch: g.Branch, Path: g.Path, From: "spec.gitops"}
+	if spec.RepoURL != "" {
+		if err := credentials.CheckRepoURL(spec.RepoURL); err != nil {
+			return Location{}, stalled(v1.ReasonInvalidSpec, fmt.Errorf("gitops: spec.gitops.repoURL: %w", err))
 		}
-		src, err := w.opts.Discoverer.Discover(ctx, app)
-		if err != nil {
-			if errors.Is(err, argocd.ErrNotManaged) || errors.Is(err, argocd.ErrUnresolvable) {
-				return Location{}, stalled(v1.ReasonRepositoryUnknown, fmt.Errorf("gitops: %w: %w", ErrRepositoryUnknown, err))
-			}
-			return Location{}, fmt.Errorf("gitops: discover repository: %w", err)
+	}
+	src, proven, err := w.discover(ctx, app)
+	if err != nil {
+		return Location{}, err
+	}
+	loc := spec
+	if proven {
+		if loc, err = provenLocation(spec, src); err != nil {
+			return Location{}, err
 		}
-		switch {
-		case loc.RepoURL == "":
-			loc.RepoURL, loc.From = src.RepoURL, "argocd:"+src.Application
-			if loc.Branch == "" {
-				loc.Branch = src.Branch
-			}
-			if loc.Path == "" {
-				loc.Path = orRoot(src.Path)
-			}
-		case sameRepo(loc.RepoURL, src.RepoURL):
-			loc.Path, loc.From = orRoot(src.Path), "spec.gitops+argocd:"+src.Application
-			if loc.Branch == "" {
-				loc.Branch = src.Branch
-			}
-		default:
-			return Location{}, stalled(v1.ReasonRepositoryUnknown, fmt.Errorf(
-				"gitops: %w: spec.gitops.path is empty and Argo CD Application %s syncs another repository", ErrRepositoryUnknown, src.Application))
-		}
+	} else if spec.RepoURL == "" || spec.Path == "" {
+		return Location{}, stalled(v1.ReasonRepositoryUnknown, fmt.Errorf(
+			"gitops: %w: spec.gitops needs repoURL and path unless an Argo CD Application provably manages this object", ErrRepositoryUnknown))
 	}
 	if loc.Branch == "" {
 		loc.Branch = argocd.DefaultBranch
 	}
 	loc.Path = orRoot(strings.Trim(loc.Path, "/"))
+	return loc, nil
+}
+
+// discover asks Argo CD for the proven location. Not being managed is not an
+// error (the spec then says where); a hint that proves nothing is refused
+// only when the spec leaves the location to Argo CD.
+func (w *GitWriter) discover(ctx context.Context, app *v1.CanaryApp) (argocd.Source, bool, error) {
+	if w.opts.Discoverer == nil {
+		return argocd.Source{}, false, nil
+	}
+	src, err := w.opts.Discoverer.Discover(ctx, app)
+	g := app.Spec.GitOps
+	switch {
+	case err == nil:
+		return src, true, nil
+	case errors.Is(err, argocd.ErrNotManaged):
+		return argocd.Source{}, false, nil
+	case errors.Is(err, argocd.ErrNotProven):
+		if g.RepoURL != "" && g.Path != "" {
+			return argocd.Source{}, false, nil
+		}
+		return argocd.Source{}, false, stalled(v1.ReasonWriteBackNotPermitted, fmt.Errorf("gitops: %w: %w", ErrNotPermitted, err))
+	case errors.Is(err, argocd.ErrUnresolvable):
+		return argocd.Source{}, false, stalled(v1.ReasonRepositoryUnknown, fmt.Errorf("gitops: %w: %w", ErrRepositoryUnknown, err))
+	}
+	return argocd.Source{}, false, fmt.Errorf("gitops: discover repository: %w", err)
+}
+
+// provenLocation is the Application's source; spec may only repeat it (its
+// path may name a file or folder inside the Application's path).
+func provenLocation(spec Location, src argocd.Source) (Location, error) {
+	loc := Location{RepoURL: src.RepoURL, Branch: src.Branch, Path: orRoot(src.Path), From: "argocd:" + src.Application,
+		Proven: true, DefaultNamespace: src.DestinationNamespace}
+	refuse := func(field string) (Location, error) {
+		return Location{}, stalled(v1.ReasonWriteBackNotPermitted, fmt.Errorf(
+			"gitops: %w: spec.gitops.%s differs from the source of Argo CD Application %s, which manages this object", ErrNotPermitted, field, src.Application))
+	}
+	if spec.RepoURL != "" && !sameRepo(spec.RepoURL, src.RepoURL) {
+		return refuse("repoURL")
+	}
+	if spec.Branch != "" && spec.Branch != src.Branch {
+		return refuse("branch")
+	}
+	if spec.Path != "" {
+		p, root := strings.Trim(path.Clean("/"+spec.Path), "/"), strings.Trim(src.Path, "/")
+		if root != "" && p != root && !strings.HasPrefix(p, root+"/") {
+			return refuse("path")
+		}
+		loc.Path = orRoot(p)
+	}
 	return loc, nil
 }
 
@@ -335,13 +391,24 @@ func sameRepo(a, b string) bool {
 	return norm(a) == norm(b)
 }
 
-func (w *GitWriter) lookup(ctx context.Context, repoURL string) (credentials.Creds, error) {
-	c, err := w.opts.Credentials.Lookup(ctx, repoURL)
+// lookup finds the credentials the admin's scope grants for writing loc in
+// mode on app's behalf, and completes loc.DefaultNamespace from the scope.
+func (w *GitWriter) lookup(ctx context.Context, app *v1.CanaryApp, loc *Location, mode v1.WriteMode) (credentials.Creds, error) {
+	scope := credentials.Scope{Namespace: app.Namespace, Name: app.Name, Path: loc.Path, Branch: loc.Branch, Mode: string(mode), Proven: loc.Proven}
+	c, err := w.opts.Credentials.Lookup(ctx, loc.RepoURL, scope)
 	if err != nil {
-		if errors.Is(err, credentials.ErrNoCredentials) || errors.Is(err, credentials.ErrInvalidCredentials) {
+		switch {
+		case errors.Is(err, credentials.ErrNotPermitted):
+			return credentials.Creds{}, stalled(v1.ReasonWriteBackNotPermitted, fmt.Errorf("gitops: %w: %w", ErrNotPermitted, err))
+		case errors.Is(err, credentials.ErrInvalidRepoURL):
+			return credentials.Creds{}, stalled(v1.ReasonInvalidSpec, fmt.Errorf("gitops: %w", err))
+		case errors.Is(err, credentials.ErrNoCredentials) || errors.Is(err, credentials.ErrInvalidCredentials):
 			return credentials.Creds{}, stalled(v1.ReasonNoCredentials, fmt.Errorf("gitops: %w", err))
 		}
 		return credentials.Creds{}, fmt.Errorf("gitops: %w", err)
+	}
+	if loc.DefaultNamespace == "" && c.NamespaceScoped {
+		loc.DefaultNamespace = app.Namespace
 	}
 	return c, nil
 }
@@ -456,8 +523,10 @@ func outcomeLabel(o v1.Outcome) string {
 var unsafeRef = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
 
 // BranchName is the branch a pull request for an outcome is pushed to:
-// canaryop/<namespace>-<name>/<outcome>-<image>, where image is the failed
+// canaryop/<namespace>/<name>/<outcome>-<image>, where image is the failed
 // image of a rollback or the promoted image, made safe for a ref name.
+// Namespaces and names never hold "/", so two apps never share a branch
+// (with "-" between them, team/b-x and team-b/x did).
 func BranchName(namespace, name string, wb *v1.WriteBackStatus) string {
 	image := wb.Image
 	if wb.Outcome == v1.OutcomeRolledBack && wb.FailedImage != "" {
@@ -472,7 +541,7 @@ func BranchName(namespace, name string, wb *v1.WriteBackStatus) string {
 	}
 	image = strings.Trim(image, ".-")
 	image = strings.TrimSuffix(image, ".lock")
-	return fmt.Sprintf("canaryop/%s-%s/%s-%s", namespace, name, strings.ToLower(string(wb.Outcome)), image)
+	return fmt.Sprintf("canaryop/%s/%s/%s-%s", namespace, name, strings.ToLower(string(wb.Outcome)), image)
 }
 
 var pullPath = regexp.MustCompile(`/pull/([0-9]+)/?$`)

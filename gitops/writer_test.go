@@ -113,6 +113,8 @@ func newEnv(t *testing.T, files map[string]string, objs ...client.Object) *env {
 		Data: map[string][]byte{
 			"url": []byte(srv.HTTPAddress() + "/acme/"), "username": []byte(gitUser), "password": []byte(gitToken),
 			"githubToken": []byte(githubToken), "githubAPIURL": []byte(e.gh.srv.URL + "/api/v3/"),
+			// The admin lets namespace shop write under apps/ only.
+			"namespaces": []byte("shop"), "paths": []byte("apps/"),
 		},
 	}
 	reader := fake.NewClientBuilder().WithScheme(scheme).WithObjects(append(objs, secret)...).Build()
@@ -326,7 +328,7 @@ func TestRollbackPullRequest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	branch := "canaryop/shop-web/rolledback-ghcr.io-acme-web-v3"
+	branch := "canaryop/shop/web/rolledback-ghcr.io-acme-web-v3"
 	if res.PullRequestURL != e.gh.srv.URL+"/acme/apps/pull/1" || res.PullRequestState != "open" {
 		t.Fatalf("result %+v", res)
 	}
@@ -372,6 +374,7 @@ func TestDiscoveryFromArgoCD(t *testing.T) {
 	appObj.SetGroupVersionKind(argocd.ApplicationGVK)
 	appObj.SetNamespace("argocd")
 	appObj.SetName("shop")
+	manages(appObj, "shop", "web")
 	// The URL is known once the server runs; build the env in two steps.
 	e := newEnv(t, map[string]string{"apps/shop/web.yaml": shopManifest})
 	_ = unstructured.SetNestedField(appObj.Object, e.url(), "spec", "source", "repoURL")
@@ -395,6 +398,86 @@ func TestDiscoveryFromArgoCD(t *testing.T) {
 	}
 	if !strings.Contains(e.show("origin/main:apps/shop/web.yaml"), "image: ghcr.io/acme/web:v2") {
 		t.Fatal("discovered location was not written")
+	}
+}
+
+// manages makes the Application u report, as Argo CD does, that it syncs
+// CanaryApp ns/name into ns.
+func manages(u *unstructured.Unstructured, ns, name string) {
+	_ = unstructured.SetNestedField(u.Object, ns, "spec", "destination", "namespace")
+	_ = unstructured.SetNestedSlice(u.Object, []any{map[string]any{"group": "canary.atze.io", "kind": "CanaryApp", "namespace": ns, "name": name}}, "status", "resources")
+}
+
+// The cross-tenant attack of review finding C1 at the writer: an app in
+// namespace evil names shop's repository and folder (explicitly, or through
+// a forged Argo CD hint). The write is refused before anything is fetched.
+func TestWriteRefusesOtherTenantsLocation(t *testing.T) {
+	e := newEnv(t, map[string]string{"apps/shop/web.yaml": shopManifest})
+	ctx := context.Background()
+	attack := func(g *v1.GitOpsSpec, ann map[string]string) error {
+		app := canaryApp(g, rollback(time.Now()))
+		app.Namespace, app.Annotations = "evil", ann
+		_, err := e.writer.Write(ctx, app)
+		return err
+	}
+	for name, err := range map[string]error{
+		"explicit location": attack(&v1.GitOpsSpec{RepoURL: e.url(), Path: "apps/shop"}, nil),
+		"forged tracking id": attack(&v1.GitOpsSpec{}, map[string]string{argocd.TrackingAnnotation: "shop:canary.atze.io/CanaryApp:evil/web"}),
+		"dot-segment URL":    attack(&v1.GitOpsSpec{RepoURL: e.srv.HTTPAddress() + "/acme/x/../apps.git", Path: "apps/shop"}, nil),
+	} {
+		var we *Error
+		if !errors.As(err, &we) || !IsStalled(err) || (we.Reason() != v1.ReasonWriteBackNotPermitted && we.Reason() != v1.ReasonInvalidSpec && we.Reason() != v1.ReasonRepositoryUnknown) {
+			t.Errorf("%s: err = %v, want a stalled refusal", name, err)
+			continue
+		}
+		if strings.Contains(err.Error(), "ghcr.io/acme/web") {
+			t.Errorf("%s: the refusal quotes the victim's manifest: %v", name, err)
+		}
+	}
+	if _, err := os.Stat(e.writer.opts.Cache.Path(e.url())); !os.IsNotExist(err) {
+		t.Fatalf("refused writes fetched the repository (stat: %v)", err)
+	}
+	if log := e.log("main"); len(log) != 1 {
+		t.Fatalf("a refused write-back committed: %v", log)
+	}
+	// The positive control: shop's own app writes.
+	if _, err := e.writer.Write(ctx, canaryApp(&v1.GitOpsSpec{RepoURL: e.url(), Path: "apps/shop"}, rollback(time.Now()))); err != nil {
+		t.Fatalf("shop's own write-back: %v", err)
+	}
+}
+
+// A spec.gitops that differs from the proven Application's source is
+// refused: the author cannot redirect a write-back away from where Argo CD
+// syncs the app.
+func TestWriteRefusesSpecThatDiffersFromArgoCD(t *testing.T) {
+	appObj := &unstructured.Unstructured{Object: map[string]any{"spec": map[string]any{"source": map[string]any{
+		"repoURL": "https://git.example.com/acme/apps.git", "targetRevision": "main", "path": "apps/shop"}}}}
+	appObj.SetGroupVersionKind(argocd.ApplicationGVK)
+	appObj.SetNamespace("argocd")
+	appObj.SetName("shop")
+	manages(appObj, "shop", "web")
+	scheme := runtime.NewScheme()
+	scheme.AddKnownTypeWithName(argocd.ApplicationGVK, &unstructured.Unstructured{})
+	w := &GitWriter{opts: Options{Discoverer: argocd.New(fake.NewClientBuilder().WithScheme(scheme).WithObjects(appObj).Build(), "argocd")}}
+	ann := map[string]string{argocd.TrackingAnnotation: "shop:canary.atze.io/CanaryApp:shop/web"}
+	for name, g := range map[string]*v1.GitOpsSpec{
+		"repoURL": {RepoURL: "https://git.example.com/other/apps.git"},
+		"path":    {Path: "apps/payments"},
+		"branch":  {Branch: "production"},
+	} {
+		app := canaryApp(g, rollback(time.Now()))
+		app.Annotations = ann
+		_, err := w.Locate(context.Background(), app)
+		var we *Error
+		if !errors.As(err, &we) || we.Reason() != v1.ReasonWriteBackNotPermitted {
+			t.Errorf("%s: err = %v, want WriteBackNotPermitted", name, err)
+		}
+	}
+	app := canaryApp(&v1.GitOpsSpec{Path: "apps/shop/web.yaml"}, rollback(time.Now()))
+	app.Annotations = ann
+	loc, err := w.Locate(context.Background(), app)
+	if err != nil || !loc.Proven || loc.DefaultNamespace != "shop" || loc.Path != "apps/shop/web.yaml" {
+		t.Fatalf("a file inside the Application's path: %+v, %v", loc, err)
 	}
 }
 
@@ -462,13 +545,35 @@ func TestBranchName(t *testing.T) {
 		wb   v1.WriteBackStatus
 		want string
 	}{
-		{v1.WriteBackStatus{Outcome: v1.OutcomeRolledBack, Image: "a:v1", FailedImage: "registry:5000/team/app:v2"}, "canaryop/ns-app/rolledback-registry-5000-team-app-v2"},
-		{v1.WriteBackStatus{Outcome: v1.OutcomePromoted, Image: "app@sha256:" + strings.Repeat("a", 64)}, "canaryop/ns-app/promoted-app-" + strings.Repeat("a", 64)},
+		{v1.WriteBackStatus{Outcome: v1.OutcomeRolledBack, Image: "a:v1", FailedImage: "registry:5000/team/app:v2"}, "canaryop/ns/app/rolledback-registry-5000-team-app-v2"},
+		{v1.WriteBackStatus{Outcome: v1.OutcomePromoted, Image: "app@sha256:" + strings.Repeat("a", 64)}, "canaryop/ns/app/promoted-app-" + strings.Repeat("a", 64)},
 	} {
 		if got := BranchName("ns", "app", &c.wb); got != c.want {
 			t.Fatalf("BranchName = %q, want %q", got, c.want)
 		}
 	}
+	wb := &v1.WriteBackStatus{Outcome: v1.OutcomeRolledBack, Image: "a:v1", FailedImage: "a:v2"}
+	if BranchName("team", "b-pay", wb) == BranchName("team-b", "pay", wb) {
+		t.Fatal("two apps share a pull request branch")
+	}
+}
+
+// FuzzBranchNameInjective: different (namespace, name) pairs of DNS labels
+// never give the same branch.
+func FuzzBranchNameInjective(f *testing.F) {
+	f.Add("team", "b-pay", "team-b", "pay")
+	label := regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
+	wb := &v1.WriteBackStatus{Outcome: v1.OutcomePromoted, Image: "app:v1"}
+	f.Fuzz(func(t *testing.T, ns1, n1, ns2, n2 string) {
+		for _, s := range []string{ns1, n1, ns2, n2} {
+			if len(s) > 63 || !label.MatchString(s) {
+				return
+			}
+		}
+		if (ns1 != ns2 || n1 != n2) && BranchName(ns1, n1, wb) == BranchName(ns2, n2, wb) {
+			t.Fatalf("%s/%s and %s/%s share a branch", ns1, n1, ns2, n2)
+		}
+	})
 }
 
 // fakeGitHub implements the few GitHub REST endpoints the github package

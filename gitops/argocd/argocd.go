@@ -1,25 +1,32 @@
-// Package argocd finds where in Git a CanaryApp's manifest lives when its
-// spec.gitops leaves the repository or path out: it reads the Argo CD
-// Application that manages the CanaryApp, as an unstructured object, so the
-// operator needs neither Argo CD's Go module nor its CRDs to build.
+// Package argocd proves where in Git a CanaryApp's manifest lives: it reads
+// the Argo CD Application that manages the CanaryApp, as an unstructured
+// object, so the operator needs neither Argo CD's Go module nor its CRDs to
+// build.
 //
-// The managing Application is found through, in order:
+// Which Application to read is only hinted at by metadata the CanaryApp's
+// author writes:
 //
 //  1. the annotation argocd.argoproj.io/tracking-id, which Argo CD sets in
 //     "annotation" tracking mode: "<app>:<group>/<kind>:<namespace>/<name>",
 //     where <app> is "<app namespace>_<app name>" for Applications outside
-//     the Argo CD namespace. It is used only when it names this very object,
-//     so an annotation copied onto another object is ignored;
-//  2. the label app.kubernetes.io/instance, Argo CD's default "label"
-//     tracking mode, whose value is the Application's name in the Argo CD
-//     namespace.
+//     the Argo CD namespace. It is used only when it names this very object;
+//  2. the label app.kubernetes.io/instance, Argo CD's "label" tracking mode,
+//     whose value is the Application's name (or "<namespace>_<name>").
 //
-// From the Application, spec.source (or the first entry of spec.sources with
-// a path) gives repoURL, path and targetRevision. A targetRevision of "",
-// "HEAD" or "refs/heads/HEAD" means the repository's default branch, which
-// cannot be told without asking the server, so DefaultBranch ("main") is
-// used; spec.gitops.branch overrides it. A commit SHA as targetRevision
-// cannot be written to and is an error.
+// Because the author can write both, the hint proves nothing. The
+// Application counts as managing the CanaryApp only when data the author
+// cannot write says so: it lives in the Argo CD namespace or in one the
+// admin allows (apps in any namespace), its status.resources lists exactly
+// this object (group, kind, namespace, name) without requiresPruning (how a
+// copied label or annotation shows up), and its spec.destination.namespace
+// is the CanaryApp's namespace.
+//
+// From the proven Application, spec.source (or the first entry of
+// spec.sources with a path) gives repoURL, path and targetRevision. A
+// targetRevision of "", "HEAD" or "refs/heads/HEAD" means the repository's
+// default branch, which cannot be told without asking the server, so
+// DefaultBranch ("main") is used. A commit SHA as targetRevision cannot be
+// written to and is an error.
 package argocd
 
 import (
@@ -59,6 +66,12 @@ var (
 	// ErrUnresolvable: the Application exists (or should) but does not yield
 	// a Git repository, branch and path that can be written to.
 	ErrUnresolvable = errors.New("cannot determine the Git location from the Argo CD Application")
+	// ErrNotProven: the Application the CanaryApp's metadata names does not
+	// provably manage it (not found, in a namespace the admin does not
+	// allow, status.resources does not list the object, or its destination
+	// is another namespace). The message never says which, so a hint that
+	// names another team's Application learns nothing about it.
+	ErrNotProven = errors.New("the Argo CD Application named by this object's tracking metadata does not manage it")
 )
 
 // Source is where the manifest lives in Git.
@@ -70,39 +83,88 @@ type Source struct {
 	Branch string
 	// Path is the repository-relative folder Argo CD syncs ("" is the root).
 	Path string
+	// DestinationNamespace is the Application's spec.destination.namespace,
+	// proven equal to the CanaryApp's namespace: namespace-less documents
+	// in Path belong to it.
+	DestinationNamespace string
 }
 
 // Discoverer reads Applications.
 type Discoverer struct {
-	reader    client.Reader
-	namespace string
+	reader     client.Reader
+	namespace  string
+	namespaces map[string]bool
 }
 
-// New returns a Discoverer that reads Applications through reader, in
-// namespace (DefaultNamespace when empty) unless a tracking id names another.
-func New(reader client.Reader, namespace string) *Discoverer {
+// New returns a Discoverer that reads Applications through reader in
+// namespace (DefaultNamespace when empty) and, for Argo CD's apps in any
+// namespace, in the admin's allowed extra namespaces.
+func New(reader client.Reader, namespace string, allowed ...string) *Discoverer {
 	if namespace == "" {
 		namespace = DefaultNamespace
 	}
-	return &Discoverer{reader: reader, namespace: namespace}
+	d := &Discoverer{reader: reader, namespace: namespace, namespaces: map[string]bool{namespace: true}}
+	for _, ns := range allowed {
+		if ns = strings.TrimSpace(ns); ns != "" {
+			d.namespaces[ns] = true
+		}
+	}
+	return d
 }
 
-// Discover returns the Git location of app's manifest from its managing
-// Application.
+// Discover returns the Git location of app's manifest from the Application
+// that provably manages it: ErrNotManaged when app names none, ErrNotProven
+// when the one it names does not manage it, ErrUnresolvable when the
+// Application's source cannot be written to.
 func (d *Discoverer) Discover(ctx context.Context, app *v1.CanaryApp) (Source, error) {
 	ns, name, err := d.application(app)
 	if err != nil {
 		return Source{}, err
 	}
+	notProven := fmt.Errorf("%w (Application %s/%s)", ErrNotProven, ns, name)
+	if !d.namespaces[ns] {
+		return Source{}, notProven
+	}
 	u := &unstructured.Unstructured{}
 	u.SetGroupVersionKind(ApplicationGVK)
 	if err := d.reader.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, u); err != nil {
-		if apierrors.IsNotFound(err) || meta.IsNoMatchError(err) {
-			return Source{}, fmt.Errorf("%w: Application %s/%s: %v", ErrUnresolvable, ns, name, err)
+		if apierrors.IsNotFound(err) || meta.IsNoMatchError(err) || apierrors.IsForbidden(err) {
+			return Source{}, notProven
 		}
 		return Source{}, fmt.Errorf("read Argo CD Application %s/%s: %w", ns, name, err)
 	}
-	return sourceOf(u)
+	if !manages(u, app) {
+		return Source{}, notProven
+	}
+	src, err := sourceOf(u)
+	if err != nil {
+		return Source{}, err
+	}
+	src.DestinationNamespace = app.Namespace
+	return src, nil
+}
+
+// manages reports whether the Application u manages app, from fields only
+// Argo CD and the admin write: its destination namespace and the resources
+// Argo CD reports it syncs.
+func manages(u *unstructured.Unstructured, app *v1.CanaryApp) bool {
+	dest, _, _ := unstructured.NestedString(u.Object, "spec", "destination", "namespace")
+	if dest != app.Namespace {
+		return false
+	}
+	resources, _, _ := unstructured.NestedSlice(u.Object, "status", "resources")
+	for _, r := range resources {
+		m, ok := r.(map[string]any)
+		if !ok {
+			continue
+		}
+		if str(m, "group") == v1.GroupVersion.Group && str(m, "kind") == "CanaryApp" &&
+			str(m, "namespace") == app.Namespace && str(m, "name") == app.Name {
+			pruning, _ := m["requiresPruning"].(bool)
+			return !pruning
+		}
+	}
+	return false
 }
 
 // application names the managing Application.
@@ -116,6 +178,9 @@ func (d *Discoverer) application(app *v1.CanaryApp) (namespace, name string, err
 		}
 	}
 	if n := app.GetLabels()[InstanceLabel]; n != "" {
+		if ns, name, found := strings.Cut(n, "_"); found {
+			return ns, name, nil
+		}
 		return d.namespace, n, nil
 	}
 	return "", "", fmt.Errorf("%w: no %s annotation naming this object and no %s label; set spec.gitops.repoURL and spec.gitops.path",

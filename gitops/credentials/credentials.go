@@ -17,6 +17,28 @@
 //	               HTTPS credentials the password is used when it is absent
 //	githubAPIURL   optional: GitHub Enterprise API base URL
 //
+// and the admin's scope, which decides which CanaryApps may use it (lists
+// are separated by commas or newlines):
+//
+//	namespaces     globs of CanaryApp namespaces, e.g. "team-b" or "team-*".
+//	               A Secret without namespaces serves only apps whose Git
+//	               location was proven through Argo CD (the Application's
+//	               status.resources lists the app and its destination is
+//	               the app's namespace)
+//	paths          repository-relative folders or globs the app may write,
+//	               with {namespace} and {name} placeholders, e.g.
+//	               "apps/{namespace}/"; a pattern covers a path when it
+//	               matches the path or one of its parent folders. Default:
+//	               every path
+//	branches       globs of branches, e.g. "main" or "release/*". Default:
+//	               every branch
+//	writeModes     "Commit", "PullRequest" or both. Default: both
+//
+// Secrets whose scope does not permit the request are dropped before the
+// longest-prefix choice; when a Secret covers the URL but none permits the
+// request, Lookup returns ErrNotPermitted and names the rule, never another
+// team's repository content.
+//
 // The Secret whose url is the longest prefix of the repository URL wins; a
 // prefix matches only at a path boundary ("https://github.com/acme" covers
 // ".../acme/apps.git" but not ".../acme-evil/apps.git"). Scheme and host
@@ -52,6 +74,10 @@ const (
 	KeyKnownHosts    = "knownHosts"
 	KeyGitHubToken   = "githubToken"
 	KeyGitHubAPIURL  = "githubAPIURL"
+	KeyNamespaces    = "namespaces"
+	KeyPaths         = "paths"
+	KeyBranches      = "branches"
+	KeyWriteModes    = "writeModes"
 )
 
 var (
@@ -60,7 +86,30 @@ var (
 	ErrNoCredentials = errors.New("no git credentials cover this repository")
 	// ErrInvalidCredentials: the best-matching Secret is malformed.
 	ErrInvalidCredentials = errors.New("git credentials secret is invalid")
+	// ErrNotPermitted: Secrets cover the repository URL, but the admin's
+	// scope of none of them permits this app's namespace, path, branch or
+	// write mode.
+	ErrNotPermitted = errors.New("git credentials do not permit this write")
+	// ErrInvalidRepoURL: the repository URL has userinfo with a password,
+	// dot-segments, empty segments, backslashes or percent-encoded bytes,
+	// which prefix matching cannot judge safely.
+	ErrInvalidRepoURL = errors.New("repository URL is not in canonical form")
 )
+
+// Scope is what a write-back asks a credential Secret to permit.
+type Scope struct {
+	// Namespace and Name are the CanaryApp's.
+	Namespace, Name string
+	// Path is the repository-relative path of the manifest ("." is the root).
+	Path string
+	// Branch is the branch written to (the base branch of a pull request).
+	Branch string
+	// Mode is "Commit" or "PullRequest".
+	Mode string
+	// Proven is true when the location was proven through Argo CD
+	// provenance rather than taken from the spec.
+	Proven bool
+}
 
 // Creds are the credentials for one repository. String and GoString never
 // print a secret.
@@ -75,6 +124,10 @@ type Creds struct {
 	GitHubToken string
 	// GitHubAPIURL is the GitHub API base; empty means api.github.com.
 	GitHubAPIURL string
+	// NamespaceScoped is true when the Secret's namespaces key names the
+	// app's namespace: the admin vouches that namespace-less documents
+	// under the permitted paths belong to it.
+	NamespaceScoped bool
 }
 
 // String implements fmt.Stringer without revealing any secret.
@@ -85,9 +138,9 @@ func (c Creds) String() string {
 // GoString implements fmt.GoStringer without revealing any secret.
 func (c Creds) GoString() string { return c.String() }
 
-// Lookup finds credentials for a repository URL.
+// Lookup finds credentials for a repository URL that permit scope.
 type Lookup interface {
-	Lookup(ctx context.Context, repoURL string) (Creds, error)
+	Lookup(ctx context.Context, repoURL string, scope Scope) (Creds, error)
 }
 
 // Store reads the credential Secrets of one namespace.
@@ -107,10 +160,15 @@ func New(reader client.Reader, namespace string) *Store {
 }
 
 // Lookup returns the credentials of the Secret whose url is the longest
-// prefix of repoURL. It returns ErrNoCredentials when none matches and
-// ErrInvalidCredentials when the match is malformed; both name the Secret or
-// the URL without user info, never a secret value.
-func (s *Store) Lookup(ctx context.Context, repoURL string) (Creds, error) {
+// prefix of repoURL among those whose scope permits scope. It returns
+// ErrNoCredentials when none covers the URL, ErrNotPermitted when some do but
+// none permits the scope, and ErrInvalidCredentials when the match is
+// malformed; all name the Secret or the URL without user info, never a
+// secret value.
+func (s *Store) Lookup(ctx context.Context, repoURL string, scope Scope) (Creds, error) {
+	if err := CheckRepoURL(repoURL); err != nil {
+		return Creds{}, err
+	}
 	var list corev1.SecretList
 	if err := s.reader.List(ctx, &list, client.InNamespace(s.namespace), client.MatchingLabels{LabelKey: "true"}); err != nil {
 		return Creds{}, fmt.Errorf("list git credential secrets in %s: %w", s.namespace, err)
@@ -119,21 +177,38 @@ func (s *Store) Lookup(ctx context.Context, repoURL string) (Creds, error) {
 	items := list.Items
 	sort.Slice(items, func(i, j int) bool { return items[i].Name < items[j].Name })
 	var best *corev1.Secret
-	bestLen := -1
+	bestLen, covered := -1, 0
+	var refusal string
 	for i := range items {
 		prefix := normalize(string(items[i].Data[KeyURL]))
 		if prefix == "" || !covers(prefix, repo) {
+			continue
+		}
+		covered++
+		if why := refuses(&items[i], scope); why != "" {
+			if refusal == "" {
+				refusal = why
+			}
 			continue
 		}
 		if len(prefix) > bestLen {
 			best, bestLen = &items[i], len(prefix)
 		}
 	}
+	if best == nil && covered > 0 {
+		return Creds{}, fmt.Errorf("%w: namespace %s, path %s, branch %s, mode %s: %s",
+			ErrNotPermitted, scope.Namespace, scope.Path, scope.Branch, scope.Mode, refusal)
+	}
 	if best == nil {
 		return Creds{}, fmt.Errorf("%w: %s (add a Secret labelled %s=true with a matching url in namespace %s)",
 			ErrNoCredentials, gitrepo.SanitizeURL(repoURL), LabelKey, s.namespace)
 	}
-	return parse(best)
+	c, err := parse(best)
+	if err != nil {
+		return Creds{}, err
+	}
+	c.NamespaceScoped = len(splitList(best.Data[KeyNamespaces])) > 0
+	return c, nil
 }
 
 func parse(sec *corev1.Secret) (Creds, error) {

@@ -15,6 +15,10 @@ import (
 
 const planted = "ghp_PLANTEDcredTOKEN987654"
 
+// proven is the scope of an app whose location Argo CD proved: every
+// Secret without a scope of its own serves it, as before scopes existed.
+var proven = Scope{Namespace: "team-b", Name: "payments", Path: "apps/payments", Branch: "main", Mode: "Commit", Proven: true}
+
 func secret(ns, name string, labelled bool, data map[string]string) *corev1.Secret {
 	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Data: map[string][]byte{}}
 	if labelled {
@@ -53,12 +57,12 @@ func TestLookup(t *testing.T) {
 	}{
 		{"https://github.com/acme/apps.git", "apps", "bot", planted},
 		{"https://github.com/acme/apps", "apps", "bot", planted},
-		{"https://user:old@github.com/acme/apps.git", "apps", "bot", planted},
+		{"https://user@github.com/acme/apps.git", "apps", "bot", planted},
 		{"https://github.com/acme/web.git", "org", "", "org-token"},
 		{"git@github.com:acme/web.git", "ssh", "", ""},
 	}
 	for _, c := range cases {
-		got, err := s.Lookup(ctx, c.url)
+		got, err := s.Lookup(ctx, c.url, proven)
 		if err != nil {
 			t.Fatalf("%s: %v", c.url, err)
 		}
@@ -66,11 +70,11 @@ func TestLookup(t *testing.T) {
 			t.Fatalf("%s: got %s (user %q)", c.url, got, got.Git.Username)
 		}
 	}
-	apps, _ := s.Lookup(ctx, "https://github.com/acme/apps.git")
+	apps, _ := s.Lookup(ctx, "https://github.com/acme/apps.git", proven)
 	if apps.GitHubAPIURL != "https://ghe.example.com/api/v3/" || apps.Git.Password != planted {
 		t.Fatalf("apps creds incomplete: %s", apps)
 	}
-	sshCreds, _ := s.Lookup(ctx, "git@github.com:acme/web.git")
+	sshCreds, _ := s.Lookup(ctx, "git@github.com:acme/web.git", proven)
 	if string(sshCreds.Git.SSHPrivateKey) != "KEY" || len(sshCreds.Git.KnownHosts) == 0 {
 		t.Fatal("ssh creds incomplete")
 	}
@@ -91,7 +95,7 @@ func TestLookupNoMatch(t *testing.T) {
 		"http://github.com/acme/apps.git", // another scheme is another server
 		"https://" + planted + "@github.com/other/apps.git",
 	} {
-		_, err := s.Lookup(context.Background(), u)
+		_, err := s.Lookup(context.Background(), u, proven)
 		if !errors.Is(err, ErrNoCredentials) {
 			t.Fatalf("%s: err = %v, want ErrNoCredentials", u, err)
 		}
@@ -108,7 +112,7 @@ func TestLookupInvalid(t *testing.T) {
 		"both kinds":   {"url": "https://github.com/acme", "sshPrivateKey": "KEY", "knownHosts": "x", "password": planted},
 	} {
 		s := store(t, secret("canaryop-system", "bad", true, data))
-		_, err := s.Lookup(context.Background(), "https://github.com/acme/apps.git")
+		_, err := s.Lookup(context.Background(), "https://github.com/acme/apps.git", proven)
 		if !errors.Is(err, ErrInvalidCredentials) {
 			t.Fatalf("%s: err = %v", name, err)
 		}
@@ -123,7 +127,7 @@ func TestTieBreakIsByName(t *testing.T) {
 		secret("canaryop-system", "b", true, map[string]string{"url": "https://github.com/acme", "password": "b-token"}),
 		secret("canaryop-system", "a", true, map[string]string{"url": "https://github.com/acme/", "password": "a-token"}),
 	)
-	got, err := s.Lookup(context.Background(), "https://github.com/acme/apps.git")
+	got, err := s.Lookup(context.Background(), "https://github.com/acme/apps.git", proven)
 	if err != nil || got.Secret != "a" {
 		t.Fatalf("got %s, %v; want secret a", got, err)
 	}
