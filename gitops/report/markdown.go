@@ -6,9 +6,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode"
 
 	v1 "github.com/atzedevries/canaryop/api/v1"
+	"github.com/atzedevries/canaryop/gitops/report/safetext"
 )
 
 // PullRequest renders the title and GitHub-flavoured markdown body of the
@@ -17,39 +17,39 @@ import (
 // the analysis table.
 func PullRequest(in Input) (title, body string) {
 	var b strings.Builder
-	appRef := code(app(in))
+	appRef := code(app(in), maxApp)
 	switch in.Outcome {
 	case v1.OutcomeRolledBack:
 		fmt.Fprintf(&b, "## Canary rolled back: %s\n\n", appRef)
 		fmt.Fprintf(&b, "The canary of %s failed and the cluster was rolled back to %s%s.\n\n",
-			code(in.FailedImage), code(in.Image), at(in.DecidedAt))
+			code(in.FailedImage, maxImage), code(in.Image, maxImage), at(in.DecidedAt))
 		if in.Reason != "" {
 			fmt.Fprintf(&b, "**Why:** %s\n\n", md(line(in.Reason, maxReason)))
 		}
 		if in.KeptImage != "" {
 			fmt.Fprintf(&b, "Git already names the newer image %s, which this pull request keeps. "+
 				"It only records %s in `spec.failedImages`, so that the operator never canaries it again; "+
-				"remove the record to allow a retry.\n\n", code(in.KeptImage), code(in.FailedImage))
+				"remove the record to allow a retry.\n\n", code(in.KeptImage, maxImage), code(in.FailedImage, maxImage))
 		} else {
 			fmt.Fprintf(&b, "This pull request sets `spec.image` back to %s and records %s in `spec.failedImages`, "+
 				"so that the operator never canaries it again; remove the record to allow a retry.\n\n",
-				code(in.Image), code(in.FailedImage))
+				code(in.Image, maxImage), code(in.FailedImage, maxImage))
 		}
 		b.WriteString("- **Merge** it so that Git matches the cluster: Argo CD then syncs the stable image.\n")
 		b.WriteString("- **Close** it unmerged and the cluster stays on the stable image; the failure is then recorded only in the CanaryApp's status, which a cluster rebuild loses.\n\n")
 	case v1.OutcomePromoted:
 		fmt.Fprintf(&b, "## Canary promoted: %s\n\n", appRef)
-		fmt.Fprintf(&b, "The canary of %s passed its analysis and was promoted%s.\n\n", code(in.Image), at(in.DecidedAt))
+		fmt.Fprintf(&b, "The canary of %s passed its analysis and was promoted%s.\n\n", code(in.Image, maxImage), at(in.DecidedAt))
 		if in.Reason != "" {
 			fmt.Fprintf(&b, "**Why:** %s\n\n", md(line(in.Reason, maxReason)))
 		}
 		if in.KeptImage != "" {
-			fmt.Fprintf(&b, "Git already names the newer image %s, which this pull request keeps.\n\n", code(in.KeptImage))
+			fmt.Fprintf(&b, "Git already names the newer image %s, which this pull request keeps.\n\n", code(in.KeptImage, maxImage))
 		} else {
-			fmt.Fprintf(&b, "This pull request makes `spec.image` in Git name %s, so that Git matches the cluster.\n\n", code(in.Image))
+			fmt.Fprintf(&b, "This pull request makes `spec.image` in Git name %s, so that Git matches the cluster.\n\n", code(in.Image, maxImage))
 		}
 	default:
-		fmt.Fprintf(&b, "## Canary %s: %s\n\n", md(line(string(in.Outcome), 40)), appRef)
+		fmt.Fprintf(&b, "## Canary %s: %s\n\n", md(line(string(in.Outcome), maxOutcome)), appRef)
 	}
 
 	if in.Query != "" || len(in.Checks) > 0 {
@@ -57,13 +57,17 @@ func PullRequest(in Input) (title, body string) {
 	}
 	if in.Query != "" {
 		b.WriteString("Query:\n\n")
-		b.WriteString(fenced("promql", in.Query))
+		b.WriteString(fenced("promql", query(in.Query)))
 		b.WriteString("\n")
 	}
 	if len(in.Checks) > 0 {
-		b.WriteString(fenced("text", Chart(in.Checks)))
+		checks, omitted := newest(in.Checks)
+		if omitted > 0 {
+			fmt.Fprintf(&b, "%d older checks are not shown.\n\n", omitted)
+		}
+		b.WriteString(fenced("text", Chart(checks)))
 		b.WriteString("\n")
-		b.WriteString(mdTable(in.Checks))
+		b.WriteString(mdTable(checks, omitted))
 		b.WriteString("\n")
 	}
 	b.WriteString("<sub>Opened by canaryop for ")
@@ -154,7 +158,8 @@ func parseValue(s string) (float64, bool) {
 
 func num(f float64) string { return strconv.FormatFloat(f, 'g', 4, 64) }
 
-func mdTable(checks []v1.AnalysisCheck) string {
+// mdTable renders the checks as a markdown table, numbered from first+1.
+func mdTable(checks []v1.AnalysisCheck, first int) string {
 	var b strings.Builder
 	b.WriteString("| # | Time (UTC) | Weight | Value | Verdict | Note |\n")
 	b.WriteString("|--:|---|--:|---|---|---|\n")
@@ -164,7 +169,7 @@ func mdTable(checks []v1.AnalysisCheck) string {
 			verdict = "**" + verdict + "**"
 		}
 		fmt.Fprintf(&b, "| %d | %s | %d%% | %s | %s | %s |\n",
-			i+1, checkTime(c), c.Weight, md(orDash(line(c.Value, maxCell))), verdict, md(line(c.Message, maxCell)))
+			first+i+1, checkTime(c), c.Weight, md(orDash(line(c.Value, maxCell))), verdict, md(line(c.Message, maxCell)))
 	}
 	return b.String()
 }
@@ -176,9 +181,11 @@ func at(t time.Time) string {
 	return " at " + t.UTC().Format(time.RFC3339)
 }
 
-// md escapes one line of untrusted text for markdown, table cells included:
-// a backslash before every character that could start emphasis, a link,
-// HTML, code, an entity or a cell boundary.
+// md escapes one line of text for markdown, table cells included: a
+// backslash before every character that could start emphasis, a link, HTML,
+// code, an entity or a cell boundary. Untrusted text must have been through
+// line first, which defangs mentions and URLs: an escape does not stop
+// GitHub from resolving those.
 func md(s string) string {
 	var b strings.Builder
 	for _, r := range s {
@@ -190,11 +197,11 @@ func md(s string) string {
 	return b.String()
 }
 
-// code renders untrusted text as an inline code span. The delimiter is one
-// backtick longer than the longest run inside, so the text cannot end the
-// span early.
-func code(s string) string {
-	s = line(s, 0)
+// code renders untrusted text, cut to n runes, as an inline code span. The
+// delimiter is one backtick longer than the longest run inside, so the text
+// cannot end the span early.
+func code(s string, n int) string {
+	s = line(s, n)
 	if s == "" {
 		return "`-`"
 	}
@@ -205,16 +212,11 @@ func code(s string) string {
 	return fence + s + fence
 }
 
-// fenced renders untrusted multi-line text as a fenced code block whose
-// fence is longer than any backtick run inside.
+// fenced renders multi-line text as a fenced code block whose fence is
+// longer than any backtick run inside. Untrusted text must have been through
+// query (or line) first.
 func fenced(lang, s string) string {
-	s = strings.Map(func(r rune) rune {
-		if r != '\n' && unicode.IsControl(r) {
-			return ' '
-		}
-		return r
-	}, strings.ToValidUTF8(s, "\uFFFD"))
-	s = strings.TrimRight(s, "\n")
+	s = strings.TrimRight(safetext.Clean(s), "\n")
 	fence := strings.Repeat("`", max(3, longestRun(s, '`')+1))
 	return fence + lang + "\n" + s + "\n" + fence + "\n"
 }

@@ -3,9 +3,12 @@
 // that the same outcome always yields byte-identical text; the writer relies
 // on that to recognise a commit or pull request it already made.
 //
-// Everything that comes from the cluster (reason, query, check values and
-// messages) is treated as untrusted text: it is flattened to one line and
-// escaped so that it can neither add Git trailers nor break a markdown table.
+// Everything that comes from the cluster or from Git (reason, query, check
+// values and messages, image names) is treated as untrusted text: invisible
+// and bidi characters become U+FFFD, mentions, issue references and URLs are
+// defanged (safetext.Defang), every value is capped, and single-line values
+// are flattened and escaped so that they can neither add Git trailers nor
+// break a markdown table.
 package report
 
 import (
@@ -16,6 +19,7 @@ import (
 	"unicode/utf8"
 
 	v1 "github.com/atzedevries/canaryop/api/v1"
+	"github.com/atzedevries/canaryop/gitops/report/safetext"
 )
 
 // Trailer keys of the commit message. Tools (and the writer itself) find
@@ -53,17 +57,34 @@ type Input struct {
 	Checks []v1.AnalysisCheck
 }
 
-// Limits on untrusted text, so that one runaway value cannot make a commit
-// or pull request unreadable.
+// Limits in runes on untrusted text, so that one runaway value cannot make
+// a commit or pull request unreadable, nor the pull request longer than
+// GitHub accepts (65536 characters of body, 256 of title).
 const (
 	maxCell   = 60
 	maxReason = 300
+	// maxImage is spec.image's own limit, so a valid image is never cut;
+	// KeptImage comes from the manifest in Git and has no other bound.
+	maxImage = 512
+	// maxShortImage bounds an image in the subject, where two of them and
+	// the app's name share one line.
+	maxShortImage = 80
+	// maxApp fits any namespace/name Kubernetes accepts (63 + 1 + 253).
+	maxApp        = 320
+	maxSubjectApp = 130
+	maxOutcome    = 40
+	// maxQuery is spec.prometheusQuery's own limit.
+	maxQuery   = 4096
+	maxSubject = 256
+	// maxChecks is the length of the history the controller keeps; a
+	// longer one (status is writable by others) shows only its newest.
+	maxChecks = v1.MaxStatusChecks
 )
 
 // Subject is the first line of the commit message and the pull request
 // title, readable in `git log --oneline`.
 func Subject(in Input) string {
-	return fmt.Sprintf("canaryapp %s: %s", line(app(in), 130), summary(in))
+	return safetext.Truncate(fmt.Sprintf("canaryapp %s: %s", line(app(in), maxSubjectApp), summary(in)), maxSubject)
 }
 
 func summary(in Input) string {
@@ -89,7 +110,7 @@ func summary(in Input) string {
 		}
 		return "promote " + img
 	default:
-		return fmt.Sprintf("%s %s", line(string(in.Outcome), 40), img)
+		return fmt.Sprintf("%s %s", line(string(in.Outcome), maxOutcome), img)
 	}
 }
 
@@ -103,17 +124,17 @@ func CommitMessage(in Input) string {
 	switch in.Outcome {
 	case v1.OutcomeRolledBack:
 		if in.FailedImage != "" {
-			fmt.Fprintf(&b, "The canary of %s was rolled back to %s.\n", line(in.FailedImage, 0), line(in.Image, 0))
+			fmt.Fprintf(&b, "The canary of %s was rolled back to %s.\n", line(in.FailedImage, maxImage), line(in.Image, maxImage))
 		} else {
-			fmt.Fprintf(&b, "The canary was rolled back to %s.\n", line(in.Image, 0))
+			fmt.Fprintf(&b, "The canary was rolled back to %s.\n", line(in.Image, maxImage))
 		}
 		if in.KeptImage != "" {
-			fmt.Fprintf(&b, "Git already names the newer image %s, which is kept: this commit\nonly records the failed image.\n", line(in.KeptImage, 0))
+			fmt.Fprintf(&b, "Git already names the newer image %s, which is kept: this commit\nonly records the failed image.\n", line(in.KeptImage, maxImage))
 		}
 	case v1.OutcomePromoted:
-		fmt.Fprintf(&b, "The canary of %s was promoted.\n", line(in.Image, 0))
+		fmt.Fprintf(&b, "The canary of %s was promoted.\n", line(in.Image, maxImage))
 		if in.KeptImage != "" {
-			fmt.Fprintf(&b, "Git already names the newer image %s, which is kept.\n", line(in.KeptImage, 0))
+			fmt.Fprintf(&b, "Git already names the newer image %s, which is kept.\n", line(in.KeptImage, maxImage))
 		}
 	}
 	if in.Reason != "" {
@@ -121,15 +142,19 @@ func CommitMessage(in Input) string {
 	}
 	if in.Query != "" {
 		b.WriteString("\nQuery:\n")
-		for _, l := range strings.Split(in.Query, "\n") {
-			if l = strings.TrimRightFunc(flatten(l), unicode.IsSpace); l != "" {
+		for _, l := range strings.Split(query(in.Query), "\n") {
+			if l = strings.TrimRightFunc(l, unicode.IsSpace); l != "" {
 				b.WriteString("    " + l + "\n")
 			}
 		}
 	}
 	if len(in.Checks) > 0 {
+		checks, omitted := newest(in.Checks)
 		b.WriteString("\nAnalysis (oldest first):\n")
-		b.WriteString(textTable(in.Checks))
+		if omitted > 0 {
+			fmt.Fprintf(&b, "  (%d older checks are not shown)\n", omitted)
+		}
+		b.WriteString(textTable(checks, omitted))
 	}
 
 	b.WriteString("\n")
@@ -143,15 +168,15 @@ func CommitMessage(in Input) string {
 // order. Values are single lines.
 func Trailers(in Input) [][2]string {
 	t := [][2]string{
-		{TrailerApp, line(app(in), 0)},
-		{TrailerOutcome, line(string(in.Outcome), 0)},
-		{TrailerImage, line(in.Image, 0)},
+		{TrailerApp, line(app(in), maxApp)},
+		{TrailerOutcome, line(string(in.Outcome), maxOutcome)},
+		{TrailerImage, line(in.Image, maxImage)},
 	}
 	if in.FailedImage != "" {
-		t = append(t, [2]string{TrailerFailedImage, line(in.FailedImage, 0)})
+		t = append(t, [2]string{TrailerFailedImage, line(in.FailedImage, maxImage)})
 	}
 	if in.KeptImage != "" {
-		t = append(t, [2]string{TrailerKeptImage, line(in.KeptImage, 0)})
+		t = append(t, [2]string{TrailerKeptImage, line(in.KeptImage, maxImage)})
 	}
 	if !in.DecidedAt.IsZero() {
 		t = append(t, [2]string{TrailerDecidedAt, in.DecidedAt.UTC().Format(time.RFC3339)})
@@ -160,12 +185,13 @@ func Trailers(in Input) [][2]string {
 }
 
 // textTable renders the checks as an aligned plain-text table, indented so
-// that no row can be mistaken for a trailer.
-func textTable(checks []v1.AnalysisCheck) string {
+// that no row can be mistaken for a trailer. Steps are numbered from
+// first+1.
+func textTable(checks []v1.AnalysisCheck, first int) string {
 	rows := [][]string{{"STEP", "TIME (UTC)", "WEIGHT", "VALUE", "VERDICT", "NOTE"}}
 	for i, c := range checks {
 		rows = append(rows, []string{
-			fmt.Sprint(i + 1),
+			fmt.Sprint(first + i + 1),
 			checkTime(c),
 			fmt.Sprintf("%d%%", c.Weight),
 			orDash(line(c.Value, maxCell)),
@@ -224,39 +250,37 @@ func hasVerdict(checks []v1.AnalysisCheck, v v1.CheckVerdict) bool {
 	return false
 }
 
-// flatten replaces every control character (newlines included) with a
-// space, so that untrusted text stays on one line.
-func flatten(s string) string {
-	s = strings.ToValidUTF8(s, "\uFFFD")
-	return strings.Map(func(r rune) rune {
-		if unicode.IsControl(r) || r == '\u2028' || r == '\u2029' {
-			return ' '
-		}
-		return r
-	}, s)
+// line makes untrusted s one defanged line of at most n runes: invisible
+// characters become U+FFFD, line breaks and other controls spaces, and a
+// cut ends in an ellipsis. The cut comes last so that n holds for what is
+// written.
+func line(s string, n int) string {
+	return safetext.Truncate(safetext.Defang(safetext.Line(s, 0)), n)
 }
 
-// line flattens s, trims it and cuts it to at most n runes (0: no limit),
-// marking a cut with an ellipsis.
-func line(s string, n int) string {
-	s = strings.TrimSpace(flatten(s))
-	if n > 0 && utf8.RuneCountInString(s) > n {
-		r := []rune(s)
-		s = string(r[:n-1]) + "…"
-	}
-	return s
+// query prepares the multi-line Prometheus query: like line, but line feeds
+// are kept and the whole query is capped at maxQuery runes.
+func query(s string) string {
+	return safetext.Truncate(safetext.Defang(safetext.Clean(s)), maxQuery)
+}
+
+// newest returns at most maxChecks of the newest checks, and how many older
+// ones it left out.
+func newest(checks []v1.AnalysisCheck) ([]v1.AnalysisCheck, int) {
+	omitted := max(len(checks)-maxChecks, 0)
+	return checks[omitted:], omitted
 }
 
 // shortPair shortens two image references for a subject line: when both
 // name the same repository (or b is empty) only the tag or digest is shown,
-// like ":v2"; otherwise both are shown in full.
+// like ":v2"; otherwise both are shown in full, up to maxShortImage runes.
 func shortPair(a, b string) (string, string) {
 	ra, ta := splitRef(a)
 	rb, tb := splitRef(b)
 	if ta != "" && (b == "" || (ra == rb && tb != "")) {
-		return line(ta, 0), line(tb, 0)
+		return line(ta, maxShortImage), line(tb, maxShortImage)
 	}
-	return line(a, 0), line(b, 0)
+	return line(a, maxShortImage), line(b, maxShortImage)
 }
 
 // splitRef splits an image reference into its repository and the rest: the

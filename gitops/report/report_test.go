@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -154,9 +156,12 @@ func TestSubject(t *testing.T) {
 			"canaryapp ns/a: roll back to :v2"},
 		{"no tag", Input{Namespace: "ns", Name: "a", Outcome: v1.OutcomePromoted, Image: "localhost:5000/app"},
 			"canaryapp ns/a: promote localhost:5000/app"},
+		// A digest on its own starts a word with '@', which GitHub would
+		// resolve as a mention of user "sha256": the full-width at keeps it
+		// readable without pinging anyone.
 		{"digest is shortened", Input{Namespace: "ns", Name: "a", Outcome: v1.OutcomePromoted,
 			Image: "app@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"},
-			"canaryapp ns/a: promote @sha256:0123456789ab"},
+			"canaryapp ns/a: promote ＠sha256:0123456789ab"},
 		{"tag and digest", Input{Namespace: "ns", Name: "a", Outcome: v1.OutcomeRolledBack,
 			Image: "app:v2@sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", FailedImage: "app:v3"},
 			"canaryapp ns/a: roll back to :v2@sha256:aaaaaaaaaaaa, :v3 failed"},
@@ -407,4 +412,113 @@ func FuzzReport(f *testing.F) {
 		in.Checks[3].Verdict = v1.CheckVerdict(value)
 		assertWellFormed(t, in)
 	})
+}
+
+// TestUntrustedTextIsNeutralised covers text that reaches people through
+// GitHub rather than breaking the layout: bidi overrides that reorder what
+// a reviewer reads (Trojan source), mentions that make the bot ping a team,
+// and URLs that become links.
+func TestUntrustedTextIsNeutralised(t *testing.T) {
+	const (
+		bidi    = "\u202e"
+		mention = "@acme/security"
+		url     = "https://x.example"
+	)
+	hostile := "x " + bidi + "evil" + bidi + " ask " + mention + " see " + url + " #1"
+	in := rollback()
+	in.Query = "up{a=\"" + hostile + "\"}\n# " + hostile
+	in.Reason = hostile
+	in.KeptImage = "ghcr.io/atze/app:v4" + hostile
+	in.FailedImage = "ghcr.io/atze/app:v3" + hostile
+	for i := range in.Checks {
+		in.Checks[i].Message = hostile
+	}
+	in.Checks[1].Value = hostile
+	in.Checks[2].Verdict = v1.CheckVerdict(hostile)
+
+	title, body := PullRequest(in)
+	for name, text := range map[string]string{"commit message": CommitMessage(in), "title": title, "body": body} {
+		for _, raw := range []string{bidi, mention, url, "#1"} {
+			if strings.Contains(text, raw) {
+				t.Errorf("%s holds %q raw:\n%s", name, raw, text)
+			}
+		}
+		for _, r := range text {
+			if unicode.Is(unicode.Cf, r) {
+				t.Errorf("%s holds the format character %U", name, r)
+			}
+		}
+		if !strings.Contains(text, "＠acme/security") {
+			t.Errorf("%s lost the defanged mention; a reader should still see it:\n%s", name, text)
+		}
+	}
+	if !strings.Contains(body, "https\\[:\\]//x.example") || !strings.Contains(CommitMessage(in), "https[:]//x.example") {
+		t.Errorf("URL not shown with a broken scheme:\n%s", body)
+	}
+	assertWellFormed(t, in)
+}
+
+func TestDigestsSurviveDefanging(t *testing.T) {
+	in := rollback()
+	in.Image = "ghcr.io/atze/app@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	msg := CommitMessage(in)
+	if !strings.Contains(msg, "Canaryop-Image: "+in.Image+"\n") {
+		t.Errorf("image digest changed in the trailer:\n%s", msg)
+	}
+	if _, body := PullRequest(in); !strings.Contains(body, "`"+in.Image+"`") {
+		t.Errorf("image digest changed in the body:\n%s", body)
+	}
+}
+
+func TestValuesAreCapped(t *testing.T) {
+	huge := strings.Repeat("ü", 10_000)
+	in := rollback()
+	in.Namespace, in.Name = huge, huge
+	in.Outcome = v1.Outcome(huge)
+	in.Image, in.FailedImage, in.KeptImage = "app:"+huge, "app:"+huge, "app:"+huge
+	in.Reason = huge
+	in.Query = huge + "\n" + huge
+	in.Checks = nil
+	for i := range 1000 {
+		c := check(i, 10, huge, v1.CheckVerdict(huge))
+		c.Message = huge
+		in.Checks = append(in.Checks, c)
+	}
+	for _, outcome := range []v1.Outcome{v1.OutcomeRolledBack, v1.OutcomePromoted, in.Outcome} {
+		in.Outcome = outcome
+		title, body := PullRequest(in)
+		msg := CommitMessage(in)
+		if n := utf8.RuneCountInString(title); n > maxSubject {
+			t.Errorf("%.20s: title has %d runes, want at most %d", outcome, n, maxSubject)
+		}
+		// GitHub refuses a body over 65536 characters.
+		if n := utf8.RuneCountInString(body); n > 65536 {
+			t.Errorf("%.20s: body has %d runes", outcome, n)
+		}
+		if n := utf8.RuneCountInString(msg); n > 65536 {
+			t.Errorf("%.20s: commit message has %d runes", outcome, n)
+		}
+		for name, text := range map[string]string{"title": title, "body": body, "commit message": msg} {
+			if !utf8.ValidString(text) {
+				t.Errorf("%.20s: %s is not valid UTF-8", outcome, name)
+			}
+		}
+		if !strings.Contains(body, "970 older checks are not shown.") || !strings.Contains(body, "| 971 |") ||
+			!strings.Contains(msg, "(970 older checks are not shown)") || !strings.Contains(msg, "\n  971 ") {
+			t.Errorf("%.20s: only the newest %d checks should be shown, numbered as in the history", outcome, maxChecks)
+		}
+		for _, tr := range Trailers(in) {
+			if n := utf8.RuneCountInString(tr[1]); n > max(maxApp, maxImage) {
+				t.Errorf("trailer %s has %d runes", tr[0], n)
+			}
+		}
+	}
+}
+
+func TestValidImageIsNotCut(t *testing.T) {
+	in := promotion()
+	in.Image = "registry.example.com/" + strings.Repeat("a", 512-len("registry.example.com/")-len(":v1")) + ":v1"
+	if !strings.Contains(CommitMessage(in), "Canaryop-Image: "+in.Image+"\n") {
+		t.Errorf("an image of spec.image's maximum length was cut")
+	}
 }
