@@ -101,7 +101,7 @@ func TestAllowListAdmit(t *testing.T) {
 		{"https://thanos.example.com/tenant-b", ReasonURLNotAllowed},
 		{"https://thanos.example.com/", ReasonURLNotAllowed},
 		{"https://thanos.example.com/tenant", ReasonURLNotAllowed},
-		{"http://thanos.example.com/tenant-a", ReasonURLNotAllowed},     // scheme
+		{"http://thanos.example.com/tenant-a", ReasonURLNotAllowed},       // scheme
 		{"https://thanos.example.com:8443/tenant-a", ReasonURLNotAllowed}, // port
 		{"http://prometheus.istio-system.svc:9091", ReasonURLNotAllowed},
 		{"http://prometheus.istio-system.svc", ReasonURLNotAllowed}, // port 80
@@ -210,7 +210,7 @@ func TestPrefixCovers(t *testing.T) {
 		"https://thanos.example.com/tenant-a/x/y": true,
 		"https://thanos.example.com/tenant-ab":    false,
 		"https://thanos.example.com/tenant-a?x=1": false,
-		"not a url":                               false,
+		"not a url": false,
 	} {
 		if got := p.Covers(u); got != want {
 			t.Errorf("%s covers %q = %t, want %t", p, u, got, want)

@@ -11,7 +11,7 @@ import (
 )
 
 // maxMessage bounds Result.Message: it lands in status and events, where a
-// long label set or error body would only bury the point.
+// long message would only bury the point.
 const maxMessage = 256
 
 // evaluate turns a query answer into a verdict. See the package doc for the
@@ -37,30 +37,31 @@ func evaluateVector(vec model.Vector) Result {
 	if len(vec) == 0 {
 		return Result{Verdict: v1.CheckPass, Value: "empty"}
 	}
-	var worst *model.Sample
-	var worstValue float64
+	var worst float64
 	n := 0
 	for _, s := range vec {
 		x := sampleValue(s)
 		if math.IsNaN(x) {
 			continue
 		}
-		n++
-		if worst == nil || x > worstValue {
-			worst, worstValue = s, x
+		if n == 0 || x > worst {
+			worst = x
 		}
+		n++
 	}
-	if worst == nil {
+	if n == 0 {
 		return inconclusive("NaN", fmt.Sprintf("query returned only NaN (%d series); no data to judge the release", len(vec)))
 	}
-	value := formatFloat(worstValue)
+	value := formatFloat(worst)
 	if n > 1 {
 		value = fmt.Sprintf("%s (%d series, max)", value, n)
 	}
+	// The series' labels are not shown: the URL may reach another team's
+	// Prometheus, and label values are its data (namespaces, secret names).
 	return Result{
 		Verdict: v1.CheckFail,
 		Value:   value,
-		Message: truncate("highest series " + worst.Metric.String()),
+		Message: fmt.Sprintf("query returned %d series; highest value %s", n, formatFloat(worst)),
 	}
 }
 
@@ -103,16 +104,13 @@ func inconclusive(value, msg string) Result {
 	return Result{Verdict: v1.CheckInconclusive, Value: value, Message: truncate(msg)}
 }
 
-// truncate cuts s to maxMessage bytes without splitting a UTF-8 character.
-func truncate(s string) string { return truncateTo(s, maxMessage) }
-
-// truncateTo cuts s to at most n bytes, marking the cut with "...", without
-// splitting a UTF-8 character.
-func truncateTo(s string, n int) string {
-	if len(s) <= n {
+// truncate cuts s to at most maxMessage bytes, marking the cut with "...",
+// without splitting a UTF-8 character.
+func truncate(s string) string {
+	if len(s) <= maxMessage {
 		return s
 	}
-	cut := n - len("...")
+	cut := maxMessage - len("...")
 	for cut > 0 && !isRuneStart(s[cut]) {
 		cut--
 	}

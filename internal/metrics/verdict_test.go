@@ -28,12 +28,12 @@ func TestEvaluate(t *testing.T) {
 		message string // substring; "" means the message must be empty
 	}{
 		{"empty vector passes", model.Vector{}, v1.CheckPass, "empty", ""},
-		{"one sample fails", model.Vector{sample(3, "response_code", "503")}, v1.CheckFail, "3", `highest series {response_code="503"}`},
-		{"highest of several series", model.Vector{sample(1, "pod", "a"), sample(3.5, "pod", "b")}, v1.CheckFail, "3.5 (2 series, max)", `{pod="b"}`},
-		{"zero-valued sample still fails", model.Vector{sample(0)}, v1.CheckFail, "0", "highest series {}"},
-		{"negative samples fail", model.Vector{sample(-2), sample(-7)}, v1.CheckFail, "-2 (2 series, max)", ""},
+		{"one sample fails", model.Vector{sample(3, "response_code", "503")}, v1.CheckFail, "3", "query returned 1 series; highest value 3"},
+		{"highest of several series", model.Vector{sample(1, "pod", "a"), sample(3.5, "pod", "b")}, v1.CheckFail, "3.5 (2 series, max)", "2 series; highest value 3.5"},
+		{"zero-valued sample still fails", model.Vector{sample(0)}, v1.CheckFail, "0", "1 series; highest value 0"},
+		{"negative samples fail", model.Vector{sample(-2), sample(-7)}, v1.CheckFail, "-2 (2 series, max)", "highest value -2"},
 		{"only NaN is inconclusive", model.Vector{sample(nan), sample(nan)}, v1.CheckInconclusive, "NaN", "only NaN (2 series)"},
-		{"NaN beside a sample is ignored", model.Vector{sample(nan, "pod", "a"), sample(4, "pod", "b")}, v1.CheckFail, "4", `{pod="b"}`},
+		{"NaN beside a sample is ignored", model.Vector{sample(nan, "pod", "a"), sample(4, "pod", "b")}, v1.CheckFail, "4", "1 series; highest value 4"},
 		{"+Inf is a sample", model.Vector{sample(math.Inf(1))}, v1.CheckFail, "+Inf", ""},
 		{"-Inf is a sample", model.Vector{sample(math.Inf(-1))}, v1.CheckFail, "-Inf", ""},
 		{"native histogram counts its observations", model.Vector{{Metric: model.Metric{}, Histogram: &model.SampleHistogram{Count: 12}}}, v1.CheckFail, "12", ""},
@@ -57,6 +57,9 @@ func TestEvaluate(t *testing.T) {
 			}
 			if !strings.Contains(got.Message, tt.message) {
 				t.Errorf("message = %q, want it to contain %q", got.Message, tt.message)
+			}
+			if strings.Contains(got.Message, "pod") || strings.Contains(got.Message, "response_code") {
+				t.Errorf("message = %q shows a series label", got.Message)
 			}
 		})
 	}
@@ -104,8 +107,8 @@ func TestTruncateKeepsMessagesShortAndValidUTF8(t *testing.T) {
 	}
 
 	labels := model.Vector{sample(5, "label", strings.Repeat("x", 1000))}
-	if msg := evaluate(labels).Message; len(msg) > maxMessage {
-		t.Errorf("failed-check message is %d bytes, want <= %d", len(msg), maxMessage)
+	if msg := evaluate(labels).Message; len(msg) > maxMessage || strings.Contains(msg, "xxx") {
+		t.Errorf("failed-check message %q is %d bytes or shows the label, want <= %d and no label", msg, len(msg), maxMessage)
 	}
 }
 
