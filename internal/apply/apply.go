@@ -9,20 +9,39 @@
 // CanaryApp (controller and blockOwnerDeletion true), so Kubernetes garbage
 // collects it with the CanaryApp.
 //
-// Before writing, Apply reads the object. If it exists and its controller
-// owner reference does not carry the owner's UID, Apply returns a
-// *ForeignObjectError and writes nothing: a Deployment or Service a person
-// created by hand under the same name is never adopted or changed. The read
-// goes through the client given to Apply; with a manager's cached client it
-// is answered by the informer cache, so pass a client that reads from the API
-// server when an object created a moment ago must be seen too.
+// Before writing, Apply reads the object through the client given to it;
+// with a manager's client that read is answered by the informer cache, which
+// may lag the API server. So the read only picks the way to write, and the
+// write itself is what refuses to take over a foreign object:
+//
+//   - Read says the object is missing: Apply creates it. Unlike an apply, a
+//     create fails when the object exists, so an object someone made a
+//     moment ago that the cache does not show yet is never overwritten. On
+//     AlreadyExists Apply reads again through the API reader (WithAPIReader;
+//     else the same client) and goes on as below with what it finds.
+//   - Read finds the object, and its controller owner reference does not
+//     carry the owner's UID: Apply returns a *ForeignObjectError and writes
+//     nothing. A Deployment or Service a person created by hand under the
+//     same name is never adopted or changed.
+//   - Read finds an object the owner controls: Apply applies, with the UID
+//     it read as a precondition, so that an object deleted and re-created by
+//     someone else in between is refused by the API server instead of
+//     adopted.
+//
+// A create records its fields under FieldManager with operation Update, not
+// Apply. Both entries would then own them, and a field that a later apply no
+// longer sets would stay forever, because server-side apply only removes
+// fields nobody else owns. So after a create (and whenever an owned object
+// still has such an entry) Apply hands that entry's fields to the Apply
+// entry, the way kubectl upgrades client-side-applied objects (package
+// k8s.io/client-go/util/csaupgrade).
 //
 // Apply takes apply configurations from k8s.io/client-go/applyconfigurations
 // and istio.io/client-go/pkg/applyconfiguration alike: it sends their JSON
-// form as an unstructured apply request. The Istio apply configurations do
-// not implement runtime.ApplyConfiguration, and the owner reference must be
-// set on both kinds the same way, so one unstructured path is simpler than
-// two typed ones.
+// form as an unstructured request. The Istio apply configurations do not
+// implement runtime.ApplyConfiguration, and the owner reference must be set
+// on both kinds the same way, so one unstructured path is simpler than two
+// typed ones.
 package apply
 
 import (
@@ -34,7 +53,11 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/sets"
+	"k8s.io/client-go/util/csaupgrade"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -68,15 +91,42 @@ func IsForeignObject(err error) bool {
 	return errors.As(err, &f)
 }
 
+// Option configures Apply.
+type Option func(*options)
+
+type options struct {
+	reader client.Reader
+}
+
+// WithAPIReader gives Apply a reader that goes to the API server (a
+// manager's GetAPIReader()), for the re-read after a create found the object
+// already there. Without it, or with nil, Apply re-reads through its client;
+// when that is a cache that has not seen the object yet, Apply returns an
+// error to be retried, and still writes nothing.
+func WithAPIReader(r client.Reader) Option {
+	return func(o *options) { o.reader = r }
+}
+
 // Apply server-side applies obj as owned by owner. obj is an apply
 // configuration (or any value whose JSON form is a whole object with
 // apiVersion, kind, metadata.name and metadata.namespace); owner must have a
 // UID and live in the same namespace, because owner references cannot cross
 // namespaces. Any owner references in obj are replaced by the one to owner.
+// An object that exists and is not controlled by owner is a
+// *ForeignObjectError, and is left unchanged.
 //
 // Applying the same configuration again changes nothing on the server: no
 // new resourceVersion, no new generation.
-func Apply(ctx context.Context, c client.Client, owner client.Object, obj any) error {
+func Apply(ctx context.Context, c client.Client, owner client.Object, obj any, opts ...Option) error {
+	o := options{}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	reader := client.Reader(c)
+	if o.reader != nil {
+		reader = o.reader
+	}
+
 	u, err := toUnstructured(obj)
 	if err != nil {
 		return err
@@ -91,10 +141,7 @@ func Apply(ctx context.Context, c client.Client, owner client.Object, obj any) e
 	if u.GetNamespace() != owner.GetNamespace() {
 		return fmt.Errorf("%s %s: owner %s %s is in another namespace", u.GetKind(), klog.KObj(u), ownerGVK.Kind, klog.KObj(owner))
 	}
-	if err := checkOwner(ctx, c, owner, ownerGVK.Kind, u.GroupVersionKind(), client.ObjectKeyFromObject(u)); err != nil {
-		return err
-	}
-
+	gvk, key := u.GroupVersionKind(), client.ObjectKeyFromObject(u)
 	u.SetOwnerReferences([]metav1.OwnerReference{{
 		APIVersion:         ownerGVK.GroupVersion().String(),
 		Kind:               ownerGVK.Kind,
@@ -103,10 +150,88 @@ func Apply(ctx context.Context, c client.Client, owner client.Object, obj any) e
 		Controller:         ptr.To(true),
 		BlockOwnerDeletion: ptr.To(true),
 	}})
+
+	existing, err := read(ctx, c, c.Scheme().New, gvk, key)
+	if apierrors.IsNotFound(err) {
+		existing, err = create(ctx, c, reader, u)
+	}
+	if err != nil {
+		return err
+	}
+	if !controlledBy(existing, owner) {
+		return foreign(gvk, key, owner, ownerGVK.Kind)
+	}
+	if err := ownCreatedFields(ctx, c, gvk, existing); err != nil {
+		return err
+	}
+
+	u.SetUID(existing.GetUID())
 	if err := c.Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner(FieldManager), client.ForceOwnership); err != nil {
+		// The UID precondition fails when the object was deleted or
+		// replaced since it was read; a replacement someone else made is
+		// foreign, not an error to retry.
+		if now, rerr := read(ctx, reader, c.Scheme().New, gvk, key); rerr == nil && now.GetUID() != existing.GetUID() && !controlledBy(now, owner) {
+			return foreign(gvk, key, owner, ownerGVK.Kind)
+		}
 		return fmt.Errorf("applying %s %s: %w", u.GetKind(), klog.KObj(u), err)
 	}
 	ctrl.LoggerFrom(ctx).V(4).Info("Applied object", "kind", u.GetKind(), "object", klog.KObj(u))
+	return nil
+}
+
+// create creates u, which a read did not find, and returns the object that
+// then exists under its name: the one created, or on AlreadyExists the one
+// found by reader, for the caller to check its controller.
+func create(ctx context.Context, c client.Client, reader client.Reader, u *unstructured.Unstructured) (client.Object, error) {
+	created := u.DeepCopy()
+	err := c.Create(ctx, created, client.FieldOwner(FieldManager))
+	if err == nil {
+		ctrl.LoggerFrom(ctx).V(4).Info("Created object", "kind", u.GetKind(), "object", klog.KObj(u))
+		return created, nil
+	}
+	if !apierrors.IsAlreadyExists(err) {
+		return nil, fmt.Errorf("creating %s %s: %w", u.GetKind(), klog.KObj(u), err)
+	}
+	// Unstructured, because a manager's client does not cache unstructured
+	// objects by default: without an API reader the read still reaches the
+	// API server, where the object is known to exist.
+	existing, err := read(ctx, reader, newUnstructured, u.GroupVersionKind(), client.ObjectKeyFromObject(u))
+	if err != nil {
+		// Deleted again, or not in the reader's cache yet: nothing is
+		// known about its owner, so write nothing now.
+		return nil, fmt.Errorf("%s %s exists but could not be read: %w", u.GetKind(), klog.KObj(u), err)
+	}
+	return existing, nil
+}
+
+// ownCreatedFields moves the fields obj's create recorded under
+// FieldManager with operation Update to FieldManager's Apply entry (see the
+// package documentation). It sends nothing when there is no such entry. It
+// sends obj's resourceVersion along, so that a stale obj (a cache that has
+// not seen the move yet, or a status write in between) fails with a
+// conflict instead of overwriting newer managed fields; such a conflict is
+// no error, because the entry is still there at the next Apply, which tries
+// again with a fresher read.
+func ownCreatedFields(ctx context.Context, c client.Client, gvk schema.GroupVersionKind, obj client.Object) error {
+	patch, err := csaupgrade.UpgradeManagedFieldsPatch(obj, sets.New(FieldManager), FieldManager)
+	if err != nil {
+		return fmt.Errorf("managed fields of %s %s: %w", gvk.Kind, klog.KObj(obj), err)
+	}
+	if patch == nil {
+		return nil
+	}
+	target := &unstructured.Unstructured{}
+	target.SetGroupVersionKind(gvk)
+	target.SetNamespace(obj.GetNamespace())
+	target.SetName(obj.GetName())
+	err = c.Patch(ctx, target, client.RawPatch(types.JSONPatchType, patch))
+	if apierrors.IsConflict(err) {
+		ctrl.LoggerFrom(ctx).V(4).Info("Object changed since it was read; taking over its created fields later", "kind", gvk.Kind, "object", klog.KObj(obj))
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("taking over the created fields of %s %s: %w", gvk.Kind, klog.KObj(obj), err)
+	}
 	return nil
 }
 
@@ -144,32 +269,37 @@ func Delete(ctx context.Context, c client.Client, owner client.Object, obj clien
 	return nil
 }
 
-// checkOwner returns a *ForeignObjectError when the object exists and is not
-// controlled by owner. It reads the typed object when the client's scheme
-// knows the kind, so that a cached client shares the informer its controller
-// already has, and the object's metadata only otherwise.
-func checkOwner(ctx context.Context, c client.Client, owner client.Object, ownerKind string, gvk schema.GroupVersionKind, key client.ObjectKey) error {
-	var existing client.Object
-	if o, err := c.Scheme().New(gvk); err == nil {
+// read gets the object of kind gvk at key through r. It reads the typed
+// object when newObject (a scheme's New) knows the kind, so that a cached
+// client shares the informer its controller already has, and the object's
+// metadata only otherwise; the metadata carries all Apply needs (UID, owner
+// references, managed fields).
+func read(ctx context.Context, r client.Reader, newObject func(schema.GroupVersionKind) (runtime.Object, error), gvk schema.GroupVersionKind, key client.ObjectKey) (client.Object, error) {
+	var obj client.Object
+	if o, err := newObject(gvk); err == nil {
 		if co, ok := o.(client.Object); ok {
-			existing = co
+			obj = co
 		}
 	}
-	if existing == nil {
+	if obj == nil {
 		m := &metav1.PartialObjectMetadata{}
 		m.SetGroupVersionKind(gvk)
-		existing = m
+		obj = m
 	}
-	if err := c.Get(ctx, key, existing); err != nil {
+	if err := r.Get(ctx, key, obj); err != nil {
 		if apierrors.IsNotFound(err) {
-			return nil
+			return nil, err
 		}
-		return fmt.Errorf("reading %s %s: %w", gvk.Kind, key, err)
+		return nil, fmt.Errorf("reading %s %s: %w", gvk.Kind, key, err)
 	}
-	if !controlledBy(existing, owner) {
-		return foreign(gvk, key, owner, ownerKind)
-	}
-	return nil
+	return obj, nil
+}
+
+// newUnstructured makes read fetch the whole object as unstructured.
+func newUnstructured(gvk schema.GroupVersionKind) (runtime.Object, error) {
+	u := &unstructured.Unstructured{}
+	u.SetGroupVersionKind(gvk)
+	return u, nil
 }
 
 func controlledBy(obj, owner client.Object) bool {

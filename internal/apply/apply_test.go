@@ -1,6 +1,7 @@
 package apply_test
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +12,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -81,6 +84,11 @@ func TestApplyCreatesOwnedObjects(t *testing.T) {
 	}
 
 	canary := getDeployment(t, ns, "shop-canary")
+	// Creating and then handing the created fields to the Apply entry must
+	// not look like a spec change to the Deployment controller.
+	if canary.Generation != 1 {
+		t.Errorf("canary generation %d after one Apply, want 1", canary.Generation)
+	}
 	if got := workload.Image(canary); got != "registry.example.com/shop:v2" {
 		t.Errorf("canary image %q", got)
 	}
@@ -310,4 +318,238 @@ func TestDelete(t *testing.T) {
 	if err := apply.Delete(ctx, env.Client, app, canary("shop-canary")); err != nil {
 		t.Errorf("Delete() of a missing object: %v", err)
 	}
+}
+
+// staleClient answers Get like a manager's client whose informer cache lags
+// the API server: for the keys in stale it returns the object given there,
+// or NotFound for nil, whatever the API server holds. Like a manager's
+// client by default it reads unstructured objects from the API server,
+// unless cachesUnstructured is set.
+type staleClient struct {
+	client.Client
+	stale              map[client.ObjectKey]client.Object
+	cachesUnstructured bool
+}
+
+func (c *staleClient) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+	old, ok := c.stale[key]
+	if _, isU := obj.(*unstructured.Unstructured); !ok || (isU && !c.cachesUnstructured) {
+		return c.Client.Get(ctx, key, obj, opts...)
+	}
+	if old == nil {
+		return apierrors.NewNotFound(schema.GroupResource{Resource: "services"}, key.Name)
+	}
+	data, err := json.Marshal(old)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(data, obj)
+}
+
+func foreignService(t *testing.T, ns string) *corev1.Service {
+	t.Helper()
+	s := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "shop", Namespace: ns, Labels: map[string]string{"made-by": "hand"}},
+		Spec: corev1.ServiceSpec{
+			Selector: map[string]string{"app": "someone-else"},
+			Ports:    []corev1.ServicePort{{Name: "web", Port: 80}},
+		},
+	}
+	if err := env.Client.Create(t.Context(), s); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func assertUntouched(t *testing.T, before *corev1.Service) {
+	t.Helper()
+	s := &corev1.Service{}
+	if err := env.Client.Get(t.Context(), client.ObjectKeyFromObject(before), s); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(map[string]string{"app": "someone-else"}, s.Spec.Selector); diff != "" {
+		t.Errorf("selector changed (-want +got):\n%s", diff)
+	}
+	if len(s.OwnerReferences) != 0 {
+		t.Errorf("owner references %+v, want none", s.OwnerReferences)
+	}
+	if s.ResourceVersion != before.ResourceVersion {
+		t.Errorf("Service written: resourceVersion %s -> %s", before.ResourceVersion, s.ResourceVersion)
+	}
+}
+
+// TestApplyNeverAdoptsWhatTheCacheMissed is the informer-cache race: a
+// Service someone created a moment ago is not in the cache yet, so the read
+// says NotFound. Apply must still not take it over.
+func TestApplyNeverAdoptsWhatTheCacheMissed(t *testing.T) {
+	for _, tc := range []struct {
+		name               string
+		apiReader          bool
+		cachesUnstructured bool
+		// wantForeign: Apply can read the object's owner and says so;
+		// otherwise it fails to be retried. Either way it writes nothing.
+		wantForeign bool
+	}{
+		{name: "with an API reader", apiReader: true, cachesUnstructured: true, wantForeign: true},
+		{name: "without, unstructured uncached", wantForeign: true},
+		{name: "without, everything cached", cachesUnstructured: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ns := env.NewNamespace(t)
+			app := newApp(t, ns, "shop")
+			before := foreignService(t, ns)
+			cache := &staleClient{
+				Client:             env.Client,
+				stale:              map[client.ObjectKey]client.Object{client.ObjectKeyFromObject(before): nil},
+				cachesUnstructured: tc.cachesUnstructured,
+			}
+			var opts []apply.Option
+			if tc.apiReader {
+				opts = append(opts, apply.WithAPIReader(env.Client))
+			}
+
+			err := apply.Apply(t.Context(), cache, app, workload.Service(app), opts...)
+			if got := apply.IsForeignObject(err); err == nil || got != tc.wantForeign {
+				t.Errorf("Apply() error = %v, want an error that is a *ForeignObjectError: %v", err, tc.wantForeign)
+			}
+			assertUntouched(t, before)
+		})
+	}
+}
+
+// TestApplyOwnObjectTheCacheMissed: the app's own Service, created by an
+// earlier Apply, is not in the cache yet. Apply goes on with it.
+func TestApplyOwnObjectTheCacheMissed(t *testing.T) {
+	ns := env.NewNamespace(t)
+	app := newApp(t, ns, "shop")
+	ctx := t.Context()
+	if err := apply.Apply(ctx, env.Client, app, workload.Service(app)); err != nil {
+		t.Fatal(err)
+	}
+	key := types.NamespacedName{Namespace: ns, Name: "shop"}
+	cache := &staleClient{Client: env.Client, stale: map[client.ObjectKey]client.Object{key: nil}}
+	if err := apply.Apply(ctx, cache, app, workload.Service(app).WithLabels(map[string]string{"extra": "x"}), apply.WithAPIReader(env.Client)); err != nil {
+		t.Fatalf("Apply() of the app's own Service the cache missed: %v", err)
+	}
+	s := &corev1.Service{}
+	if err := env.Client.Get(ctx, key, s); err != nil {
+		t.Fatal(err)
+	}
+	if s.Labels["extra"] != "x" {
+		t.Errorf("labels %v: the apply did not happen", s.Labels)
+	}
+}
+
+// TestApplyNeverAdoptsAReplacement: the cache still shows the app's own
+// Service, but it was deleted and someone else created one of that name.
+func TestApplyNeverAdoptsAReplacement(t *testing.T) {
+	ns := env.NewNamespace(t)
+	app := newApp(t, ns, "shop")
+	ctx := t.Context()
+	if err := apply.Apply(ctx, env.Client, app, workload.Service(app)); err != nil {
+		t.Fatal(err)
+	}
+	key := types.NamespacedName{Namespace: ns, Name: "shop"}
+	old := &corev1.Service{}
+	if err := env.Client.Get(ctx, key, old); err != nil {
+		t.Fatal(err)
+	}
+	if err := env.Client.Delete(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	before := foreignService(t, ns)
+	cache := &staleClient{Client: env.Client, stale: map[client.ObjectKey]client.Object{key: old}}
+
+	err := apply.Apply(ctx, cache, app, workload.Service(app), apply.WithAPIReader(env.Client))
+	if !apply.IsForeignObject(err) {
+		t.Errorf("Apply() error = %v, want a *ForeignObjectError", err)
+	}
+	assertUntouched(t, before)
+
+	// Without an API reader the re-read sees the stale copy too: Apply
+	// cannot tell whose the new object is, so it fails and writes nothing.
+	cache.cachesUnstructured = true
+	if err := apply.Apply(ctx, cache, app, workload.Service(app)); err == nil {
+		t.Error("Apply() without an API reader: want an error")
+	}
+	assertUntouched(t, before)
+}
+
+// TestApplyDropsFieldsAfterCreate: the fields of a created object belong to
+// the Apply entry, so a later apply that no longer sets one removes it.
+func TestApplyDropsFieldsAfterCreate(t *testing.T) {
+	ns := env.NewNamespace(t)
+	app := newApp(t, ns, "shop")
+	ctx := t.Context()
+	if err := apply.Apply(ctx, env.Client, app, workload.Service(app).WithLabels(map[string]string{"dropped-later": "x"})); err != nil {
+		t.Fatal(err)
+	}
+	if err := apply.Apply(ctx, env.Client, app, workload.Service(app)); err != nil {
+		t.Fatal(err)
+	}
+	s := &corev1.Service{}
+	if err := env.Client.Get(ctx, types.NamespacedName{Namespace: ns, Name: "shop"}, s); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := s.Labels["dropped-later"]; ok {
+		t.Errorf("labels %v: a label the configuration no longer sets stayed", s.Labels)
+	}
+}
+
+// TestApplyTakesOverCreatedFieldsLater: when the created fields could not
+// be handed to the Apply entry at once (the read was stale), Apply does not
+// fail, and a later Apply with a fresh read finishes the job.
+func TestApplyTakesOverCreatedFieldsLater(t *testing.T) {
+	ns := env.NewNamespace(t)
+	app := newApp(t, ns, "shop")
+	ctx := t.Context()
+
+	created := toService(t, workload.Service(app).WithLabels(map[string]string{"dropped-later": "x"}))
+	created.OwnerReferences = []metav1.OwnerReference{{
+		APIVersion: "canary.atze.io/v1", Kind: "CanaryApp", Name: "shop", UID: app.UID,
+		Controller: ptr.To(true), BlockOwnerDeletion: ptr.To(true),
+	}}
+	if err := env.Client.Create(ctx, created, client.FieldOwner(apply.FieldManager)); err != nil {
+		t.Fatal(err)
+	}
+	stale := created.DeepCopy()
+	created.Annotations = map[string]string{"touched": "by someone"}
+	if err := env.Client.Update(ctx, created, client.FieldOwner("someone")); err != nil {
+		t.Fatal(err)
+	}
+
+	cache := &staleClient{Client: env.Client, stale: map[client.ObjectKey]client.Object{client.ObjectKeyFromObject(created): stale}}
+	if err := apply.Apply(ctx, cache, app, workload.Service(app)); err != nil {
+		t.Fatalf("Apply() with a stale read: %v", err)
+	}
+	if err := apply.Apply(ctx, env.Client, app, workload.Service(app)); err != nil {
+		t.Fatal(err)
+	}
+	s := &corev1.Service{}
+	if err := env.Client.Get(ctx, client.ObjectKeyFromObject(created), s); err != nil {
+		t.Fatal(err)
+	}
+	var managers []string
+	for _, mf := range s.ManagedFields {
+		managers = append(managers, fmt.Sprintf("%s/%s", mf.Manager, mf.Operation))
+	}
+	if diff := cmp.Diff([]string{"canaryop/Apply", "someone/Update"}, managers); diff != "" {
+		t.Errorf("field managers (-want +got):\n%s", diff)
+	}
+	if _, ok := s.Labels["dropped-later"]; ok {
+		t.Errorf("labels %v: a label the configuration no longer sets stayed", s.Labels)
+	}
+}
+
+func toService(t *testing.T, ac any) *corev1.Service {
+	t.Helper()
+	data, err := json.Marshal(ac)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &corev1.Service{}
+	if err := json.Unmarshal(data, s); err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
