@@ -86,6 +86,10 @@ var (
 	ErrRejected = errors.New("GitHub rejected the request")
 	// ErrInvalidRepo: a repository URL or Repo that does not name owner/name.
 	ErrInvalidRepo = errors.New("not a GitHub repository")
+	// ErrForeignHost: the repository is not on the forge of the GitHub API
+	// the credential names (ParseRepoFor). A person must fix the
+	// repository URL or the credential's GitHub API URL.
+	ErrForeignHost = errors.New("not on the host of the GitHub API")
 )
 
 // Error is a failed GitHub API call. Its message holds the operation, the

@@ -400,6 +400,31 @@ func TestParseRepo(t *testing.T) {
 		{"", Repo{}, false},
 		{"https://" + token + "@github.com/only-owner", Repo{}, false},
 		{token + "@github.com:o", Repo{}, false},
+		// Not normalised but refused: the Git client, the credential
+		// lookup and GitHub could each read these differently.
+		{"https://github.com//o/r", Repo{}, false},
+		{"https://github.com/o//r", Repo{}, false},
+		{"https://github.com/o/r//", Repo{}, false},
+		{"https://github.com/./o/r", Repo{}, false},
+		{"https://github.com/o/./r", Repo{}, false},
+		{"https://github.com/o/r/..", Repo{}, false},
+		{"https://github.com/x/../o/r", Repo{}, false},
+		{"https://github.com/%2e%2e/r", Repo{}, false},
+		{"https://github.com/o/%2e%2e", Repo{}, false},
+		{"https://github.com/ow%6eer/r", Repo{}, false},
+		{"https://github.com/o%2Fx/r", Repo{}, false},
+		{"https://github.com/o\\r", Repo{}, false},
+		{"https://github.com/o/r\\", Repo{}, false},
+		{"git@github.com:o\\r", Repo{}, false},
+		{"git@github.com:o/%72", Repo{}, false},
+		{"git@github.com://o/r", Repo{}, false},
+		{"git@git hub.com:o/r", Repo{}, false},
+		{"https://github.com/o/r?x=1", Repo{}, false},
+		{"https://github.com/o/r?", Repo{}, false},
+		{"https://github.com/o/r#main", Repo{}, false},
+		{"https://github.com/o/" + strings.Repeat("r", 101), Repo{}, false},
+		{"https://github.com/o/r x", Repo{}, false},
+		{"https://github.com/o/r\u202e", Repo{}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.url, func(t *testing.T) {
@@ -438,6 +463,9 @@ func FuzzParseRepo(f *testing.F) {
 		}
 		if r.validate() != nil {
 			t.Errorf("ParseRepo(%q) = %+v, an invalid Repo", s, r)
+		}
+		if rf, err := ParseRepoFor("", s); err == nil && rf != r {
+			t.Errorf("ParseRepoFor(%q) = %+v, ParseRepo = %+v", s, rf, r)
 		}
 	})
 }
