@@ -28,7 +28,16 @@ type fakeGitHub struct {
 	// fail makes the next request matching "METHOD /path" answer with
 	// this status and body instead of being served.
 	fail map[string]failure
+	// used counts the requests, for the rate-limit headers.
+	used int
 }
+
+// Rate-limit headers of the fake: a limit of fakeLimit per hour, resetting
+// at fakeReset.
+const (
+	fakeLimit = 5000
+	fakeReset = 1772366400 // 2026-03-01T12:00:00Z
+)
 
 type failure struct {
 	status  int
@@ -93,7 +102,10 @@ func (f *fakeGitHub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	for k, v := range r.URL.Query() {
 		q[k] = v[0]
 	}
-	f.requests = append(f.requests, request{Method: r.Method, Path: r.URL.Path, Query: q, Auth: r.Header.Get("Authorization"), Body: body})
+	f.requests = append(f.requests, request{Method: r.Method, Path: r.URL.Path, Query: q, Auth: r.Header.Get("Authorization"),
+		Body: body})
+	f.used++
+	f.rateHeaders(w)
 
 	if r.Header.Get("Authorization") != "Bearer "+f.token {
 		// Some proxies and servers echo what they got; the client must
@@ -208,6 +220,12 @@ func (f *fakeGitHub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.t.Errorf("unexpected request %s %s", r.Method, r.URL.Path)
 		writeJSON(w, http.StatusNotFound, map[string]any{"message": "Not Found"})
 	}
+}
+
+func (f *fakeGitHub) rateHeaders(w http.ResponseWriter) {
+	w.Header().Set("X-RateLimit-Limit", strconv.Itoa(fakeLimit))
+	w.Header().Set("X-RateLimit-Remaining", strconv.Itoa(fakeLimit-f.used))
+	w.Header().Set("X-RateLimit-Reset", strconv.Itoa(fakeReset))
 }
 
 func (f *fakeGitHub) json(p *fakePR) map[string]any {

@@ -2,9 +2,22 @@
 // outcome, on github.com or GitHub Enterprise. Pushing the branch is not done
 // here: the Git writer pushes it, then asks this package for the pull request.
 //
-// Errors are typed (ErrAuth, ErrNotFound, ErrRateLimited, ErrRejected) so
+// A Client is bound to one API base URL, and its token to that URL's origin:
+// a request elsewhere carries no Authorization, a redirect elsewhere is not
+// followed, and ParseRepoFor refuses a repository that is not on the API's
+// own forge before anything is sent. Every request has a deadline and every
+// body read is bounded.
+//
+// Errors are typed (ErrAuth, ErrNotFound, ErrRateLimited with
+// *RateLimitedError, ErrRejected, ErrForeignHost, ErrResponseTooLarge) so
 // the caller can tell a credential a person must fix from a transient
-// failure, and they never contain the token, even when a server echoes it.
+// failure. They repeat of GitHub's answer only the status and its error
+// messages, cleaned and cut short, and never the token, even when a server
+// echoes it.
+//
+// The REST calls are made here rather than with go-github: each of the
+// limits above would otherwise be a workaround around a library that
+// follows redirects, reads bodies whole and retries on its own terms.
 package github
 
 import (
@@ -14,9 +27,10 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
-
-	gh "github.com/google/go-github/v57/github"
+	"sync"
+	"time"
 )
 
 // PullRequests is the seam the Git writer uses to propose an outcome.
@@ -73,13 +87,15 @@ type PR struct {
 // Sentinel errors; match them with errors.Is.
 var (
 	// ErrAuth: the token is missing, invalid, expired or lacks permission
-	// (HTTP 401 or 403). A person must fix the credential.
+	// (HTTP 401, or 403 without the signs of a rate limit). A person must
+	// fix the credential.
 	ErrAuth = errors.New("GitHub rejected the credentials")
 	// ErrNotFound: the repository or pull request does not exist, or the
 	// token cannot see it (GitHub answers 404 for private repositories the
 	// token has no access to).
 	ErrNotFound = errors.New("not found on GitHub, or the token cannot see it")
-	// ErrRateLimited: GitHub's primary or secondary rate limit; retry later.
+	// ErrRateLimited: GitHub's primary or secondary rate limit; the error
+	// is a *RateLimitedError that says when to retry.
 	ErrRateLimited = errors.New("GitHub rate limit exceeded")
 	// ErrRejected: GitHub refused the request as invalid (HTTP 422), for
 	// example because the head branch has no commits over the base.
@@ -87,9 +103,12 @@ var (
 	// ErrInvalidRepo: a repository URL or Repo that does not name owner/name.
 	ErrInvalidRepo = errors.New("not a GitHub repository")
 	// ErrForeignHost: the repository is not on the forge of the GitHub API
-	// the credential names (ParseRepoFor). A person must fix the
+	// the credential names (ParseRepoFor), or the API redirected to another
+	// host. The token is not sent there; a person must fix the
 	// repository URL or the credential's GitHub API URL.
 	ErrForeignHost = errors.New("not on the host of the GitHub API")
+	// ErrResponseTooLarge: a response body over MaxResponseBytes.
+	ErrResponseTooLarge = fmt.Errorf("GitHub's response exceeds %d bytes", MaxResponseBytes)
 )
 
 // Error is a failed GitHub API call. Its message holds the operation, the
@@ -99,9 +118,14 @@ type Error struct {
 	Op string
 	// Status is the HTTP status code, 0 when no response arrived.
 	Status int
-	// Message is GitHub's explanation, redacted.
+	// Message is GitHub's explanation (its documented message fields),
+	// redacted, without control or invisible characters and at most 200
+	// runes; or what went wrong on the way.
 	Message string
 	kind    error
+	// details are GitHub's messages as sent, for recognising an answer;
+	// never shown.
+	details []string
 }
 
 func (e *Error) Error() string {
@@ -119,59 +143,92 @@ func (e *Error) Error() string {
 	return b.String()
 }
 
-// Unwrap returns the sentinel (ErrAuth, ErrNotFound, ...) or nil.
+// Unwrap returns the sentinel (ErrAuth, ErrNotFound, ...), a context error,
+// or nil.
 func (e *Error) Unwrap() error { return e.kind }
 
-// Client implements PullRequests with the GitHub REST API.
+// Client implements PullRequests with the GitHub REST API. It is safe for
+// concurrent use; reuse one per credential so that a spent rate limit is
+// remembered.
 type Client struct {
-	gh    *gh.Client
-	token string
+	hc     *http.Client
+	base   *url.URL
+	origin string
+	token  string
+	now    func() time.Time
+
+	mu   sync.Mutex
+	rate Rate
+	// blocked: no request is sent before this time (rate limit).
+	blocked time.Time
 }
 
 var _ PullRequests = (*Client)(nil)
 
-// New returns a Client. httpClient may be nil (http.DefaultClient's
-// settings); it is copied, never modified. baseURL "" means api.github.com;
-// for GitHub Enterprise pass the API base such as
-// "https://ghe.example.com/api/v3/" (a bare host gets "/api/v3/" appended).
+// New returns a Client for the API at baseURL, sending token only there.
+// httpClient may be nil (http.DefaultClient's settings); it is copied, never
+// modified, and a Timeout of 0 becomes DefaultTimeout. baseURL "" means
+// api.github.com; for GitHub Enterprise pass the API base such as
+// "https://ghe.example.com/api/v3/" (a bare host gets "/api/v3/"
+// appended). ParseRepoFor takes the same baseURL.
 func New(httpClient *http.Client, baseURL, token string) (*Client, error) {
+	base, err := parseBase(baseURL)
+	if err != nil {
+		return nil, err
+	}
 	hc := &http.Client{}
 	if httpClient != nil {
 		copied := *httpClient
 		hc = &copied
 	}
+	if hc.Timeout <= 0 {
+		hc.Timeout = DefaultTimeout
+	}
+	c := &Client{hc: hc, base: base, origin: origin(base), token: token, now: time.Now}
+	hc.CheckRedirect = checkRedirect(c.origin, hc.CheckRedirect)
 	if token != "" {
-		hc.Transport = &bearer{token: token, next: hc.Transport}
+		hc.Transport = &bearer{origin: c.origin, token: token, next: hc.Transport}
 	}
-	c := gh.NewClient(hc)
-	if baseURL != "" {
-		u, err := url.Parse(baseURL)
-		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-			return nil, fmt.Errorf("github: base URL %q must be an http(s) URL with a host", redactURL(baseURL))
-		}
-		if c, err = c.WithEnterpriseURLs(baseURL, baseURL); err != nil {
-			return nil, fmt.Errorf("github: base URL %q: %w", redactURL(baseURL), err)
-		}
-	}
-	return &Client{gh: c, token: token}, nil
+	return c, nil
 }
 
-// bearer adds the token to every request. go-github's WithAuthToken would
-// do the same but sets the Transport of the caller's shared http.Client.
-type bearer struct {
-	token string
-	next  http.RoundTripper
+// pullJSON is the part of GitHub's pull request object that is read.
+type pullJSON struct {
+	Number   int         `json:"number"`
+	State    string      `json:"state"`
+	Title    string      `json:"title"`
+	Body     *string     `json:"body"`
+	HTMLURL  string      `json:"html_url"`
+	Merged   bool        `json:"merged"`
+	MergedAt *string     `json:"merged_at"`
+	Labels   []labelJSON `json:"labels"`
 }
 
-func (b *bearer) RoundTrip(req *http.Request) (*http.Response, error) {
-	next := b.next
-	if next == nil {
-		next = http.DefaultTransport
-	}
-	req = req.Clone(req.Context())
-	req.Header.Set("Authorization", "Bearer "+b.token)
-	return next.RoundTrip(req)
+type labelJSON struct {
+	Name string `json:"name"`
 }
+
+func (p pullJSON) body() string {
+	if p.Body == nil {
+		return ""
+	}
+	return *p.Body
+}
+
+// toPR checks what the writer relies on: a number to label and poll, and
+// one of the two states GitHub has.
+func toPR(op string, p pullJSON) (PR, error) {
+	if p.Number <= 0 || (p.State != StateOpen && p.State != StateClosed) {
+		return PR{}, &Error{Op: op, Message: "the response is not a pull request with a number and state"}
+	}
+	state := p.State
+	if p.Merged || (p.MergedAt != nil && *p.MergedAt != "") {
+		state = StateMerged
+	}
+	return PR{Number: p.Number, URL: p.HTMLURL, State: state}, nil
+}
+
+func (r Repo) path(rest string) string { return "repos/" + r.Owner + "/" + r.Name + "/" + rest }
 
 // Ensure opens the pull request, or, when GitHub says one already exists
 // for the head, updates that one's title and body. Labels are added when
@@ -183,66 +240,66 @@ func (c *Client) Ensure(ctx context.Context, r Request) (PR, error) {
 	if r.Head == "" || r.Base == "" {
 		return PR{}, fmt.Errorf("github: ensure pull request: head and base branches are required")
 	}
-	pr, _, err := c.gh.PullRequests.Create(ctx, r.Repo.Owner, r.Repo.Name, &gh.NewPullRequest{
-		Title: gh.String(r.Title),
-		Head:  gh.String(r.Head),
-		Base:  gh.String(r.Base),
-		Body:  gh.String(r.Body),
-	})
-	if err != nil {
-		if !alreadyExists(err) {
-			return PR{}, c.wrap("create pull request", err)
-		}
-		if pr, err = c.updateExisting(ctx, r); err != nil {
+	const op = "create pull request"
+	var p pullJSON
+	_, err := c.do(ctx, call{op: op, method: http.MethodPost, path: r.Repo.path("pulls"),
+		in: map[string]string{"title": r.Title, "head": r.Head, "base": r.Base, "body": r.Body}}, &p)
+	switch {
+	case alreadyExists(err):
+		if p, err = c.updateExisting(ctx, r); err != nil {
 			return PR{}, err
 		}
-	}
-	if err := c.ensureLabels(ctx, r, pr); err != nil {
+	case err != nil:
 		return PR{}, err
 	}
-	return toPR(pr), nil
+	pr, err := toPR(op, p)
+	if err != nil {
+		return PR{}, err
+	}
+	if err := c.ensureLabels(ctx, r, pr.Number, p); err != nil {
+		return PR{}, err
+	}
+	return pr, nil
 }
 
 // updateExisting finds the open pull request for the head and brings its
 // title and body up to date.
-func (c *Client) updateExisting(ctx context.Context, r Request) (*gh.PullRequest, error) {
+func (c *Client) updateExisting(ctx context.Context, r Request) (pullJSON, error) {
 	head := r.Head
 	if !strings.Contains(head, ":") {
 		head = r.Repo.Owner + ":" + head
 	}
-	open, _, err := c.gh.PullRequests.List(ctx, r.Repo.Owner, r.Repo.Name, &gh.PullRequestListOptions{
-		State: StateOpen,
-		Head:  head,
-		Base:  r.Base,
-	})
+	var open []pullJSON
+	_, err := c.do(ctx, call{op: "list pull requests", method: http.MethodGet, path: r.Repo.path("pulls"),
+		query: url.Values{"state": {StateOpen}, "head": {head}, "base": {r.Base}}}, &open)
 	if err != nil {
-		return nil, c.wrap("list pull requests", err)
+		return pullJSON{}, err
 	}
 	if len(open) == 0 {
 		// The pull request GitHub saw was closed or merged in between;
 		// the caller retries and then creates a new one.
-		return nil, &Error{Op: "find existing pull request", Status: http.StatusUnprocessableEntity,
-			Message: fmt.Sprintf("GitHub reports a pull request for %s into %s, but none is open", c.redact(head), c.redact(r.Base)),
+		return pullJSON{}, &Error{Op: "find existing pull request", Status: http.StatusUnprocessableEntity,
+			Message: fmt.Sprintf("GitHub reports a pull request for %s into %s, but none is open", c.clean(head), c.clean(r.Base)),
 			kind:    ErrRejected}
 	}
-	pr := open[0]
-	if pr.GetTitle() == r.Title && pr.GetBody() == r.Body {
-		return pr, nil
+	p := open[0]
+	if p.Title == r.Title && p.body() == r.Body {
+		return p, nil
 	}
-	updated, _, err := c.gh.PullRequests.Edit(ctx, r.Repo.Owner, r.Repo.Name, pr.GetNumber(), &gh.PullRequest{
-		Title: gh.String(r.Title),
-		Body:  gh.String(r.Body),
-	})
-	if err != nil {
-		return nil, c.wrap(fmt.Sprintf("update pull request #%d", pr.GetNumber()), err)
+	if p.Number <= 0 {
+		return pullJSON{}, &Error{Op: "list pull requests", Message: "the response is not a pull request with a number and state"}
 	}
-	return updated, nil
+	var updated pullJSON
+	_, err = c.do(ctx, call{op: fmt.Sprintf("update pull request #%d", p.Number), method: http.MethodPatch,
+		path: r.Repo.path("pulls/" + strconv.Itoa(p.Number)),
+		in:   map[string]string{"title": r.Title, "body": r.Body}}, &updated)
+	return updated, err
 }
 
-func (c *Client) ensureLabels(ctx context.Context, r Request, pr *gh.PullRequest) error {
+func (c *Client) ensureLabels(ctx context.Context, r Request, number int, p pullJSON) error {
 	var missing []string
 	for _, l := range r.Labels {
-		has := slices.ContainsFunc(pr.Labels, func(have *gh.Label) bool { return strings.EqualFold(have.GetName(), l) })
+		has := slices.ContainsFunc(p.Labels, func(have labelJSON) bool { return strings.EqualFold(have.Name, l) })
 		if l != "" && !has && !slices.Contains(missing, l) {
 			missing = append(missing, l)
 		}
@@ -250,10 +307,9 @@ func (c *Client) ensureLabels(ctx context.Context, r Request, pr *gh.PullRequest
 	if len(missing) == 0 {
 		return nil
 	}
-	if _, _, err := c.gh.Issues.AddLabelsToIssue(ctx, r.Repo.Owner, r.Repo.Name, pr.GetNumber(), missing); err != nil {
-		return c.wrap(fmt.Sprintf("add labels to pull request #%d", pr.GetNumber()), err)
-	}
-	return nil
+	_, err := c.do(ctx, call{op: fmt.Sprintf("add labels to pull request #%d", number), method: http.MethodPost,
+		path: r.Repo.path("issues/" + strconv.Itoa(number) + "/labels"), in: missing}, nil)
+	return err
 }
 
 // Get returns the pull request's number, URL and state.
@@ -261,99 +317,26 @@ func (c *Client) Get(ctx context.Context, repo Repo, number int) (PR, error) {
 	if err := repo.validate(); err != nil {
 		return PR{}, err
 	}
-	pr, _, err := c.gh.PullRequests.Get(ctx, repo.Owner, repo.Name, number)
-	if err != nil {
-		return PR{}, c.wrap(fmt.Sprintf("get pull request %s#%d", repo, number), err)
+	if number <= 0 {
+		return PR{}, fmt.Errorf("github: get pull request: %w: number %d", ErrInvalidRepo, number)
 	}
-	return toPR(pr), nil
-}
-
-func toPR(pr *gh.PullRequest) PR {
-	state := pr.GetState()
-	if pr.GetMerged() || pr.MergedAt != nil {
-		state = StateMerged
+	op := fmt.Sprintf("get pull request %s#%d", repo, number)
+	var p pullJSON
+	if _, err := c.do(ctx, call{op: op, method: http.MethodGet, path: repo.path("pulls/" + strconv.Itoa(number))}, &p); err != nil {
+		return PR{}, err
 	}
-	return PR{Number: pr.GetNumber(), URL: pr.GetHTMLURL(), State: state}
+	return toPR(op, p)
 }
 
 // alreadyExists recognises GitHub's answer to creating a second pull request
 // for the same head and base: 422 with "A pull request already exists for
 // owner:branch." in one of the errors.
 func alreadyExists(err error) bool {
-	var er *gh.ErrorResponse
-	if !errors.As(err, &er) || er.Response == nil || er.Response.StatusCode != http.StatusUnprocessableEntity {
+	var e *Error
+	if !errors.As(err, &e) || e.Status != http.StatusUnprocessableEntity {
 		return false
 	}
-	for _, e := range er.Errors {
-		if strings.Contains(strings.ToLower(e.Message), "a pull request already exists") {
-			return true
-		}
-	}
-	return strings.Contains(strings.ToLower(er.Message), "a pull request already exists")
-}
-
-// wrap turns a go-github error into an *Error with a sentinel and a
-// message without the token.
-func (c *Client) wrap(op string, err error) error {
-	e := &Error{Op: op}
-	var (
-		rate  *gh.RateLimitError
-		abuse *gh.AbuseRateLimitError
-		er    *gh.ErrorResponse
-		tfa   *gh.TwoFactorAuthError
-	)
-	switch {
-	case errors.As(err, &rate):
-		e.Status, e.Message, e.kind = status(rate.Response), rate.Message, ErrRateLimited
-	case errors.As(err, &abuse):
-		e.Status, e.Message, e.kind = status(abuse.Response), abuse.Message, ErrRateLimited
-	case errors.As(err, &tfa):
-		e.Status, e.Message, e.kind = http.StatusUnauthorized, tfa.Message, ErrAuth
-	case errors.As(err, &er):
-		e.Status, e.Message = status(er.Response), er.Message
-		for _, d := range er.Errors {
-			if d.Message != "" {
-				e.Message += "; " + d.Message
-			}
-		}
-		switch e.Status {
-		case http.StatusUnauthorized, http.StatusForbidden:
-			e.kind = ErrAuth
-		case http.StatusNotFound:
-			e.kind = ErrNotFound
-		case http.StatusUnprocessableEntity:
-			e.kind = ErrRejected
-		}
-	default:
-		// Transport errors (connection refused, timeout, context done):
-		// go-github strips query strings from their URLs; the message
-		// is still redacted below in case a proxy echoes headers.
-		e.Message = err.Error()
-		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-			e.kind = ctxErr(err)
-		}
-	}
-	e.Message = c.redact(e.Message)
-	return e
-}
-
-func ctxErr(err error) error {
-	if errors.Is(err, context.DeadlineExceeded) {
-		return context.DeadlineExceeded
-	}
-	return context.Canceled
-}
-
-func status(r *http.Response) int {
-	if r == nil {
-		return 0
-	}
-	return r.StatusCode
-}
-
-func (c *Client) redact(s string) string {
-	if c.token == "" {
-		return s
-	}
-	return strings.ReplaceAll(s, c.token, "[redacted]")
+	return slices.ContainsFunc(e.details, func(m string) bool {
+		return strings.Contains(strings.ToLower(m), "a pull request already exists")
+	})
 }

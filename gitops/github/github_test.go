@@ -350,7 +350,7 @@ func TestNew(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := c.gh.BaseURL.String(); got != "https://api.github.com/" {
+	if got := c.base.String(); got != "https://api.github.com/" {
 		t.Errorf("default base URL = %s", got)
 	}
 	if hc.Transport != nil {
@@ -361,7 +361,7 @@ func TestNew(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := c.gh.BaseURL.String(); got != "https://ghe.example.com/api/v3/" {
+	if got := c.base.String(); got != "https://ghe.example.com/api/v3/" {
 		t.Errorf("enterprise base URL = %s", got)
 	}
 
