@@ -1,6 +1,7 @@
 package github
 
 import (
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -28,7 +29,8 @@ type fakeGitHub struct {
 	// fail makes the next request matching "METHOD /path" answer with
 	// this status and body instead of being served.
 	fail map[string]failure
-	// used counts the requests, for the rate-limit headers.
+	// used counts the requests GitHub would count against the rate limit:
+	// all but those answered 304.
 	used int
 }
 
@@ -61,6 +63,7 @@ type request struct {
 	Method, Path string
 	Query        map[string]string
 	Auth         string
+	IfNoneMatch  string
 	Body         json.RawMessage
 }
 
@@ -103,7 +106,7 @@ func (f *fakeGitHub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		q[k] = v[0]
 	}
 	f.requests = append(f.requests, request{Method: r.Method, Path: r.URL.Path, Query: q, Auth: r.Header.Get("Authorization"),
-		Body: body})
+		IfNoneMatch: r.Header.Get("If-None-Match"), Body: body})
 	f.used++
 	f.rateHeaders(w)
 
@@ -188,7 +191,19 @@ func (f *fakeGitHub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		writeJSON(w, http.StatusOK, out)
 	case route == "pull" && r.Method == http.MethodGet:
-		writeJSON(w, http.StatusOK, f.json(pr))
+		// GitHub's conditional requests: the same representation has the
+		// same ETag, and a 304 is not counted against the rate limit.
+		out := f.json(pr)
+		b, _ := json.Marshal(out)
+		etag := fmt.Sprintf(`W/"%x"`, sha256.Sum256(b))
+		w.Header().Set("ETag", etag)
+		if r.Header.Get("If-None-Match") == etag {
+			f.used--
+			f.rateHeaders(w)
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+		writeJSON(w, http.StatusOK, out)
 	case route == "pull" && r.Method == http.MethodPatch:
 		var in map[string]any
 		if err := json.Unmarshal(body, &in); err != nil {

@@ -38,7 +38,9 @@ type PullRequests interface {
 	// Ensure opens a PR from head to base, or updates the open one for the
 	// same head (title, body, labels). Idempotent.
 	Ensure(ctx context.Context, r Request) (PR, error)
-	// Get returns the PR's current state: open, closed or merged.
+	// Get returns the PR's current state: open, closed or merged. It is
+	// polled; *Client asks conditionally, so an unchanged PR costs no rate
+	// limit.
 	Get(ctx context.Context, repo Repo, number int) (PR, error)
 }
 
@@ -148,8 +150,8 @@ func (e *Error) Error() string {
 func (e *Error) Unwrap() error { return e.kind }
 
 // Client implements PullRequests with the GitHub REST API. It is safe for
-// concurrent use; reuse one per credential so that a spent rate limit is
-// remembered.
+// concurrent use; reuse one per credential so that polls are conditional
+// and a spent rate limit is remembered.
 type Client struct {
 	hc     *http.Client
 	base   *url.URL
@@ -161,7 +163,19 @@ type Client struct {
 	rate Rate
 	// blocked: no request is sent before this time (rate limit).
 	blocked time.Time
+	// pulls remembers the last answer of Get per pull request, for
+	// If-None-Match.
+	pulls map[string]cachedPull
 }
+
+type cachedPull struct {
+	etag string
+	pr   PR
+}
+
+// maxCachedPulls bounds Client.pulls. One entry per open pull request is
+// needed; past the bound an arbitrary entry goes, which costs one full GET.
+const maxCachedPulls = 1024
 
 var _ PullRequests = (*Client)(nil)
 
@@ -184,7 +198,7 @@ func New(httpClient *http.Client, baseURL, token string) (*Client, error) {
 	if hc.Timeout <= 0 {
 		hc.Timeout = DefaultTimeout
 	}
-	c := &Client{hc: hc, base: base, origin: origin(base), token: token, now: time.Now}
+	c := &Client{hc: hc, base: base, origin: origin(base), token: token, now: time.Now, pulls: map[string]cachedPull{}}
 	hc.CheckRedirect = checkRedirect(c.origin, hc.CheckRedirect)
 	if token != "" {
 		hc.Transport = &bearer{origin: c.origin, token: token, next: hc.Transport}
@@ -312,7 +326,10 @@ func (c *Client) ensureLabels(ctx context.Context, r Request, number int, p pull
 	return err
 }
 
-// Get returns the pull request's number, URL and state.
+// Get returns the pull request's number, URL and state. It asks with the
+// ETag of its last answer for the same pull request (If-None-Match), so
+// that an unchanged pull request is answered 304, which GitHub does not
+// count against the rate limit.
 func (c *Client) Get(ctx context.Context, repo Repo, number int) (PR, error) {
 	if err := repo.validate(); err != nil {
 		return PR{}, err
@@ -321,11 +338,47 @@ func (c *Client) Get(ctx context.Context, repo Repo, number int) (PR, error) {
 		return PR{}, fmt.Errorf("github: get pull request: %w: number %d", ErrInvalidRepo, number)
 	}
 	op := fmt.Sprintf("get pull request %s#%d", repo, number)
+	key := repo.String() + "#" + strconv.Itoa(number)
+	c.mu.Lock()
+	cached, ok := c.pulls[key]
+	c.mu.Unlock()
+	header := http.Header{}
+	if ok {
+		header.Set("If-None-Match", cached.etag)
+	}
 	var p pullJSON
-	if _, err := c.do(ctx, call{op: op, method: http.MethodGet, path: repo.path("pulls/" + strconv.Itoa(number))}, &p); err != nil {
+	resp, err := c.do(ctx, call{op: op, method: http.MethodGet, path: repo.path("pulls/" + strconv.Itoa(number)), header: header}, &p)
+	if err != nil {
 		return PR{}, err
 	}
-	return toPR(op, p)
+	if resp.status == http.StatusNotModified {
+		if !ok {
+			return PR{}, &Error{Op: op, Status: resp.status, Message: "not modified, but nothing was asked for"}
+		}
+		return cached.pr, nil
+	}
+	pr, err := toPR(op, p)
+	if err != nil {
+		return PR{}, err
+	}
+	c.remember(key, resp.header.Get("ETag"), pr)
+	return pr, nil
+}
+
+func (c *Client) remember(key, etag string, pr PR) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if etag == "" {
+		delete(c.pulls, key)
+		return
+	}
+	if _, ok := c.pulls[key]; !ok && len(c.pulls) >= maxCachedPulls {
+		for k := range c.pulls {
+			delete(c.pulls, k)
+			break
+		}
+	}
+	c.pulls[key] = cachedPull{etag: etag, pr: pr}
 }
 
 // alreadyExists recognises GitHub's answer to creating a second pull request

@@ -98,7 +98,7 @@ type call struct {
 	header http.Header // extra request headers
 }
 
-// response is what do read of an answer in 2xx.
+// response is what do read of an answer in 2xx or 304.
 type response struct {
 	status int
 	header http.Header
@@ -133,7 +133,7 @@ func (a apiError) messages() []string {
 	return out
 }
 
-// do sends c and reads the answer. A status other than 2xx is an
+// do sends c and reads the answer. A status other than 2xx and 304 is an
 // *Error (or *RateLimitedError); so is a 2xx body larger than
 // MaxResponseBytes. With out non-nil, a 2xx body is decoded into it.
 func (c *Client) do(ctx context.Context, cl call, out any) (*response, error) {
@@ -179,6 +179,8 @@ func (c *Client) do(ctx context.Context, cl call, out any) (*response, error) {
 	c.observe(resp)
 
 	switch s := resp.StatusCode; {
+	case s == http.StatusNotModified:
+		return &response{status: s, header: resp.Header}, nil
 	case s >= 200 && s <= 299:
 		if tooLarge {
 			return nil, &Error{Op: cl.op, Status: s, kind: ErrResponseTooLarge}

@@ -263,6 +263,58 @@ func TestRateIsRecordedAndASpentLimitBlocks(t *testing.T) {
 	}
 }
 
+// TestGetIsConditional: polling a pull request sends the ETag of the last
+// answer; an unchanged pull request comes back 304, which GitHub does not
+// count against the rate limit, and a changed one in full.
+func TestGetIsConditional(t *testing.T) {
+	f, srv := newFake(t, token)
+	f.prs = []*fakePR{{Number: 1, Head: "o:a", Base: "main", State: "open"}}
+	c := newClient(t, srv.URL, token)
+
+	first, err := c.Get(context.Background(), repo, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rq := f.last(); rq.IfNoneMatch != "" {
+		t.Errorf("first Get sent If-None-Match %q", rq.IfNoneMatch)
+	}
+	before := c.Rate().Remaining
+
+	for range 3 {
+		again, err := c.Get(context.Background(), repo, 1)
+		if err != nil {
+			t.Fatalf("conditional Get: %v", err)
+		}
+		if again != first {
+			t.Errorf("conditional Get = %+v, want %+v", again, first)
+		}
+		if rq := f.last(); rq.IfNoneMatch == "" {
+			t.Errorf("poll sent no If-None-Match")
+		}
+	}
+	if after := c.Rate().Remaining; after != before {
+		t.Errorf("rate remaining went from %d to %d over 304s", before, after)
+	}
+
+	f.mu.Lock()
+	f.prs[0].State, f.prs[0].Merged = "closed", true
+	f.mu.Unlock()
+	merged, err := c.Get(context.Background(), repo, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if merged.State != StateMerged {
+		t.Errorf("after the merge Get = %+v, want merged", merged)
+	}
+	// Another pull request has its own ETag.
+	if _, err := c.Get(context.Background(), repo, 2); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Get #2: err = %v, want ErrNotFound", err)
+	}
+	if rq := f.last(); rq.IfNoneMatch != "" {
+		t.Errorf("Get #2 sent the ETag of #1: %q", rq.IfNoneMatch)
+	}
+}
+
 func TestUnexpectedPullRequestIsRefused(t *testing.T) {
 	for _, body := range []string{`{"number":0,"state":"open"}`, `{"number":1,"state":"merged-by-proxy"}`, `[1,2]`, `not json ` + token} {
 		srv := serve(t, func(w http.ResponseWriter, r *http.Request) {
