@@ -150,8 +150,8 @@ func (e *Error) Error() string {
 func (e *Error) Unwrap() error { return e.kind }
 
 // Client implements PullRequests with the GitHub REST API. It is safe for
-// concurrent use; reuse one per credential so that polls are conditional
-// and a spent rate limit is remembered.
+// concurrent use; reuse one per credential (see Clients) so that polls are
+// conditional and a spent rate limit is remembered.
 type Client struct {
 	hc     *http.Client
 	base   *url.URL
@@ -203,6 +203,53 @@ func New(httpClient *http.Client, baseURL, token string) (*Client, error) {
 	if token != "" {
 		hc.Transport = &bearer{origin: c.origin, token: token, next: hc.Transport}
 	}
+	return c, nil
+}
+
+// Clients hands out one Client per API base URL and token, so that what a
+// Client remembers (the ETags of polled pull requests, a spent rate limit)
+// serves every app that shares the credential instead of being lost after
+// each write-back. The zero value is ready to use; it is safe for concurrent
+// use.
+type Clients struct {
+	mu sync.Mutex
+	m  map[clientKey]*Client
+}
+
+type clientKey struct{ base, token string }
+
+// maxClients bounds Clients at far more credentials than a cluster has; a
+// rotated token leaves its old Client behind until the bound drops one.
+const maxClients = 64
+
+// For returns the Client for baseURL and token, made by New with
+// httpClient the first time; later calls for the same pair reuse it and
+// ignore httpClient.
+func (cs *Clients) For(httpClient *http.Client, baseURL, token string) (*Client, error) {
+	base, err := parseBase(baseURL)
+	if err != nil {
+		return nil, err
+	}
+	key := clientKey{base: base.String(), token: token}
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	if c, ok := cs.m[key]; ok {
+		return c, nil
+	}
+	c, err := New(httpClient, baseURL, token)
+	if err != nil {
+		return nil, err
+	}
+	if cs.m == nil {
+		cs.m = map[clientKey]*Client{}
+	}
+	if len(cs.m) >= maxClients {
+		for k := range cs.m {
+			delete(cs.m, k)
+			break
+		}
+	}
+	cs.m[key] = c
 	return c, nil
 }
 

@@ -68,3 +68,40 @@ func TestForeignHostSendsNothing(t *testing.T) {
 		t.Errorf("the API received %v", calls)
 	}
 }
+
+func TestClientsReuseOnePerCredential(t *testing.T) {
+	var cs Clients
+	a, err := cs.For(nil, "", token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := cs.For(nil, "https://api.github.com", token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a != b {
+		t.Errorf("the same API and token gave two clients")
+	}
+	other, err := cs.For(nil, "", "ghp_other")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ghe, err := cs.For(nil, "https://ghe.example.com", token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if other == a || ghe == a || other == ghe {
+		t.Errorf("another token or API shares a client")
+	}
+	if _, err := cs.For(nil, "ftp://x", token); err == nil {
+		t.Errorf("For accepted an invalid base URL")
+	}
+	for i := range 2 * maxClients {
+		if _, err := cs.For(nil, "", "ghp_"+strings.Repeat("x", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := len(cs.m); n > maxClients {
+		t.Errorf("Clients holds %d clients, want at most %d", n, maxClients)
+	}
+}
