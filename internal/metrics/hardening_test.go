@@ -278,8 +278,8 @@ func TestCredentialsComeFromTheLookup(t *testing.T) {
 	if got, _ := gotAuth.Load().(string); !strings.HasSuffix(got, "-old-and-wrong") {
 		t.Errorf("after rotation the server got %q, want the new token", got)
 	}
-	if res.Verdict != v1.CheckInconclusive || !strings.Contains(res.Message, "rejected the query") {
-		t.Errorf("Check() = %+v, want Inconclusive: rejected", res)
+	if res.Verdict != v1.CheckInconclusive || !strings.Contains(res.Message, "returned client error: 401 (bad_data)") {
+		t.Errorf("Check() = %+v, want Inconclusive: returned client error: 401 (bad_data)", res)
 	}
 	mustNotContain(t, res, "tok-3f9a", "secret", "Bearer")
 }

@@ -161,7 +161,7 @@ func (p *Prometheus) Check(ctx context.Context, q Query) Result {
 			return Result{
 				Verdict: v1.CheckInconclusive,
 				Reason:  ReasonCredentialsUnavailable,
-				Message: truncate(fmt.Sprintf("cannot read the credentials for Prometheus at %s: %v", where, err)),
+				Message: truncate(fmt.Sprintf("credentials for Prometheus at %s: %v", where, err)),
 			}
 		}
 	}
@@ -426,12 +426,12 @@ func apiErrorMessage(where string, status int, errorType string) string {
 	if !known {
 		errorType, words = "unknown", "an error of a type Prometheus does not define"
 	}
-	switch status / 100 {
-	case 2, 4:
+	// 400 and 422 are how Prometheus itself answers a query it rejects;
+	// any other status (401 from an auth proxy, 503) is worth showing.
+	if status/100 == 2 || status == http.StatusBadRequest || status == http.StatusUnprocessableEntity {
 		return fmt.Sprintf("Prometheus at %s rejected the query (%s): %s", where, errorType, words)
-	default:
-		return fmt.Sprintf("Prometheus at %s returned %s (%s): %s", where, statusText(status), errorType, words)
 	}
+	return fmt.Sprintf("Prometheus at %s returned %s (%s): %s", where, statusText(status), errorType, words)
 }
 
 func statusText(status int) string {
