@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 
 	"github.com/go-git/go-git/v5/plumbing/transport"
@@ -123,7 +124,7 @@ func (a Auth) method(ep *transport.Endpoint, knownHostsDir string) (transport.Au
 		// Offer only the host key algorithms that known_hosts can verify,
 		// else the server may present a key type we hold no line for.
 		keys.HostKeyAlgorithms = db.HostKeyAlgorithms(hostPort)
-		return keys, nil
+		return &sshAuth{PublicKeys: keys, timeout: dialTimeout}, nil
 	default:
 		return nil, fmt.Errorf("%w: unsupported protocol %q", ErrInvalidRequest, ep.Protocol)
 	}
@@ -206,35 +207,50 @@ func urlSecrets(rawURL string) []string {
 
 // redactedError carries a message with every secret cut out. It does not
 // unwrap to the original error, whose text may hold a secret, but it still
-// answers errors.Is for the sentinels the caller classifies on.
+// answers errors.Is for every error in the original chain, and errors.As
+// for those whose own text holds no secret.
 type redactedError struct {
-	msg  string
-	orig error
+	msg     string
+	orig    error
+	secrets []string
 }
 
 func (e *redactedError) Error() string { return e.msg }
+
+// GoString keeps %#v from printing the fields, which hold the secrets.
+func (e *redactedError) GoString() string { return fmt.Sprintf("gitrepo.redactedError{%q}", e.msg) }
 
 // Is reports whether the original error matches target, so that typed
 // errors survive redaction without exposing the original message.
 func (e *redactedError) Is(target error) bool { return errors.Is(e.orig, target) }
 
-// As fills target from the original error only for this package's own
-// error types, whose messages never hold secrets.
+// As fills target from the original chain, but only with an error whose
+// message is already clean: handing out one that quotes a secret would undo
+// the redaction for any caller that prints what it got. The manifest
+// layer's typed errors (and this package's RejectedError) hold no secret
+// and so stay reachable; a typed error that quotes a token is not found.
 func (e *redactedError) As(target any) bool {
-	if t, ok := target.(**RejectedError); ok {
-		return errors.As(e.orig, t)
+	if !errors.As(e.orig, target) {
+		return false
 	}
-	return false
+	v := reflect.ValueOf(target).Elem()
+	if found, ok := v.Interface().(error); ok && found != nil {
+		if msg := found.Error(); redactString(msg, e.secrets...) != msg {
+			v.SetZero()
+			return false
+		}
+	}
+	return true
 }
 
 // redact returns err with every secret (and every URL's user info) replaced
-// by "***". It returns nil for nil.
+// by "***". It returns nil for nil. Redacting twice is harmless.
 func redact(err error, secrets ...string) error {
 	if err == nil {
 		return nil
 	}
 	msg := redactString(err.Error(), secrets...)
-	return &redactedError{msg: msg, orig: err}
+	return &redactedError{msg: msg, orig: err, secrets: secrets}
 }
 
 func redactString(msg string, secrets ...string) string {

@@ -14,6 +14,13 @@
 // again on the new tip, and the push is retried with a jittered backoff, a
 // bounded number of times. Updates of one repository are serialised in the
 // process, so many writers finishing at once all land, one after another.
+//
+// Many tenants share one Cache, so no repository may stall or exhaust the
+// process: every Update runs under a deadline, a fetch is cut off past a size
+// limit (and fetches only the history the History interface can walk), the
+// clones together stay under a disk budget, the edit reads only the files it
+// opens, every error is redacted, and a panic ends only the Update that
+// raised it.
 package gitrepo
 
 import (
@@ -28,8 +35,11 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"runtime/debug"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-git/go-billy/v5/osfs"
@@ -43,18 +53,29 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/protocol/packp/sideband"
 	"github.com/go-git/go-git/v5/plumbing/storer"
 	"github.com/go-git/go-git/v5/plumbing/transport"
-	"github.com/go-git/go-git/v5/plumbing/transport/client"
 	"github.com/go-git/go-git/v5/storage/filesystem"
 	"github.com/go-git/go-git/v5/storage/memory"
+	"github.com/go-logr/logr"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 )
 
 // Defaults of Options.
 const (
-	DefaultMaxAttempts = 8
-	DefaultBackoff     = 50 * time.Millisecond
-	DefaultMaxPacks    = 64
-	maxBackoff         = 5 * time.Second
+	DefaultMaxAttempts   = 8
+	DefaultBackoff       = 50 * time.Millisecond
+	DefaultMaxPacks      = 64
+	DefaultTimeout       = 2 * time.Minute
+	DefaultMaxRepoSize   = 512 << 20
+	DefaultMaxCacheSize  = 2 << 30
+	DefaultMaxFileSize   = 4 << 20
+	DefaultMaxObjectSize = 64 << 20
+	DefaultMaxObjects    = 1_000_000
+	maxBackoff           = 5 * time.Second
+	// objectCacheSize bounds the decoded objects each clone keeps in memory
+	// between Updates. go-git's default (96 MiB) is per clone, and a Cache
+	// keeps every clone open, so with many repositories it would grow
+	// without a bound; an Update reads a few trees and small files.
+	objectCacheSize = 8 << 20
 	// maxHaves bounds the ancestors of each local branch offered to the
 	// server during a fetch; the server needs only one common commit.
 	maxHaves = 32
@@ -77,13 +98,52 @@ type Options struct {
 	// clones afresh, which is cheaper than repacking in-process and keeps
 	// object lookups fast. Default DefaultMaxPacks.
 	MaxPacks int
+	// Timeout bounds the network work of one Update: every ref listing,
+	// fetch and push, and the waits between push attempts. A shorter
+	// deadline on the caller's context wins. The wait for another Update of
+	// the same repository is bounded only by the caller's context. Errors
+	// from an expired deadline match ErrTimeout. Default DefaultTimeout.
+	Timeout time.Duration
+	// MaxRepoSize bounds the bytes one clone takes on disk. A fetch whose
+	// pack would take the clone past it is cut off, fails with
+	// ErrRepoTooLarge, and the clone is removed. Fetches are shallow where
+	// the server allows (the history History can walk), so this bounds the
+	// recent history rather than all of it. Default DefaultMaxRepoSize.
+	MaxRepoSize int64
+	// MaxObjectSize bounds the size of one object (a file, or the result of
+	// a delta) in a fetched pack: go-git holds each object whole in memory
+	// while it indexes a pack, and a small compressed object can inflate to
+	// gigabytes. A pack with a larger object fails with ErrRepoTooLarge.
+	// Default DefaultMaxObjectSize.
+	MaxObjectSize int64
+	// MaxObjects bounds the objects of one fetched pack (go-git keeps an
+	// index entry of a few hundred bytes per object in memory while it
+	// indexes). Past it the fetch fails with ErrRepoTooLarge. Default
+	// DefaultMaxObjects.
+	MaxObjects int
+	// MaxCacheSize bounds the bytes all clones under Dir take together.
+	// After each Update, whole clones are removed, least recently used
+	// first and skipping those in use, until the rest fit; a removed clone
+	// is cloned again by its next Update. It should exceed MaxRepoSize, or
+	// the largest repository is cloned afresh every time. Default
+	// DefaultMaxCacheSize.
+	MaxCacheSize int64
+	// MaxFileSize bounds the file an Edit can read: reading a larger one
+	// fails with ErrFileTooLarge, and the file stays in the commit as it
+	// was. Default DefaultMaxFileSize.
+	MaxFileSize int64
 }
 
 // Cache keeps the clones and serialises updates per repository.
 type Cache struct {
-	opts  Options
-	mu    sync.Mutex
+	opts Options
+	// http is this Cache's HTTP(S) transport, with connection timeouts.
+	http transport.Transport
+	mu   sync.Mutex
+	// repos maps a clone's directory to its state.
 	repos map[string]*repo
+	// evictMu keeps eviction passes of concurrent Updates apart.
+	evictMu sync.Mutex
 }
 
 // New returns a Cache that keeps its clones under opts.Dir.
@@ -106,7 +166,25 @@ func New(opts Options) (*Cache, error) {
 	if opts.MaxPacks <= 0 {
 		opts.MaxPacks = DefaultMaxPacks
 	}
-	return &Cache{opts: opts, repos: map[string]*repo{}}, nil
+	if opts.Timeout <= 0 {
+		opts.Timeout = DefaultTimeout
+	}
+	if opts.MaxRepoSize <= 0 {
+		opts.MaxRepoSize = DefaultMaxRepoSize
+	}
+	if opts.MaxObjectSize <= 0 {
+		opts.MaxObjectSize = DefaultMaxObjectSize
+	}
+	if opts.MaxObjects <= 0 || opts.MaxObjects > 1<<31 {
+		opts.MaxObjects = DefaultMaxObjects
+	}
+	if opts.MaxCacheSize <= 0 {
+		opts.MaxCacheSize = DefaultMaxCacheSize
+	}
+	if opts.MaxFileSize <= 0 {
+		opts.MaxFileSize = DefaultMaxFileSize
+	}
+	return &Cache{opts: opts, http: newHTTPTransport(), repos: map[string]*repo{}}, nil
 }
 
 // Author names the author and committer of a commit.
@@ -134,6 +212,10 @@ type History interface {
 // maxHistory bounds the commits ChangedSince looks at.
 const maxHistory = 1000
 
+// fetchDepth is the history a fetch asks for: ChangedSince compares each of
+// maxHistory first-parent commits with its parent, so it reads one more.
+const fetchDepth = maxHistory + 1
+
 type history struct {
 	tip *object.Commit
 }
@@ -153,6 +235,11 @@ func (h history) ChangedSince(p string, t time.Time) (bool, error) {
 			return !cur.IsZero(), nil
 		}
 		parent, err := c.Parent(0)
+		if errors.Is(err, plumbing.ErrObjectNotFound) {
+			// The shallow clone ends here (see fetchDepth): nothing older
+			// is known, as when maxHistory is reached.
+			return false, nil
+		}
 		if err != nil {
 			return false, fmt.Errorf("read parent of %s: %w", c.Hash, err)
 		}
@@ -273,37 +360,89 @@ func validBranch(b string) bool {
 
 // Update fetches the branch, applies the edit, commits and pushes, retrying
 // when another writer moved the branch in between. Updates of one repository
-// URL run one at a time. Errors never contain a credential.
-func (c *Cache) Update(ctx context.Context, req UpdateRequest) (Commit, error) {
+// URL run one at a time. Errors never contain a credential or a URL's user
+// info, the edit's own errors included; they still match the sentinels and
+// types of their causes with errors.Is and errors.As.
+func (c *Cache) Update(ctx context.Context, req UpdateRequest) (_ Commit, err error) {
+	secrets := append(req.Auth.secrets(), urlSecrets(req.URL)...)
+	defer func() {
+		// The edit's errors too: they quote repository content, such as a
+		// kustomization's remote URL with a token in it, and they end up
+		// in the status of an object whose author may not own the repo.
+		err = redact(err, secrets...)
+	}()
 	if err := req.validate(); err != nil {
 		return Commit{}, err
 	}
 	url := SanitizeURL(req.URL)
-	secrets := append(req.Auth.secrets(), urlSecrets(req.URL)...)
 	r := c.repo(url)
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	res, err := c.update(ctx, r, url, req)
+	if err := r.acquire(ctx); err != nil {
+		return Commit{}, fmt.Errorf("wait for another update of %s: %w", url, err)
+	}
+	res, err := c.locked(ctx, r, url, req, secrets)
+	c.evict(ctx)
+	return res, err
+}
+
+// locked runs one Update with the repository's lock held and releases the
+// lock however the Update ends, a panic included.
+func (c *Cache) locked(ctx context.Context, r *repo, url string, req UpdateRequest, secrets []string) (res Commit, err error) {
+	defer r.release()
+	defer func() {
+		if p := recover(); p != nil {
+			// A panic in go-git or in our Git code may have left the
+			// clone half-written; the next Update clones afresh.
+			r.drop()
+			res, err = Commit{}, panicError(ctx, "update of "+url, p, secrets)
+		}
+	}()
+	deadline, cancel := context.WithTimeout(ctx, c.opts.Timeout)
+	defer cancel()
+	res, err = c.update(deadline, r, url, req)
 	if err == nil {
 		r.compact(c.opts.MaxPacks)
 	}
-	if err != nil && !errors.Is(err, ErrEdit) {
-		// Edit errors come from our own manifest code and never carry a
-		// credential; everything else may quote the transport's words.
-		err = redact(err, secrets...)
+	if err != nil && !errors.Is(err, ErrTimeout) && timedOut(err) {
+		err = fmt.Errorf("%w: %w", ErrTimeout, err)
 	}
+	r.measure()
+	r.used.Store(time.Now().UnixNano())
 	return res, err
+}
+
+// panicError turns a recovered panic into an error without its stack; the
+// stack goes to the log at V(1), for whoever debugs the cause.
+func panicError(ctx context.Context, what string, p any, secrets []string) error {
+	value := redactString(fmt.Sprint(p), secrets...)
+	if len(value) > 200 {
+		value = value[:200] + "..."
+	}
+	logr.FromContextOrDiscard(ctx).V(1).Info("Recovered from a panic", "during", what, "panic", value,
+		"stack", redactString(string(debug.Stack()), secrets...))
+	return fmt.Errorf("%w: %s: %s", ErrPanic, what, value)
+}
+
+// clonePath is the directory of a repository URL's clone.
+func (c *Cache) clonePath(url string) string {
+	sum := sha256.Sum256([]byte(url))
+	return filepath.Join(c.opts.Dir, "repos", hex.EncodeToString(sum[:12]))
 }
 
 // repo returns the per-URL state, creating it on first use.
 func (c *Cache) repo(url string) *repo {
+	return c.repoAt(c.clonePath(url))
+}
+
+// repoAt returns the state of the clone in dir, creating it on first use;
+// eviction finds clones by directory, some left by an earlier process.
+func (c *Cache) repoAt(dir string) *repo {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	r, ok := c.repos[url]
+	r, ok := c.repos[dir]
 	if !ok {
-		sum := sha256.Sum256([]byte(url))
-		r = &repo{path: filepath.Join(c.opts.Dir, "repos", hex.EncodeToString(sum[:12]))}
-		c.repos[url] = r
+		r = &repo{path: dir, lock: make(chan struct{}, 1)}
+		r.size.Store(-1)
+		c.repos[dir] = r
 	}
 	return r
 }
@@ -311,23 +450,63 @@ func (c *Cache) repo(url string) *repo {
 // Path returns the directory of the bare clone of a repository URL (it may
 // not exist yet). Tests and tools read it with the git CLI.
 func (c *Cache) Path(url string) string {
-	return c.repo(SanitizeURL(url)).path
+	return c.clonePath(SanitizeURL(url))
 }
 
 type repo struct {
-	mu    sync.Mutex
-	path  string
+	// lock is held by the Update (or eviction) using the clone; a channel
+	// so that waiting for it can end with the caller's context.
+	lock chan struct{}
+	path string
+	// store is the open clone; only the lock holder touches it.
 	store *filesystem.Storage
+	// size is the clone's bytes on disk when last measured, -1 when not
+	// yet measured.
+	size atomic.Int64
+	// used is when an Update of the clone last ended (Unix nanoseconds).
+	used atomic.Int64
+}
+
+func (r *repo) acquire(ctx context.Context) error {
+	select {
+	case r.lock <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (r *repo) tryAcquire() bool {
+	select {
+	case r.lock <- struct{}{}:
+		return true
+	default:
+		return false
+	}
+}
+
+func (r *repo) release() { <-r.lock }
+
+// measure records the clone's size on disk; the lock must be held.
+func (r *repo) measure() { r.size.Store(dirSize(r.path)) }
+
+// drop forgets and removes the clone; the lock must be held. A failed
+// removal is healed by open, which resets what it cannot use.
+func (r *repo) drop() {
+	r.store = nil
+	_ = os.RemoveAll(r.path)
+	r.size.Store(dirSize(r.path))
 }
 
 // open opens the bare clone, creating an empty one when there is none (the
-// first fetch then brings the whole history) and starting over when the
+// first fetch then brings the history) and starting over when the
 // directory holds no usable repository.
 func (r *repo) open() error {
 	if r.store != nil {
 		return nil
 	}
-	st := filesystem.NewStorage(osfs.New(r.path), cache.NewObjectLRUDefault())
+	defer r.measure()
+	st := newStorage(r.path)
 	if _, err := git.Open(st, nil); err == nil {
 		r.store = st
 		return nil
@@ -335,12 +514,16 @@ func (r *repo) open() error {
 	if err := os.RemoveAll(r.path); err != nil {
 		return fmt.Errorf("reset clone: %w", err)
 	}
-	st = filesystem.NewStorage(osfs.New(r.path), cache.NewObjectLRUDefault())
+	st = newStorage(r.path)
 	if _, err := git.Init(st, nil); err != nil {
 		return fmt.Errorf("init clone: %w", err)
 	}
 	r.store = st
 	return nil
+}
+
+func newStorage(dir string) *filesystem.Storage {
+	return filesystem.NewStorage(osfs.New(dir), cache.NewObjectLRU(objectCacheSize))
 }
 
 // compact drops a clone that has collected too many packs; see
@@ -353,9 +536,7 @@ func (r *repo) compact(maxPacks int) {
 	if err != nil || len(packs) <= maxPacks {
 		return
 	}
-	r.store = nil
-	// A failed removal is healed by open, which resets what it cannot use.
-	_ = os.RemoveAll(r.path)
+	r.drop()
 }
 
 // session is what one Update needs to talk to the remote.
@@ -374,9 +555,9 @@ func (c *Cache) update(ctx context.Context, r *repo, url string, req UpdateReque
 	if err != nil {
 		return Commit{}, err
 	}
-	tr, err := client.NewClient(ep)
+	tr, err := c.transportFor(ep)
 	if err != nil {
-		return Commit{}, fmt.Errorf("%w: %v", ErrInvalidRequest, err)
+		return Commit{}, err
 	}
 	s := session{tr: tr, ep: ep, auth: auth}
 	if err := r.open(); err != nil {
@@ -390,7 +571,7 @@ func (c *Cache) update(ctx context.Context, r *repo, url string, req UpdateReque
 	var rejected *RejectedError
 	var rejectedOld plumbing.Hash
 	for attempt := 1; ; attempt++ {
-		tips, err := r.fetch(ctx, s, base, target)
+		tips, err := r.fetch(ctx, s, c.limits(r), base, target)
 		if err != nil {
 			return Commit{}, err
 		}
@@ -404,7 +585,7 @@ func (c *Cache) update(ctx context.Context, r *repo, url string, req UpdateReque
 			// branch protection said no, and will say no again.
 			return Commit{}, rejected
 		}
-		p, err := r.plan(req, c.opts.Now(), baseTip, old, target != base)
+		p, err := r.plan(ctx, req, c.opts, baseTip, old, target != base)
 		if err != nil {
 			return Commit{}, err
 		}
@@ -436,6 +617,16 @@ func (c *Cache) update(ctx context.Context, r *repo, url string, req UpdateReque
 	}
 }
 
+// limits are the bounds of the next fetch into r.
+func (c *Cache) limits(r *repo) limits {
+	return limits{
+		budget:     c.opts.MaxRepoSize - max(r.size.Load(), 0),
+		maxRepo:    c.opts.MaxRepoSize,
+		maxObject:  c.opts.MaxObjectSize,
+		maxObjects: uint32(c.opts.MaxObjects),
+	}
+}
+
 // wait sleeps for the jittered, doubling backoff of an attempt, or until ctx
 // ends. The jitter keeps writers that lost the same race from colliding again.
 func (c *Cache) wait(ctx context.Context, attempt int) error {
@@ -457,12 +648,14 @@ func (c *Cache) wait(ctx context.Context, attempt int) error {
 // fetch asks the remote for the given branches, downloads the objects the
 // clone lacks, and points the clone's branches at the remote's tips. It
 // returns the tips of the branches the remote has.
-func (r *repo) fetch(ctx context.Context, s session, names ...plumbing.ReferenceName) (map[plumbing.ReferenceName]plumbing.Hash, error) {
-	sess, err := s.tr.NewUploadPackSession(s.ep, s.auth)
+func (r *repo) fetch(ctx context.Context, s session, lim limits, names ...plumbing.ReferenceName) (map[plumbing.ReferenceName]plumbing.Hash, error) {
+	sess, err := openSession(ctx, s.ep, func() (transport.UploadPackSession, error) {
+		return s.tr.NewUploadPackSession(s.ep, s.auth)
+	})
 	if err != nil {
 		return nil, classify("fetch", err)
 	}
-	defer sess.Close()
+	defer closeSession(ctx, sess)
 	ar, err := sess.AdvertisedReferencesContext(ctx)
 	if err != nil {
 		return nil, classify("fetch", err)
@@ -491,9 +684,25 @@ func (r *repo) fetch(ctx context.Context, s session, names ...plumbing.Reference
 		if ar.Capabilities.Supports(capability.NoProgress) {
 			_ = req.Capabilities.Set(capability.NoProgress)
 		}
+		if ar.Capabilities.Supports(capability.Shallow) {
+			// Only the history ChangedSince can walk: older commits cost
+			// disk and fetch time and are never read.
+			_ = req.Capabilities.Set(capability.Shallow)
+			req.Depth = packp.DepthCommits(fetchDepth)
+			if req.Shallows, err = r.store.Shallow(); err != nil {
+				return nil, fmt.Errorf("fetch: read shallow commits: %w", err)
+			}
+		}
 		req.Wants = wants
 		req.Haves = r.haves()
-		if err := r.download(ctx, sess, req); err != nil {
+		if err := r.download(ctx, sess, req, lim); err != nil {
+			if errors.Is(err, ErrRepoTooLarge) {
+				// Remove what was fetched: the clone is over the
+				// limit or holds a partial pack.
+				r.drop()
+			} else {
+				r.removeTempPacks()
+			}
 			return nil, err
 		}
 	}
@@ -509,7 +718,7 @@ func (r *repo) fetch(ctx context.Context, s session, names ...plumbing.Reference
 	return tips, nil
 }
 
-func (r *repo) download(ctx context.Context, sess transport.UploadPackSession, req *packp.UploadPackRequest) (err error) {
+func (r *repo) download(ctx context.Context, sess transport.UploadPackSession, req *packp.UploadPackRequest, lim limits) (err error) {
 	reader, err := sess.UploadPack(ctx, req)
 	if errors.Is(err, transport.ErrEmptyUploadPackRequest) {
 		return nil
@@ -529,8 +738,36 @@ func (r *repo) download(ctx context.Context, sess transport.UploadPackSession, r
 	case req.Capabilities.Supports(capability.Sideband):
 		pack = sideband.NewDemuxer(sideband.Sideband, reader)
 	}
-	if err := packfile.UpdateObjectStorage(r.store, pack); err != nil {
+	guard := newPackGuard(pack, lim)
+	err = packfile.UpdateObjectStorage(r.store, guard)
+	if gerr := guard.close(); gerr != nil && errors.Is(gerr, ErrRepoTooLarge) {
+		return fmt.Errorf("fetch: %w", gerr)
+	}
+	if err != nil {
 		return fmt.Errorf("fetch: store pack: %w", err)
+	}
+	if len(reader.Shallows) > 0 {
+		if err := r.addShallows(reader.Shallows); err != nil {
+			return fmt.Errorf("fetch: %w", err)
+		}
+	}
+	return nil
+}
+
+// addShallows records the commits whose parents the clone lacks, so that
+// the next fetch tells the server where the history stops.
+func (r *repo) addShallows(hs []plumbing.Hash) error {
+	have, err := r.store.Shallow()
+	if err != nil {
+		return fmt.Errorf("read shallow commits: %w", err)
+	}
+	for _, h := range hs {
+		if !slices.Contains(have, h) {
+			have = append(have, h)
+		}
+	}
+	if err := r.store.SetShallow(have); err != nil {
+		return fmt.Errorf("write shallow commits: %w", err)
 	}
 	return nil
 }
@@ -583,14 +820,15 @@ type plan struct {
 // already holds the change. With a push branch that exists, the edit runs on
 // its tip too, so that a re-run finds the change there instead of stacking a
 // second commit, and a new commit goes on top of what is there.
-func (r *repo) plan(req UpdateRequest, now time.Time, baseTip, targetTip plumbing.Hash, separate bool) (plan, error) {
-	p, err := r.edit(req, now, baseTip)
+func (r *repo) plan(ctx context.Context, req UpdateRequest, opts Options, baseTip, targetTip plumbing.Hash, separate bool) (plan, error) {
+	now := opts.Now()
+	p, err := r.edit(ctx, req, opts, now, baseTip)
 	if err != nil || !p.created {
 		p.branch = plumbing.NewBranchReferenceName(req.Branch)
 		return p, err
 	}
 	if separate && !targetTip.IsZero() {
-		p, err = r.edit(req, now, targetTip)
+		p, err = r.edit(ctx, req, opts, now, targetTip)
 		if err != nil || !p.created {
 			p.branch = plumbing.NewBranchReferenceName(req.PushBranch)
 			return p, err
@@ -601,7 +839,7 @@ func (r *repo) plan(req UpdateRequest, now time.Time, baseTip, targetTip plumbin
 
 // edit runs the edit function on a commit's tree and, when files changed,
 // builds the new trees and the commit in a memory store.
-func (r *repo) edit(req UpdateRequest, now time.Time, tip plumbing.Hash) (plan, error) {
+func (r *repo) edit(ctx context.Context, req UpdateRequest, opts Options, now time.Time, tip plumbing.Hash) (plan, error) {
 	parent, err := object.GetCommit(r.store, tip)
 	if err != nil {
 		return plan{}, fmt.Errorf("read commit %s: %w", tip, err)
@@ -611,7 +849,8 @@ func (r *repo) edit(req UpdateRequest, now time.Time, tip plumbing.Hash) (plan, 
 		return plan{}, fmt.Errorf("read tree of %s: %w", tip, err)
 	}
 	fs := newTreeFS(r.store, root)
-	msg, err := req.Edit(fs, history{tip: parent})
+	fs.maxFile = opts.MaxFileSize
+	msg, err := runEdit(ctx, req, fs, history{tip: parent})
 	if err != nil {
 		return plan{}, fmt.Errorf("%w: %w", ErrEdit, err)
 	}
@@ -664,6 +903,18 @@ func (r *repo) edit(req UpdateRequest, now time.Time, tip plumbing.Hash) (plan, 
 	return plan{created: true, commit: h, objects: objs, hashes: hashes, files: files}, nil
 }
 
+// runEdit runs the edit function and turns its panic into an error. The
+// clone is intact then (the edit saw only the tree file system), so unlike a
+// panic in the Git code it is kept.
+func runEdit(ctx context.Context, req UpdateRequest, fs *treeFS, h History) (msg string, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			msg, err = "", panicError(ctx, "edit of "+SanitizeURL(req.URL), p, append(req.Auth.secrets(), urlSecrets(req.URL)...))
+		}
+	}()
+	return req.Edit(fs, h)
+}
+
 // errMoved: the branch is no longer where the commit was built.
 var errMoved = errors.New("branch moved")
 
@@ -671,11 +922,13 @@ var errMoved = errors.New("branch moved")
 // (zero: create it) to the new commit. The remote applies the update only if
 // target still points at old.
 func (r *repo) push(ctx context.Context, s session, target plumbing.ReferenceName, old plumbing.Hash, p plan) error {
-	sess, err := s.tr.NewReceivePackSession(s.ep, s.auth)
+	sess, err := openSession(ctx, s.ep, func() (transport.ReceivePackSession, error) {
+		return s.tr.NewReceivePackSession(s.ep, s.auth)
+	})
 	if err != nil {
 		return classify("push", err)
 	}
-	defer sess.Close()
+	defer closeSession(ctx, sess)
 	caps := capability.NewList()
 	if s.ep.Protocol == "http" || s.ep.Protocol == "https" {
 		// Smart HTTP is stateless: the push needs no ref advertisement

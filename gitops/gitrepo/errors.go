@@ -22,7 +22,43 @@ var (
 	// ErrEdit marks an error returned by the edit function; its cause is
 	// wrapped next to it.
 	ErrEdit = errors.New("edit failed")
+	// ErrTimeout means a fetch or push did not finish within
+	// Options.Timeout (or the caller's deadline), or the server stopped
+	// answering. It is transient. The error also matches
+	// context.DeadlineExceeded when the deadline was the cause.
+	ErrTimeout = errors.New("git operation timed out")
+	// ErrRepoTooLarge means a fetch would take the clone past
+	// Options.MaxRepoSize, or the repository holds an object or a number
+	// of objects this process will not index. The clone is removed; only
+	// a smaller repository (or a higher limit) helps.
+	ErrRepoTooLarge = errors.New("repository too large")
+	// ErrFileTooLarge is returned by the edit's file system for a file
+	// larger than Options.MaxFileSize; the file is kept as it is in Git.
+	ErrFileTooLarge = errors.New("file too large")
+	// ErrPanic means the edit function or the Git code of an Update
+	// panicked. The panic was recovered: the repository is usable again by
+	// the next Update, and no other repository was affected.
+	ErrPanic = errors.New("panic during git update")
 )
+
+// limitError is a size limit that was hit, with a message that names the
+// limit; it matches its sentinel with errors.Is.
+type limitError struct {
+	sentinel error
+	msg      string
+}
+
+func (e *limitError) Error() string        { return e.msg }
+func (e *limitError) Is(target error) bool { return target == e.sentinel }
+
+// mib formats a byte count for a message: whole MiB when it is one.
+func mib(n int64) string {
+	const m = 1 << 20
+	if n >= m && n%m == 0 {
+		return fmt.Sprintf("%d MiB", n/m)
+	}
+	return fmt.Sprintf("%d bytes", n)
+}
 
 // RejectedError is the remote refusing a push for a reason other than a
 // moved branch, such as a protected branch or a pre-receive hook. Retrying

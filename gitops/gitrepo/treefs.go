@@ -3,6 +3,7 @@ package gitrepo
 import (
 	"fmt"
 	"io"
+	"os"
 	"path"
 	"path/filepath"
 	"slices"
@@ -16,11 +17,14 @@ import (
 )
 
 // treeFS is a kustomize FileSystem that reads a Git tree lazily: a directory's
-// files are copied from the object store into an in-memory file system the
-// first time a path in (or under) that directory is touched. An edit of one
+// entries are copied from the object store into an in-memory file system the
+// first time a path in (or under) that directory is touched, and a file's
+// content is read only when the file is read (ReadFile, Open). An edit of one
 // manifest in a repository of tens of thousands of files therefore reads only
-// the few directories the edit and the kustomize render look at, and never
-// needs a checked-out work tree.
+// the few trees and files the edit and the kustomize render look at, a large
+// file next to the manifest is never read, and no work tree is checked out.
+// A file larger than maxFile cannot be read (ErrFileTooLarge); it is written
+// back as it was.
 //
 // Paths are rooted at the repository root: "/apps/web/app.yaml" and
 // "apps/web/app.yaml" name the same file.
@@ -41,12 +45,24 @@ type treeFS struct {
 	loaded map[string]bool
 	// shown holds the absolute paths of Git entries copied into mem.
 	shown map[string]bool
+	// unread maps the absolute path of a file that mem holds only as an
+	// empty stand-in to its Git blob. Writing the file, or removing it,
+	// takes it out; reading it reads the blob into mem first.
+	unread map[string]*blobRef
+	// maxFile is the largest file a read returns.
+	maxFile int64
 	// err is the first error met while loading, surfaced after the edit
 	// because several FileSystem methods cannot return one.
 	err error
 }
 
 var _ filesys.FileSystem = (*treeFS)(nil)
+
+// blobRef is a file not read yet: its blob, and its size once asked for.
+type blobRef struct {
+	hash plumbing.Hash
+	size int64 // -1 until known
+}
 
 func newTreeFS(store storer.EncodedObjectStorer, root *object.Tree) *treeFS {
 	fs := &treeFS{
@@ -56,6 +72,8 @@ func newTreeFS(store storer.EncodedObjectStorer, root *object.Tree) *treeFS {
 		decoded: map[string]*object.Tree{},
 		loaded:  map[string]bool{},
 		shown:   map[string]bool{},
+		unread:  map[string]*blobRef{},
+		maxFile: DefaultMaxFileSize,
 	}
 	if root != nil {
 		fs.trees["/"] = root.Hash
@@ -105,14 +123,12 @@ func (fs *treeFS) load(dir string) error {
 			fs.trees[child] = e.Hash
 			fs.shown[child] = true
 		case filemode.Regular, filemode.Executable, filemode.Deprecated:
-			data, err := readBlob(fs.store, e.Hash)
-			if err != nil {
-				return fmt.Errorf("read %s: %w", child, err)
-			}
-			if err := fs.mem.WriteFile(child, data); err != nil {
+			// An empty stand-in: the content is read on first read.
+			if err := fs.mem.WriteFile(child, nil); err != nil {
 				continue // a name mem cannot hold; the entry is kept as is
 			}
 			fs.shown[child] = true
+			fs.unread[child] = &blobRef{hash: e.Hash, size: -1}
 		}
 	}
 	return nil
@@ -165,9 +181,67 @@ func (fs *treeFS) ensureAll(p string) {
 	walk(p)
 }
 
+// blobSize is the size of an unread file, from the object's header.
+func (fs *treeFS) blobSize(b *blobRef) (int64, error) {
+	if b.size < 0 {
+		n, err := fs.store.EncodedObjectSize(b.hash)
+		if err != nil {
+			return 0, err
+		}
+		b.size = n
+	}
+	return b.size, nil
+}
+
+// read fills mem with the content of p when p is an unread file.
+func (fs *treeFS) read(p string) error {
+	p = abs(p)
+	b, ok := fs.unread[p]
+	if !ok {
+		return nil
+	}
+	size, err := fs.blobSize(b)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", p, err)
+	}
+	if size > fs.maxFile {
+		return &limitError{ErrFileTooLarge, fmt.Sprintf("%s is %s, more than the %s a file may have to be read",
+			strings.TrimPrefix(p, "/"), mib(size), mib(fs.maxFile))}
+	}
+	data, err := readBlob(fs.store, b.hash, fs.maxFile)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", p, err)
+	}
+	if err := fs.mem.WriteFile(p, data); err != nil {
+		return err
+	}
+	delete(fs.unread, p)
+	return nil
+}
+
+// forget takes p (with all, also everything under it) out of unread once
+// mem's copy was replaced or removed: the old content is never needed then.
+func (fs *treeFS) forget(p string, all bool) {
+	p = abs(p)
+	delete(fs.unread, p)
+	if !all {
+		return
+	}
+	prefix := strings.TrimSuffix(p, "/") + "/"
+	for k := range fs.unread {
+		if strings.HasPrefix(k, prefix) {
+			delete(fs.unread, k)
+		}
+	}
+}
+
 func (fs *treeFS) Create(p string) (filesys.File, error) {
 	fs.ensure(p)
-	return fs.mem.Create(p)
+	f, err := fs.mem.Create(p)
+	if err == nil {
+		fs.forget(p, false)
+	}
+	return f, err
 }
 
 func (fs *treeFS) Mkdir(p string) error {
@@ -184,11 +258,18 @@ func (fs *treeFS) MkdirAll(p string) error {
 // every entry that went away.
 func (fs *treeFS) RemoveAll(p string) error {
 	fs.ensureAll(p)
-	return fs.mem.RemoveAll(p)
+	if err := fs.mem.RemoveAll(p); err != nil {
+		return err
+	}
+	fs.forget(p, true)
+	return nil
 }
 
 func (fs *treeFS) Open(p string) (filesys.File, error) {
 	fs.ensure(p)
+	if err := fs.read(p); err != nil {
+		return nil, err
+	}
 	return fs.mem.Open(p)
 }
 
@@ -225,20 +306,50 @@ func (fs *treeFS) Glob(pattern string) ([]string, error) {
 
 func (fs *treeFS) ReadFile(p string) ([]byte, error) {
 	fs.ensure(p)
+	if err := fs.read(p); err != nil {
+		return nil, err
+	}
 	return fs.mem.ReadFile(p)
 }
 
 func (fs *treeFS) WriteFile(p string, data []byte) error {
 	fs.ensure(p)
-	return fs.mem.WriteFile(p, data)
+	if err := fs.mem.WriteFile(p, data); err != nil {
+		return err
+	}
+	fs.forget(p, false)
+	return nil
 }
 
+// Walk reports the Git sizes of files not read yet, whose stand-ins in mem
+// are empty.
 func (fs *treeFS) Walk(p string, walkFn filepath.WalkFunc) error {
 	fs.ensureAll(p)
-	return fs.mem.Walk(p, walkFn)
+	return fs.mem.Walk(p, func(name string, info os.FileInfo, err error) error {
+		if err == nil && info != nil && !info.IsDir() {
+			if b, ok := fs.unread[abs(name)]; ok {
+				size, serr := fs.blobSize(b)
+				if serr != nil {
+					return walkFn(name, info, fmt.Errorf("read %s: %w", name, serr))
+				}
+				info = sizedInfo{FileInfo: info, size: size}
+			}
+		}
+		return walkFn(name, info, err)
+	})
 }
 
-func readBlob(s storer.EncodedObjectStorer, h plumbing.Hash) ([]byte, error) {
+// sizedInfo is a FileInfo with another size.
+type sizedInfo struct {
+	os.FileInfo
+	size int64
+}
+
+func (i sizedInfo) Size() int64 { return i.size }
+
+// readBlob reads a blob of at most limit bytes; the object's header was
+// checked before, and the limit holds even if the header lied.
+func readBlob(s storer.EncodedObjectStorer, h plumbing.Hash, limit int64) ([]byte, error) {
 	obj, err := s.EncodedObject(plumbing.BlobObject, h)
 	if err != nil {
 		return nil, err
@@ -248,7 +359,14 @@ func readBlob(s storer.EncodedObjectStorer, h plumbing.Hash) ([]byte, error) {
 		return nil, err
 	}
 	defer r.Close()
-	return io.ReadAll(r)
+	data, err := io.ReadAll(io.LimitReader(r, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(data)) > limit {
+		return nil, &limitError{ErrFileTooLarge, fmt.Sprintf("blob %s is more than %s", h, mib(limit))}
+	}
+	return data, nil
 }
 
 // objectWriter receives the objects of a new tree.
@@ -313,6 +431,11 @@ func (fs *treeFS) writeDir(w objectWriter, dir string, orig *object.Tree, origHa
 			if !empty {
 				entries[name] = object.TreeEntry{Name: name, Mode: filemode.Dir, Hash: h}
 			}
+			continue
+		}
+		if _, ok := fs.unread[child]; ok && origEntry != nil {
+			// Never read, so never changed: the blob stays as it is.
+			entries[name] = *origEntry
 			continue
 		}
 		data, err := fs.mem.ReadFile(child)
