@@ -571,7 +571,7 @@ func (c *Cache) update(ctx context.Context, r *repo, url string, req UpdateReque
 	var rejected *RejectedError
 	var rejectedOld plumbing.Hash
 	for attempt := 1; ; attempt++ {
-		tips, err := r.fetch(ctx, s, c.limits(r), base, target)
+		tips, err := r.fetch(ctx, s, c.limits(), base, target)
 		if err != nil {
 			return Commit{}, err
 		}
@@ -617,10 +617,9 @@ func (c *Cache) update(ctx context.Context, r *repo, url string, req UpdateReque
 	}
 }
 
-// limits are the bounds of the next fetch into r.
-func (c *Cache) limits(r *repo) limits {
+// limits are the bounds of a fetch; download sets the budget.
+func (c *Cache) limits() limits {
 	return limits{
-		budget:     c.opts.MaxRepoSize - max(r.size.Load(), 0),
 		maxRepo:    c.opts.MaxRepoSize,
 		maxObject:  c.opts.MaxObjectSize,
 		maxObjects: uint32(c.opts.MaxObjects),
@@ -738,6 +737,9 @@ func (r *repo) download(ctx context.Context, sess transport.UploadPackSession, r
 	case req.Capabilities.Supports(capability.Sideband):
 		pack = sideband.NewDemuxer(sideband.Sideband, reader)
 	}
+	// Measured now, not at the start of the Update: a retried push
+	// fetches again, and each fetch adds a pack.
+	lim.budget = lim.maxRepo - dirSize(r.path)
 	guard := newPackGuard(pack, lim)
 	err = packfile.UpdateObjectStorage(r.store, guard)
 	if gerr := guard.close(); gerr != nil && errors.Is(gerr, ErrRepoTooLarge) {

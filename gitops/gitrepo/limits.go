@@ -1,6 +1,7 @@
 package gitrepo
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -18,7 +19,7 @@ import (
 // limits are the bounds one fetch is held to.
 type limits struct {
 	// budget is how many pack bytes the fetch may bring: MaxRepoSize less
-	// what the clone already holds.
+	// what the clone holds when the pack starts.
 	budget int64
 	// maxRepo is MaxRepoSize, for the message.
 	maxRepo int64
@@ -295,7 +296,11 @@ func (c *Cache) evict(ctx context.Context) {
 	if err != nil {
 		return
 	}
-	var clones []*repo
+	type clone struct {
+		r    *repo
+		used int64
+	}
+	var clones []clone
 	var total int64
 	for _, e := range entries {
 		if !e.IsDir() {
@@ -316,14 +321,17 @@ func (c *Cache) evict(ctx context.Context) {
 			r.release()
 		}
 		total += r.size.Load()
-		clones = append(clones, r)
+		// A snapshot: an Update ending meanwhile must not change the
+		// order under the sort.
+		clones = append(clones, clone{r, r.used.Load()})
 	}
 	if total <= c.opts.MaxCacheSize {
 		return
 	}
-	slices.SortFunc(clones, func(a, b *repo) int { return int(min(max(a.used.Load()-b.used.Load(), -1), 1)) })
+	slices.SortFunc(clones, func(a, b clone) int { return cmp.Compare(a.used, b.used) })
 	log := logr.FromContextOrDiscard(ctx)
-	for _, r := range clones {
+	for _, cl := range clones {
+		r := cl.r
 		if total <= c.opts.MaxCacheSize {
 			return
 		}
