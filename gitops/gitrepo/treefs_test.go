@@ -1,6 +1,10 @@
 package gitrepo
 
 import (
+	"bytes"
+	"errors"
+	"io"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -8,6 +12,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/object"
+	"github.com/go-git/go-git/v5/plumbing/storer"
 	"github.com/go-git/go-git/v5/storage/memory"
 	"sigs.k8s.io/kustomize/api/krusty"
 )
@@ -186,6 +191,166 @@ func withOddEntry(t *testing.T, store *memory.Storage, root *object.Tree) *objec
 	}
 	rh, _ := store.SetEncodedObject(robj)
 	tree, err := object.GetTree(store, rh)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tree
+}
+
+// countingStorer counts the bytes read through the readers of the objects it
+// hands out.
+type countingStorer struct {
+	storer.EncodedObjectStorer
+	read *int64
+}
+
+func (s countingStorer) EncodedObject(t plumbing.ObjectType, h plumbing.Hash) (plumbing.EncodedObject, error) {
+	obj, err := s.EncodedObjectStorer.EncodedObject(t, h)
+	if err != nil {
+		return nil, err
+	}
+	return countingObject{EncodedObject: obj, read: s.read}, nil
+}
+
+type countingObject struct {
+	plumbing.EncodedObject
+	read *int64
+}
+
+func (o countingObject) Reader() (io.ReadCloser, error) {
+	r, err := o.EncodedObject.Reader()
+	if err != nil {
+		return nil, err
+	}
+	return countingReadCloser{ReadCloser: r, read: o.read}, nil
+}
+
+type countingReadCloser struct {
+	io.ReadCloser
+	read *int64
+}
+
+func (r countingReadCloser) Read(p []byte) (int, error) {
+	n, err := r.ReadCloser.Read(p)
+	*r.read += int64(n)
+	return n, err
+}
+
+// TestTreeFSReadsOnlyWhatIsRead edits a manifest next to a 50 MiB file at the
+// repository root, lists and walks the root as a render would: the large
+// blob is never read, and the written tree keeps it as it was.
+func TestTreeFSReadsOnlyWhatIsRead(t *testing.T) {
+	store := memory.NewStorage()
+	large := bytes.Repeat([]byte("0123456789abcdef"), 50<<16) // 50 MiB
+	root := buildTree(t, store, map[string]string{
+		"kustomization.yaml": "resources:\n- apps/web/app.yaml\n",
+		"apps/web/app.yaml":  appYAML,
+		"README.md":          "hi\n",
+	})
+	root = withFile(t, store, root, "large.bin", large)
+	var read int64
+	fs := newTreeFS(countingStorer{EncodedObjectStorer: store, read: &read}, root)
+
+	if _, err := setImage("ghcr.io/acme/web:v2")(fs, nil); err != nil {
+		t.Fatal(err)
+	}
+	names, err := fs.ReadDir("/")
+	if err != nil || !slices.Contains(names, "large.bin") || !fs.Exists("large.bin") || fs.IsDir("large.bin") {
+		t.Fatalf("root lists %v (%v); large.bin must be there as a file", names, err)
+	}
+	var walkedSize int64
+	if err := fs.Walk("/", func(p string, info os.FileInfo, err error) error {
+		if err == nil && strings.HasSuffix(p, "large.bin") {
+			walkedSize = info.Size()
+		}
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if walkedSize != int64(len(large)) {
+		t.Fatalf("Walk reports large.bin with %d bytes, want %d", walkedSize, len(large))
+	}
+	out := memory.NewStorage()
+	h, changed, files, err := fs.writeTree(out)
+	if err != nil || !changed || strings.Join(files, ",") != "apps/web/app.yaml" {
+		t.Fatalf("writeTree: %v changed=%v files=%v", err, changed, files)
+	}
+	t.Logf("read %d bytes of blobs", read)
+	if read >= 1<<20 {
+		t.Fatalf("read %d bytes of blobs for a one-file edit; the 50 MiB file was read", read)
+	}
+	for _, obj := range out.ObjectStorage.Objects {
+		if _, err := store.SetEncodedObject(obj); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tree, err := object.GetTree(store, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	orig, _ := root.FindEntry("large.bin")
+	kept, err := tree.FindEntry("large.bin")
+	if err != nil || kept.Hash != orig.Hash || kept.Mode != orig.Mode {
+		t.Fatalf("large.bin became %+v (%v), want %+v", kept, err, orig)
+	}
+	app, _ := tree.File("apps/web/app.yaml")
+	if content, _ := app.Contents(); !strings.Contains(content, "image: ghcr.io/acme/web:v2 #") {
+		t.Fatalf("app.yaml is\n%s", content)
+	}
+}
+
+// TestTreeFSFileTooLarge: a file above the cap cannot be read, by ReadFile
+// or Open, and stays in the tree as it was; a file written over it is
+// written.
+func TestTreeFSFileTooLarge(t *testing.T) {
+	store := memory.NewStorage()
+	root := buildTree(t, store, map[string]string{"a/big.yaml": strings.Repeat("x", 2048), "a/small.yaml": "s: 1\n"})
+	fs := newTreeFS(store, root)
+	fs.maxFile = 1024
+	if _, err := fs.ReadFile("a/big.yaml"); !errors.Is(err, ErrFileTooLarge) || !strings.Contains(err.Error(), "a/big.yaml is 2048 bytes") {
+		t.Fatalf("ReadFile: %v, want ErrFileTooLarge naming the file", err)
+	}
+	if _, err := fs.Open("/a/big.yaml"); !errors.Is(err, ErrFileTooLarge) {
+		t.Fatalf("Open: %v, want ErrFileTooLarge", err)
+	}
+	if data, err := fs.ReadFile("a/small.yaml"); err != nil || string(data) != "s: 1\n" {
+		t.Fatalf("small file: %q %v", data, err)
+	}
+	h, changed, _, err := fs.writeTree(store)
+	if err != nil || changed || h != root.Hash {
+		t.Fatalf("reading changed the tree: %v %v", changed, err)
+	}
+	if err := fs.WriteFile("a/big.yaml", []byte("replaced\n")); err != nil {
+		t.Fatal(err)
+	}
+	h, changed, files, err := fs.writeTree(store)
+	if err != nil || !changed || strings.Join(files, ",") != "a/big.yaml" {
+		t.Fatalf("writeTree after overwrite: %v %v %v", changed, files, err)
+	}
+	tree, _ := object.GetTree(store, h)
+	f, _ := tree.File("a/big.yaml")
+	if c, _ := f.Contents(); c != "replaced\n" {
+		t.Fatalf("a/big.yaml = %q", c)
+	}
+}
+
+// withFile adds a file with the given content at the root of a tree.
+func withFile(t *testing.T, store *memory.Storage, root *object.Tree, name string, data []byte) *object.Tree {
+	t.Helper()
+	if err := writeBlob(store, data); err != nil {
+		t.Fatal(err)
+	}
+	entries := map[string]object.TreeEntry{name: {Name: name, Mode: filemode.Regular, Hash: plumbing.ComputeHash(plumbing.BlobObject, data)}}
+	for _, e := range root.Entries {
+		entries[e.Name] = e
+	}
+	nr := &object.Tree{Entries: sortedEntries(entries)}
+	obj := store.NewEncodedObject()
+	if err := nr.Encode(obj); err != nil {
+		t.Fatal(err)
+	}
+	h, _ := store.SetEncodedObject(obj)
+	tree, err := object.GetTree(store, h)
 	if err != nil {
 		t.Fatal(err)
 	}
