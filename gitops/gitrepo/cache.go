@@ -69,7 +69,7 @@ const (
 	DefaultMaxCacheSize  = 2 << 30
 	DefaultMaxFileSize   = 4 << 20
 	DefaultMaxObjectSize = 64 << 20
-	DefaultMaxObjects    = 1_000_000
+	DefaultMaxObjects    = 250_000
 	maxBackoff           = 5 * time.Second
 	// objectCacheSize bounds the decoded objects each clone keeps in memory
 	// between Updates. go-git's default (96 MiB) is per clone, and a Cache
@@ -116,10 +116,11 @@ type Options struct {
 	// gigabytes. A pack with a larger object fails with ErrRepoTooLarge.
 	// Default DefaultMaxObjectSize.
 	MaxObjectSize int64
-	// MaxObjects bounds the objects of one fetched pack (go-git keeps an
-	// index entry of a few hundred bytes per object in memory while it
-	// indexes). Past it the fetch fails with ErrRepoTooLarge. Default
-	// DefaultMaxObjects.
+	// MaxObjects bounds the objects of one fetched pack: go-git keeps an
+	// index entry per object in memory while it indexes a pack (measured:
+	// a 200,000-object clone peaks at 88 MiB of heap, about 450 bytes per
+	// object). Past it the fetch fails with ErrRepoTooLarge. Default
+	// DefaultMaxObjects, about 110 MiB of index.
 	MaxObjects int
 	// MaxCacheSize bounds the bytes all clones under Dir take together.
 	// After each Update, whole clones are removed, least recently used
