@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
+	"time"
 
 	ctrl "sigs.k8s.io/controller-runtime"
 
@@ -15,9 +17,10 @@ import (
 	"github.com/atzedevries/canaryop/gitops/gitrepo"
 )
 
-// gitOptions are the platform admin's settings for Git write-back. The
-// CanaryApp author chooses where to write (spec.gitops); the admin chooses
-// with which credentials and as which author.
+// gitOptions are the platform admin's settings for Git write-back. Where an
+// app may write is never the author's word alone: the managing Argo CD
+// Application proves it, or the admin's credential Secret scopes it to the
+// app's namespace (package gitops/credentials).
 type gitOptions struct {
 	enabled         bool
 	cacheDir        string
@@ -25,8 +28,11 @@ type gitOptions struct {
 	authorEmail     string
 	credentialsNS   string
 	argocdNamespace string
+	argocdAppNS     string
 	signingKeyFile  string
 	passphraseFile  string
+	concurrency     int
+	timeout         time.Duration
 }
 
 func (o *gitOptions) bind(fs *flag.FlagSet) {
@@ -35,7 +41,10 @@ func (o *gitOptions) bind(fs *flag.FlagSet) {
 	fs.StringVar(&o.authorName, "git-author-name", gitops.DefaultAuthor.Name, "Author name of write-back commits.")
 	fs.StringVar(&o.authorEmail, "git-author-email", gitops.DefaultAuthor.Email, "Author email of write-back commits.")
 	fs.StringVar(&o.credentialsNS, "git-credentials-namespace", "", "Namespace of the Git credential Secrets (label canary.atze.io/git-credentials=true). Default: $POD_NAMESPACE, else canaryop-system.")
-	fs.StringVar(&o.argocdNamespace, "argocd-namespace", argocd.DefaultNamespace, "Namespace of the Argo CD Applications used to discover a CanaryApp's repository and path.")
+	fs.StringVar(&o.argocdNamespace, "argocd-namespace", argocd.DefaultNamespace, "Namespace of the Argo CD Applications that prove where a CanaryApp's manifest lives.")
+	fs.StringVar(&o.argocdAppNS, "argocd-application-namespaces", "", "Comma-separated further namespaces whose Argo CD Applications (apps in any namespace) may prove a CanaryApp's location.")
+	fs.IntVar(&o.concurrency, "write-back-concurrency", 2, "Git write-backs run at once, in a worker pool apart from the canary analysis.")
+	fs.DurationVar(&o.timeout, "write-back-timeout", 3*time.Minute, "Deadline of one write-back attempt (fetch, edit, push, pull request).")
 	fs.StringVar(&o.signingKeyFile, "git-signing-key-file", "", "ASCII-armored OpenPGP private key (e.g. a mounted Secret) to sign write-back commits with; empty: unsigned.")
 	fs.StringVar(&o.passphraseFile, "git-signing-passphrase-file", "", "File holding the passphrase of --git-signing-key-file, if it is encrypted.")
 }
@@ -65,7 +74,7 @@ func (o *gitOptions) writer(mgr ctrl.Manager) (gitops.Writer, error) {
 	w, err := gitops.New(gitops.Options{
 		Cache:       cache,
 		Credentials: credentials.New(mgr.GetAPIReader(), ns),
-		Discoverer:  argocd.New(mgr.GetAPIReader(), o.argocdNamespace),
+		Discoverer:  argocd.New(mgr.GetAPIReader(), o.argocdNamespace, strings.Split(o.argocdAppNS, ",")...),
 		Author:      gitrepo.Author{Name: o.authorName, Email: o.authorEmail},
 		Signer:      signer,
 	})

@@ -78,6 +78,8 @@ func main() {
 		Metrics:                 metrics.NewPrometheus(),
 		Writer:                  writer,
 		MaxConcurrentReconciles: concurrency,
+		WriteBackConcurrency:    gitFlags.concurrency,
+		WriteBackTimeout:        gitFlags.timeout,
 	}
 	if err := r.SetupWithManager(mgr); err != nil {
 		log.Error(err, "Setting up the CanaryApp controller")

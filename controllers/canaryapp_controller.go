@@ -58,9 +58,14 @@ type CanaryAppReconciler struct {
 	PullRequestPoll time.Duration
 	// MaxConcurrentReconciles bounds parallel reconciles; 4 when zero.
 	MaxConcurrentReconciles int
+	// WriteBackConcurrency bounds parallel Git write-backs, which run in a
+	// controller of their own; 2 when zero.
+	WriteBackConcurrency int
+	// WriteBackTimeout bounds one write-back attempt; 3 minutes when zero.
+	WriteBackTimeout time.Duration
 }
 
-// +kubebuilder:rbac:groups=canary.atze.io,resources=canaryapps,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=canary.atze.io,resources=canaryapps,verbs=get;list;watch
 // +kubebuilder:rbac:groups=canary.atze.io,resources=canaryapps/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups="",resources=services,verbs=get;list;watch;create;update;patch
@@ -73,7 +78,7 @@ func (r *CanaryAppReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if n <= 0 {
 		n = 4
 	}
-	return ctrl.NewControllerManagedBy(mgr).
+	err := ctrl.NewControllerManagedBy(mgr).
 		For(&v1.CanaryApp{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
 		Owns(&appsv1.Deployment{}).
 		Owns(&corev1.Service{}).
@@ -81,6 +86,18 @@ func (r *CanaryAppReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Owns(&istionetworking.DestinationRule{}).
 		WithOptions(controller.Options{MaxConcurrentReconciles: n}).
 		Complete(r)
+	if err != nil || r.Writer == nil {
+		return err
+	}
+	return r.setupWriteBack(mgr)
+}
+
+// reader reads CanaryApps uncached (see APIReader).
+func (r *CanaryAppReconciler) reader() client.Reader {
+	if r.APIReader != nil {
+		return r.APIReader
+	}
+	return r.Client
 }
 
 func (r *CanaryAppReconciler) now() time.Time {
@@ -94,11 +111,7 @@ func (r *CanaryAppReconciler) now() time.Time {
 func (r *CanaryAppReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
 	log := ctrl.LoggerFrom(ctx)
 	app := &v1.CanaryApp{}
-	reader := r.APIReader
-	if reader == nil {
-		reader = r.Client
-	}
-	if err := reader.Get(ctx, req.NamespacedName, app); err != nil {
+	if err := r.reader().Get(ctx, req.NamespacedName, app); err != nil {
 		if apierrors.IsNotFound(err) {
 			opmetrics.Forget(req.Namespace, req.Name)
 			return ctrl.Result{}, nil
@@ -124,7 +137,6 @@ func (r *CanaryAppReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	for _, step := range []func(context.Context, *v1.CanaryApp, *observation) (ctrl.Result, error){
 		r.reconcileService,
 		r.reconcileRollout,
-		r.reconcileWriteBack,
 	} {
 		res, err := step(ctx, app, obs)
 		if err != nil {

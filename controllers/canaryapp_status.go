@@ -41,6 +41,7 @@ func setConditions(app *v1.CanaryApp, obs *observation) {
 		// The sub-reconcilers stopped early, so what they observed is
 		// incomplete: say what happened instead of guessing the rest.
 		set(v1.ConditionReady, metav1.ConditionFalse, v1.ReasonReconcileError, truncate(obs.err.Error(), 1024))
+		setWriteBackConditions(app)
 		return
 	}
 
@@ -75,6 +76,7 @@ func setConditions(app *v1.CanaryApp, obs *observation) {
 		set(v1.ConditionProgressing, metav1.ConditionFalse, reason, msg)
 	}
 	setAnalysisCondition(app)
+	setWriteBackConditions(app)
 }
 
 func progressReason(st *v1.CanaryAppStatus) (string, string) {
@@ -113,4 +115,66 @@ func lastFailure(app *v1.CanaryApp) *v1.FailedImage {
 		return &app.Status.FailedImages[n-1]
 	}
 	return nil
+}
+
+// writeBackCondition derives the WriteBack condition's reason and message
+// from status.writeBack alone.
+func writeBackCondition(app *v1.CanaryApp) (reason, msg string) {
+	wb := app.Status.WriteBack
+	switch {
+	case wb.Pending && wb.InterruptedAttempts >= maxInterruptedAttempts:
+		return v1.ReasonWriteBackCrashed, fmt.Sprintf("writing the %s to Git was interrupted %d times and is not tried again until the spec changes", outcomeText(wb), wb.InterruptedAttempts)
+	case wb.Pending && wb.Error != "":
+		reason = wb.ErrorReason
+		if reason == "" {
+			reason = v1.ReasonWriteBackFailed
+		}
+		next := "retrying"
+		if wb.Stalled {
+			next = "a person must act; tried again when the spec changes"
+		}
+		return reason, fmt.Sprintf("writing the %s to Git failed (attempt %d, %s): %s", outcomeText(wb), wb.Attempts, next, wb.Error)
+	case wb.Pending:
+		return v1.ReasonWriteBackPending, fmt.Sprintf("the %s is waiting to be written to Git", outcomeText(wb))
+	case wb.PullRequestState == "merged":
+		return v1.ReasonWriteBackSucceeded, fmt.Sprintf("pull request %s merged; Argo CD syncs %s", wb.PullRequestURL, wb.Image)
+	case wb.PullRequestState == "closed":
+		return v1.ReasonPullRequestClosed, fmt.Sprintf("pull request %s was closed without merging; the cluster stays on %s while Git still names %s", wb.PullRequestURL, app.Status.StableImage, app.Spec.Image)
+	case wb.PullRequestURL != "":
+		msg = fmt.Sprintf("%s proposed in %s", outcomeText(wb), wb.PullRequestURL)
+	default:
+		reason, msg = v1.ReasonWriteBackSucceeded, fmt.Sprintf("%s written to Git", outcomeText(wb))
+		if wb.Commit != "" {
+			msg += " as commit " + wb.Commit
+		}
+	}
+	if reason == "" {
+		reason = v1.ReasonPullRequestOpen
+	}
+	if wb.Message != "" {
+		msg += ": " + wb.Message
+	}
+	return reason, msg
+}
+
+// setWriteBackConditions derives WriteBack, and Stalled while a write-back
+// needs a person, from status.writeBack. A write-back stall outranks the
+// rollout's own Stalled reason: it is what blocks the app's way forward
+// (Git still names the failed image until the write-back lands).
+func setWriteBackConditions(app *v1.CanaryApp) {
+	wb := app.Status.WriteBack
+	if wb == nil || app.Spec.GitOps == nil {
+		meta.RemoveStatusCondition(&app.Status.Conditions, v1.ConditionWriteBack)
+		return
+	}
+	reason, msg := writeBackCondition(app)
+	status := metav1.ConditionTrue
+	if wb.Pending || wb.PullRequestState == "closed" {
+		status = metav1.ConditionFalse
+	}
+	gen := app.Generation
+	meta.SetStatusCondition(&app.Status.Conditions, metav1.Condition{Type: v1.ConditionWriteBack, Status: status, Reason: reason, Message: msg, ObservedGeneration: gen})
+	if wb.Pending && (wb.Stalled || wb.InterruptedAttempts >= maxInterruptedAttempts) {
+		meta.SetStatusCondition(&app.Status.Conditions, metav1.Condition{Type: v1.ConditionStalled, Status: metav1.ConditionTrue, Reason: reason, Message: msg, ObservedGeneration: gen})
+	}
 }

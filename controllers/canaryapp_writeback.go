@@ -6,90 +6,284 @@ import (
 	"fmt"
 	"time"
 
-	"k8s.io/apimachinery/pkg/api/meta"
+	appsv1 "k8s.io/api/apps/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	v1 "github.com/atzedevries/canaryop/api/v1"
 	"github.com/atzedevries/canaryop/internal/opmetrics"
 	"github.com/atzedevries/canaryop/internal/rollout"
+	"github.com/atzedevries/canaryop/internal/workload"
 )
 
-// ReasonedError is a write-back error with a condition reason a person can
-// act on, such as NoCredentials or RepositoryUnknown.
-type ReasonedError interface {
+type reasonedError interface {
 	error
 	Reason() string
+}
+
+type stalledError interface {
+	error
+	Stalled() bool
 }
 
 const (
 	writeBackMinBackoff = 5 * time.Second
 	writeBackMaxBackoff = 5 * time.Minute
+	// writeBackStalledRecheck is how often a write-back that needs a person
+	// is tried again without a spec change: the admin may have changed a
+	// credential Secret or an Application, which fires no event for the app.
+	writeBackStalledRecheck = 10 * time.Minute
+	// defaultWriteBackTimeout bounds one attempt (fetch, edit, push, pull
+	// request) whatever the remote does.
+	defaultWriteBackTimeout = 3 * time.Minute
+	// defaultWriteBackConcurrency is how many write-backs run at once: Git
+	// runs in a pool of its own, so a slow or hostile repository never holds
+	// the workers that analyse and roll back canaries.
+	defaultWriteBackConcurrency = 2
+	// maxInterruptedAttempts stops a write-back the operator did not survive
+	// this often.
+	maxInterruptedAttempts = 3
 	// defaultPullRequestPoll is how often an open pull request is looked at.
 	defaultPullRequestPoll = time.Minute
 )
 
-// Argo CD Applications are read to discover where a CanaryApp's manifest
-// lives; Git credential Secrets are read in the operator's namespace only
+// Argo CD Applications are read to prove where a CanaryApp's manifest lives,
+// in the Argo CD namespace only (argocd/operator-rbac.yaml); Git credential
+// Secrets are read in the operator's namespace only
 // (config/rbac/git_credentials_role.yaml).
-// +kubebuilder:rbac:groups=argoproj.io,resources=applications,verbs=get;list
 
-// reconcileWriteBack writes a decided outcome back to Git. It runs after the
-// in-cluster rollout is applied, so Git being down never blocks or undoes a
-// rollback; the pending outcome stays in status and survives restarts.
-func (r *CanaryAppReconciler) reconcileWriteBack(ctx context.Context, app *v1.CanaryApp, _ *observation) (ctrl.Result, error) {
-	wb := app.Status.WriteBack
-	if r.Writer == nil || wb == nil || app.Spec.GitOps == nil {
+// setupWriteBack registers the write-back controller: a second controller
+// for CanaryApps with a worker pool of its own, woken when status.writeBack
+// changes.
+func (r *CanaryAppReconciler) setupWriteBack(mgr ctrl.Manager) error {
+	n := r.WriteBackConcurrency
+	if n <= 0 {
+		n = defaultWriteBackConcurrency
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("canaryapp-writeback").
+		For(&v1.CanaryApp{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, writeBackChanged{}))).
+		WithOptions(controller.Options{MaxConcurrentReconciles: n}).
+		Complete(reconcile.Func(r.ReconcileWriteBack))
+}
+
+// writeBackChanged passes updates that change status.writeBack.
+type writeBackChanged struct{ predicate.Funcs }
+
+func (writeBackChanged) Update(e event.UpdateEvent) bool {
+	o, ok1 := e.ObjectOld.(*v1.CanaryApp)
+	n, ok2 := e.ObjectNew.(*v1.CanaryApp)
+	if !ok1 || !ok2 {
+		return false
+	}
+	a, b := o.Status.WriteBack, n.Status.WriteBack
+	return (a == nil) != (b == nil) || (b != nil && (a.DecidedAt != b.DecidedAt || a.Pending != b.Pending))
+}
+
+// ReconcileWriteBack writes a decided outcome of one CanaryApp back to Git.
+// The rollout controller decides and applies the outcome in the cluster
+// first, so Git being down or hostile never blocks or undoes a rollback; the
+// pending outcome stays in status and survives restarts.
+func (r *CanaryAppReconciler) ReconcileWriteBack(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
+	app := &v1.CanaryApp{}
+	if err := r.reader().Get(ctx, req.NamespacedName, app); err != nil {
+		if apierrors.IsNotFound(err) {
+			return ctrl.Result{}, nil
+		}
+		return ctrl.Result{}, err
+	}
+	if !app.DeletionTimestamp.IsZero() || r.Writer == nil || app.Status.WriteBack == nil || app.Spec.GitOps == nil {
 		return ctrl.Result{}, nil
 	}
-	if !wb.Pending {
+	base := app.DeepCopy()
+	defer func() {
+		if err := r.saveWriteBack(ctx, base, app); err != nil {
+			retErr = errors.Join(retErr, err)
+		}
+	}()
+	if !app.Status.WriteBack.Pending {
 		return r.followPullRequest(ctx, app)
 	}
-	now := r.now()
-	if wb.LastAttemptAt != nil && wb.Attempts > 0 {
-		if wait := wb.LastAttemptAt.Add(writeBackBackoff(wb.Attempts)).Sub(now); wait > 0 {
-			return ctrl.Result{RequeueAfter: wait}, nil
+	return r.writeOutcome(ctx, base, app)
+}
+
+// saveWriteBack patches status.writeBack and the conditions derived from
+// it. The rollout controller patches the same status every check interval,
+// so a conflict is expected: it is retried on a fresh read as long as that
+// still holds the same outcome, instead of losing what the attempt did (a
+// lost result would count as an interrupted attempt).
+func (r *CanaryAppReconciler) saveWriteBack(ctx context.Context, base, app *v1.CanaryApp) error {
+	setWriteBackConditions(app)
+	err := r.patchStatus(ctx, base, app)
+	for i := 0; i < 5 && apierrors.IsConflict(err); i++ {
+		fresh := &v1.CanaryApp{}
+		if err := r.reader().Get(ctx, client.ObjectKeyFromObject(app), fresh); err != nil {
+			return err
+		}
+		if fresh.Status.WriteBack == nil || !fresh.Status.WriteBack.DecidedAt.Equal(&app.Status.WriteBack.DecidedAt) {
+			return nil // a newer outcome replaced this one
+		}
+		freshBase := fresh.DeepCopy()
+		fresh.Status.WriteBack = app.Status.WriteBack.DeepCopy()
+		setWriteBackConditions(fresh)
+		err = r.patchStatus(ctx, freshBase, fresh)
+		if err == nil {
+			*base, *app = *fresh.DeepCopy(), *fresh
 		}
 	}
+	return err
+}
 
-	res, err := r.Writer.Write(ctx, app)
+// writeOutcome makes one attempt at a pending outcome, unless backoff, a
+// stall or the crash breaker says to wait.
+func (r *CanaryAppReconciler) writeOutcome(ctx context.Context, base, app *v1.CanaryApp) (ctrl.Result, error) {
+	wb := app.Status.WriteBack
+	now := r.now()
+	if wb.AttemptStartedAt != nil {
+		// An attempt began and never ended: the operator died during it.
+		wb.AttemptStartedAt = nil
+		wb.InterruptedAttempts++
+	}
+	if wait := r.writeBackWait(app, now); wait > 0 {
+		return ctrl.Result{RequeueAfter: wait}, nil
+	}
+	if wb.InterruptedAttempts >= maxInterruptedAttempts && wb.AttemptGeneration == app.Generation {
+		return ctrl.Result{}, nil
+	}
+	if err := r.verifyOutcome(ctx, app); err != nil {
+		r.recordWriteBackError(ctx, app, err)
+		return ctrl.Result{RequeueAfter: r.writeBackWait(app, r.now())}, nil
+	}
+	// Persist the start of the attempt before it runs, so an attempt that
+	// kills the process is counted after the restart.
+	started := metav1.NewTime(now)
+	wb.AttemptStartedAt = &started
+	wb.AttemptGeneration = app.Generation
+	if err := r.saveWriteBack(ctx, base, app); err != nil {
+		return ctrl.Result{}, err
+	}
+	*base = *app.DeepCopy()
+	wb = app.Status.WriteBack // the patch decoded a new status
+
+	res, err := r.attempt(ctx, app)
+	wb.AttemptStartedAt = nil
 	at := metav1.NewTime(r.now())
 	wb.LastAttemptAt = &at
 	wb.Attempts++
 	if err != nil {
-		reason := v1.ReasonWriteBackFailed
-		if re, ok := errors.AsType[ReasonedError](err); ok {
-			reason = re.Reason()
-		}
-		wb.Error = truncate(err.Error(), 1024)
-		opmetrics.WriteBack(app, "error")
-		r.setWriteBackCondition(app, metav1.ConditionFalse, reason, fmt.Sprintf("writing the %s to Git failed (attempt %d, retrying): %s", outcomeText(wb), wb.Attempts, wb.Error))
-		r.notify(ctx, app, rollout.Event{Warning: true, Reason: reason, Message: "Git write-back failed: " + wb.Error})
-		return ctrl.Result{RequeueAfter: writeBackBackoff(wb.Attempts)}, nil
+		r.recordWriteBackError(ctx, app, err)
+		return ctrl.Result{RequeueAfter: r.writeBackWait(app, r.now())}, nil
 	}
-	wb.Pending = false
-	wb.Error = ""
+	wb.Pending, wb.Error, wb.ErrorReason, wb.Stalled, wb.InterruptedAttempts = false, "", "", false, 0
 	wb.Commit = res.Commit
 	wb.PullRequestURL = res.PullRequestURL
 	wb.PullRequestState = res.PullRequestState
 	wb.Message = res.Message
 	opmetrics.WriteBack(app, "ok")
-	reason, msg := v1.ReasonWriteBackSucceeded, fmt.Sprintf("%s written to Git", outcomeText(wb))
-	switch {
-	case res.PullRequestURL != "":
-		reason, msg = v1.ReasonPullRequestOpen, fmt.Sprintf("%s proposed in %s", outcomeText(wb), res.PullRequestURL)
-	case res.Commit != "":
-		msg += " as commit " + res.Commit
-	}
-	if res.Message != "" {
-		msg += ": " + res.Message
-	}
-	r.setWriteBackCondition(app, metav1.ConditionTrue, reason, msg)
+	reason, msg := writeBackCondition(app)
 	r.notify(ctx, app, rollout.Event{Reason: reason, Message: msg})
 	if res.PullRequestURL != "" {
 		return ctrl.Result{RequeueAfter: r.pullRequestPoll()}, nil
 	}
 	return ctrl.Result{}, nil
+}
+
+// attempt runs the writer under a deadline and turns a panic into an
+// interrupted attempt instead of a crash of the whole operator.
+func (r *CanaryAppReconciler) attempt(ctx context.Context, app *v1.CanaryApp) (res writeResult, err error) {
+	timeout := r.WriteBackTimeout
+	if timeout <= 0 {
+		timeout = defaultWriteBackTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	defer func() {
+		if p := recover(); p != nil {
+			ctrl.LoggerFrom(ctx).Error(fmt.Errorf("%v", p), "Git write-back panicked")
+			app.Status.WriteBack.InterruptedAttempts++
+			err = errors.New("the write-back stopped on an internal error")
+		}
+	}()
+	out, err := r.Writer.Write(ctx, app)
+	return writeResult{Commit: out.Commit, PullRequestURL: out.PullRequestURL, PullRequestState: out.PullRequestState, Message: out.Message}, err
+}
+
+type writeResult struct {
+	Commit, PullRequestURL, PullRequestState, Message string
+}
+
+// writeBackWait is how long to wait before the next attempt: backoff after
+// errors, the stalled recheck after errors a person must fix (at once after
+// a spec change).
+func (r *CanaryAppReconciler) writeBackWait(app *v1.CanaryApp, now time.Time) time.Duration {
+	wb := app.Status.WriteBack
+	if wb.LastAttemptAt == nil || wb.Attempts == 0 {
+		return 0
+	}
+	d := writeBackBackoff(wb.Attempts)
+	if wb.Stalled || wb.InterruptedAttempts >= maxInterruptedAttempts {
+		if wb.AttemptGeneration != app.Generation {
+			return 0
+		}
+		d = writeBackStalledRecheck
+	}
+	return wb.LastAttemptAt.Add(d).Sub(now)
+}
+
+func (r *CanaryAppReconciler) recordWriteBackError(ctx context.Context, app *v1.CanaryApp, err error) {
+	wb := app.Status.WriteBack
+	wb.ErrorReason = v1.ReasonWriteBackFailed
+	if re, ok := errors.AsType[reasonedError](err); ok {
+		wb.ErrorReason = re.Reason()
+	}
+	se, ok := errors.AsType[stalledError](err)
+	wb.Stalled = ok && se.Stalled()
+	wb.Error = truncate(err.Error(), 1024)
+	if wb.LastAttemptAt == nil {
+		at := metav1.NewTime(r.now())
+		wb.LastAttemptAt = &at
+		wb.Attempts++
+	}
+	opmetrics.WriteBack(app, "error")
+	reason, msg := writeBackCondition(app)
+	r.notify(ctx, app, rollout.Event{Warning: true, Reason: reason, Message: "Git write-back failed: " + msg})
+}
+
+// unverifiedOutcome is an outcome in status that the cluster does not back.
+type unverifiedOutcome struct{ msg string }
+
+func (e *unverifiedOutcome) Error() string  { return e.msg }
+func (e *unverifiedOutcome) Reason() string { return v1.ReasonUnverifiedOutcome }
+func (e *unverifiedOutcome) Stalled() bool  { return true }
+
+// verifyOutcome checks that the image to write is what the app's own
+// primary Deployment runs. Whoever can write canaryapps/status could forge
+// status.writeBack; the Deployment is the operator's, so a forged outcome
+// cannot name an image the app does not run.
+func (r *CanaryAppReconciler) verifyOutcome(ctx context.Context, app *v1.CanaryApp) error {
+	wb := app.Status.WriteBack
+	d := &appsv1.Deployment{}
+	if err := r.Get(ctx, types.NamespacedName{Namespace: app.Namespace, Name: workload.PrimaryName(app)}, d); err != nil {
+		if apierrors.IsNotFound(err) {
+			return &unverifiedOutcome{msg: "the outcome is not written: the app has no primary Deployment"}
+		}
+		return fmt.Errorf("reading the primary Deployment: %w", err)
+	}
+	if !metav1.IsControlledBy(d, app) || workload.Image(d) != wb.Image {
+		return &unverifiedOutcome{msg: fmt.Sprintf("the outcome is not written: the app's primary Deployment does not run %s", wb.Image)}
+	}
+	if wb.Outcome == v1.OutcomeRolledBack && (wb.FailedImage == "" || wb.FailedImage == wb.Image || !app.IsFailedImage(wb.FailedImage)) {
+		return &unverifiedOutcome{msg: "the outcome is not written: its failed image is not one this app rolled back"}
+	}
+	return nil
 }
 
 // followPullRequest tracks an open pull request until it is merged (Argo CD
@@ -100,7 +294,14 @@ func (r *CanaryAppReconciler) followPullRequest(ctx context.Context, app *v1.Can
 	if wb.PullRequestURL == "" || wb.PullRequestState != "open" {
 		return ctrl.Result{}, nil
 	}
+	if wb.LastAttemptAt != nil {
+		if wait := wb.LastAttemptAt.Add(r.pullRequestPoll()).Sub(r.now()); wait > 0 {
+			return ctrl.Result{RequeueAfter: wait}, nil
+		}
+	}
 	state, err := r.Writer.PullRequestState(ctx, app)
+	at := metav1.NewTime(r.now())
+	wb.LastAttemptAt = &at
 	if err != nil {
 		ctrl.LoggerFrom(ctx).Info("Could not read pull request state", "url", wb.PullRequestURL, "error", err.Error())
 		return ctrl.Result{RequeueAfter: r.pullRequestPoll()}, nil
@@ -109,24 +310,14 @@ func (r *CanaryAppReconciler) followPullRequest(ctx context.Context, app *v1.Can
 		return ctrl.Result{RequeueAfter: r.pullRequestPoll()}, nil
 	}
 	wb.PullRequestState = state
-	switch state {
-	case "merged":
-		r.setWriteBackCondition(app, metav1.ConditionTrue, v1.ReasonWriteBackSucceeded, fmt.Sprintf("pull request %s merged; Argo CD syncs %s", wb.PullRequestURL, wb.Image))
-	case "closed":
-		msg := fmt.Sprintf("pull request %s was closed without merging; the cluster stays on %s while Git still names %s", wb.PullRequestURL, app.Status.StableImage, app.Spec.Image)
-		r.setWriteBackCondition(app, metav1.ConditionFalse, v1.ReasonPullRequestClosed, msg)
-		r.notify(ctx, app, rollout.Event{Warning: true, Reason: v1.ReasonPullRequestClosed, Message: msg})
+	if state == "closed" {
+		reason, msg := writeBackCondition(app)
+		r.notify(ctx, app, rollout.Event{Warning: true, Reason: reason, Message: msg})
 	}
 	if state == "open" {
 		return ctrl.Result{RequeueAfter: r.pullRequestPoll()}, nil
 	}
 	return ctrl.Result{}, nil
-}
-
-func (r *CanaryAppReconciler) setWriteBackCondition(app *v1.CanaryApp, s metav1.ConditionStatus, reason, msg string) {
-	meta.SetStatusCondition(&app.Status.Conditions, metav1.Condition{
-		Type: v1.ConditionWriteBack, Status: s, Reason: reason, Message: msg, ObservedGeneration: app.Generation,
-	})
 }
 
 // writeBackBackoff doubles from 5s up to 5m with the number of attempts.

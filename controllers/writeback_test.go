@@ -111,11 +111,17 @@ func gitWriter(t testing.TB, repo *gitRepo) gitops.Writer {
 	return w
 }
 
-// credentialSecret is the platform admin's Secret covering the test repo.
+// credentialSecret is the platform admin's Secret covering the test repo,
+// for apps in every test namespace.
 func credentialSecret(ns string, repo *gitRepo) *corev1.Secret {
+	return scopedCredentialSecret(ns, repo, "test-*")
+}
+
+// scopedCredentialSecret lets only apps in the namespaces globs use it.
+func scopedCredentialSecret(ns string, repo *gitRepo, namespaces string) *corev1.Secret {
 	return &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "team-repos", Labels: map[string]string{credentials.LabelKey: "true"}},
-		StringData: map[string]string{"url": repo.srv.HTTPAddress() + "/team/", "username": "canaryop", "password": plantedToken},
+		StringData: map[string]string{"url": repo.srv.HTTPAddress() + "/team/", "username": "canaryop", "password": plantedToken, "namespaces": namespaces},
 	}
 }
 

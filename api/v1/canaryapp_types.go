@@ -454,6 +454,29 @@ type WriteBackStatus struct {
 	// error is the last error, without credentials.
 	// +optional
 	Error string `json:"error,omitempty"`
+	// errorReason is the WriteBack condition reason of the last error, such
+	// as NoCredentials or WriteBackNotPermitted.
+	// +optional
+	ErrorReason string `json:"errorReason,omitempty"`
+	// stalled is true when the last error needs a person (a credential, the
+	// admin's policy, the spec): the write-back is not retried with backoff
+	// but after a spec change, or every few minutes in case the policy
+	// changed.
+	// +optional
+	Stalled bool `json:"stalled,omitempty"`
+	// attemptGeneration is the spec generation of the last attempt.
+	// +optional
+	AttemptGeneration int64 `json:"attemptGeneration,omitempty"`
+	// attemptStartedAt is set while an attempt runs. Found set when no
+	// attempt runs, it marks an attempt the operator did not survive.
+	// +optional
+	AttemptStartedAt *metav1.Time `json:"attemptStartedAt,omitempty"`
+	// interruptedAttempts counts attempts that ended without a result (the
+	// operator died or the writer panicked); at 3 the write-back stops with
+	// reason WriteBackCrashed so that one poisoned outcome cannot crash-loop
+	// the operator for every tenant.
+	// +optional
+	InterruptedAttempts int32 `json:"interruptedAttempts,omitempty"`
 }
 
 // CanaryAppList is a list of CanaryApps.
