@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -362,14 +363,39 @@ func TestTLSWithTheSecretsCA(t *testing.T) {
 }
 
 func TestAuthStringHidesSecrets(t *testing.T) {
-	a := &Auth{Source: "canaryop-system/prom", Version: "7", BearerToken: "tok-secret", Username: "u", Password: "pw-secret", CA: []byte("ca")}
-	for _, s := range []string{a.String(), a.GoString(), (&Auth{Source: "x", Password: "pw-secret"}).String()} {
-		if strings.Contains(s, "secret") || !strings.Contains(s, "from ") {
+	a := &Auth{Source: "canaryop-system/prom", Version: "7", BearerToken: "tok-secret", CA: []byte("ca")}
+	basic := Auth{Source: "x", Username: "u", Password: "pw-secret"}
+	for _, s := range []string{
+		fmt.Sprint(a), fmt.Sprintf("%+v", a), fmt.Sprintf("%#v", a), fmt.Sprintf("%v", *a), fmt.Sprintf("%+v", basic),
+	} {
+		if strings.Contains(s, "secret") {
 			t.Errorf("Auth prints as %q", s)
 		}
 	}
-	var none *Auth
-	if none.String() != "no credentials" {
-		t.Errorf("nil Auth prints as %q", none.String())
+	if got := fmt.Sprint(a); got != "bearer token from canaryop-system/prom" {
+		t.Errorf("Auth prints as %q", got)
+	}
+	if got := basic.String(); got != "basic auth from x" {
+		t.Errorf("Auth prints as %q", got)
+	}
+}
+
+// blockingCredentials waits for its context, like a lookup against an API
+// server that does not answer.
+type blockingCredentials struct{}
+
+func (blockingCredentials) Lookup(ctx context.Context, _, _ string) (*Auth, error) {
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
+func TestCredentialsLookupIsBoundedByTheQueryTimeout(t *testing.T) {
+	start := time.Now()
+	res := NewPrometheus(WithCredentials(blockingCredentials{})).Check(t.Context(),
+		Query{URL: "http://prom.example:9090", Expr: "up", Timeout: 100 * time.Millisecond})
+	elapsed := time.Since(start)
+	t.Logf("%+v after %s", res, elapsed)
+	if res.Reason != ReasonCredentialsUnavailable || elapsed > 10*time.Second {
+		t.Errorf("Check() = %+v after %s, want %s within the 100ms timeout", res, elapsed, ReasonCredentialsUnavailable)
 	}
 }

@@ -156,11 +156,9 @@ type Auth struct {
 	InsecureSkipVerify bool
 }
 
-// String implements fmt.Stringer without revealing any secret.
-func (a *Auth) String() string {
-	if a == nil {
-		return "no credentials"
-	}
+// String implements fmt.Stringer without revealing any secret. Its
+// receiver is a value so that printing an Auth, not only a *Auth, is safe.
+func (a Auth) String() string {
 	kind := "no credentials"
 	switch {
 	case a.BearerToken != "":
@@ -172,7 +170,7 @@ func (a *Auth) String() string {
 }
 
 // GoString implements fmt.GoStringer without revealing any secret.
-func (a *Auth) GoString() string { return a.String() }
+func (a Auth) GoString() string { return a.String() }
 
 // Credentials finds the credentials for a query.
 type Credentials interface {

@@ -155,9 +155,15 @@ func (p *Prometheus) Check(ctx context.Context, q Query) Result {
 	}
 	where := e.display()
 
+	// The deadline covers the credential lookup too, so that a slow API
+	// server cannot hold the caller longer than a slow Prometheus could.
+	timeout := queryTimeout(q.Timeout)
+	qctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+
 	var auth *Auth
 	if p.creds != nil {
-		if auth, err = p.creds.Lookup(ctx, q.Namespace, q.URL); err != nil {
+		if auth, err = p.creds.Lookup(qctx, q.Namespace, q.URL); err != nil {
 			return Result{
 				Verdict: v1.CheckInconclusive,
 				Reason:  ReasonCredentialsUnavailable,
@@ -170,9 +176,6 @@ func (p *Prometheus) Check(ctx context.Context, q Query) Result {
 		return Result{Verdict: v1.CheckInconclusive, Reason: ReasonCredentialsUnavailable, Message: truncate(err.Error())}
 	}
 
-	timeout := queryTimeout(q.Timeout)
-	qctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
 	a, err := p.query(qctx, client, e, q.Expr, timeout)
 	if err != nil {
 		return p.failure(ctx, qctx, where, timeout, err)

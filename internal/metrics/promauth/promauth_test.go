@@ -82,7 +82,7 @@ func TestLookupChoosesTheSecret(t *testing.T) {
 		{"team-b", "https://thanos.example.com/tenant-a", "all-tenants", "", operatorNS + "/thanos"}, // thanos-a does not serve team-b
 		{"team-b", "https://thanos.example.com/tenant-b", "tenant-b", "", operatorNS + "/thanos-b"},
 		{"team-a", "https://thanos.example.com/tenant-ab", "all-tenants", "", operatorNS + "/thanos"}, // not at a segment boundary
-		{"team-c", "https://thanos.example.com/tenant-c", "all-tenants", "", operatorNS + "/thanos"}, // a blank namespaces serves none
+		{"team-c", "https://thanos.example.com/tenant-c", "all-tenants", "", operatorNS + "/thanos"},  // a blank namespaces serves none
 		{"", "https://thanos.example.com/tenant-a", "all-tenants", "", operatorNS + "/thanos"},
 		{"team-a", "http://prometheus.istio-system.svc:9090/", "", "reader", operatorNS + "/prom"},
 		{"team-a", "http://thanos.example.com/tenant-a", "", "", ""}, // scheme
