@@ -684,17 +684,25 @@ func (r *repo) fetch(ctx context.Context, s session, lim limits, names ...plumbi
 		if ar.Capabilities.Supports(capability.NoProgress) {
 			_ = req.Capabilities.Set(capability.NoProgress)
 		}
+		req.Wants = wants
+		req.Haves = r.haves()
 		if ar.Capabilities.Supports(capability.Shallow) {
-			// Only the history ChangedSince can walk: older commits cost
-			// disk and fetch time and are never read.
 			_ = req.Capabilities.Set(capability.Shallow)
-			req.Depth = packp.DepthCommits(fetchDepth)
+			if len(req.Haves) == 0 {
+				// A first clone brings only the history ChangedSince
+				// can walk: older commits cost disk and time and are
+				// never read. Later fetches ask for no depth (which
+				// makes the server walk that history again each
+				// time), as git fetch does; the history then grows
+				// from this window.
+				req.Depth = packp.DepthCommits(fetchDepth)
+			}
+			// The commits whose parents the clone lacks, so that the
+			// server does not count on them.
 			if req.Shallows, err = r.store.Shallow(); err != nil {
 				return nil, fmt.Errorf("fetch: read shallow commits: %w", err)
 			}
 		}
-		req.Wants = wants
-		req.Haves = r.haves()
 		if err := r.download(ctx, sess, req, lim); err != nil {
 			if errors.Is(err, ErrRepoTooLarge) {
 				// Remove what was fetched: the clone is over the
