@@ -40,7 +40,7 @@ func (o *gitOptions) bind(fs *flag.FlagSet) {
 	fs.StringVar(&o.cacheDir, "git-cache-dir", filepath.Join(os.TempDir(), "canaryop-git"), "Directory of the cached bare clones, one per repository.")
 	fs.StringVar(&o.authorName, "git-author-name", gitops.DefaultAuthor.Name, "Author name of write-back commits.")
 	fs.StringVar(&o.authorEmail, "git-author-email", gitops.DefaultAuthor.Email, "Author email of write-back commits.")
-	fs.StringVar(&o.credentialsNS, "git-credentials-namespace", "", "Namespace of the Git credential Secrets (label canary.atze.io/git-credentials=true). Default: $POD_NAMESPACE, else canaryop-system.")
+	fs.StringVar(&o.credentialsNS, "git-credentials-namespace", "", "Namespace of the credential Secrets (labels canary.atze.io/git-credentials=true and canary.atze.io/prometheus-credentials=true). Default: $POD_NAMESPACE, else canaryop-system.")
 	fs.StringVar(&o.argocdNamespace, "argocd-namespace", argocd.DefaultNamespace, "Namespace of the Argo CD Applications that prove where a CanaryApp's manifest lives.")
 	fs.StringVar(&o.argocdAppNS, "argocd-application-namespaces", "", "Comma-separated further namespaces whose Argo CD Applications (apps in any namespace) may prove a CanaryApp's location.")
 	fs.IntVar(&o.concurrency, "write-back-concurrency", 2, "Git write-backs run at once, in a worker pool apart from the canary analysis.")
@@ -56,13 +56,7 @@ func (o *gitOptions) writer(mgr ctrl.Manager) (gitops.Writer, error) {
 	if !o.enabled {
 		return nil, nil
 	}
-	ns := o.credentialsNS
-	if ns == "" {
-		ns = os.Getenv("POD_NAMESPACE")
-	}
-	if ns == "" {
-		ns = "canaryop-system"
-	}
+	ns := o.namespace()
 	cache, err := gitrepo.New(gitrepo.Options{Dir: o.cacheDir})
 	if err != nil {
 		return nil, fmt.Errorf("git cache in %s: %w", o.cacheDir, err)
@@ -82,6 +76,18 @@ func (o *gitOptions) writer(mgr ctrl.Manager) (gitops.Writer, error) {
 		return nil, err
 	}
 	return w, nil
+}
+
+// namespace is where the admin's credential Secrets (Git and Prometheus)
+// live: the operator's own namespace unless a flag says otherwise.
+func (o *gitOptions) namespace() string {
+	if o.credentialsNS != "" {
+		return o.credentialsNS
+	}
+	if ns := os.Getenv("POD_NAMESPACE"); ns != "" {
+		return ns
+	}
+	return "canaryop-system"
 }
 
 // signer reads the commit signing key. Errors name the file, never its

@@ -17,6 +17,7 @@ import (
 	v1 "github.com/atzedevries/canaryop/api/v1"
 	"github.com/atzedevries/canaryop/controllers"
 	"github.com/atzedevries/canaryop/internal/metrics"
+	"github.com/atzedevries/canaryop/internal/metrics/promauth"
 	"github.com/atzedevries/canaryop/internal/traffic"
 )
 
@@ -27,6 +28,7 @@ func main() {
 		leaderElectionNS       string
 		concurrency            int
 		gitFlags               gitOptions
+		promAllowed            metrics.AllowList
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "Address of the Prometheus metrics endpoint; \"0\" disables it.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address of the /healthz and /readyz endpoints.")
@@ -34,6 +36,7 @@ func main() {
 	flag.StringVar(&leaderElectionNS, "leader-election-namespace", "", "Namespace of the leader election Lease (default: the operator's namespace).")
 	flag.IntVar(&concurrency, "max-concurrent-reconciles", 4, "CanaryApps reconciled in parallel.")
 	gitFlags.bind(flag.CommandLine)
+	flag.Var(&promAllowed, "prometheus-allowed-urls", "Comma-separated Prometheus URL prefixes (scheme, host, port, path) a CanaryApp's prometheusURL must lie under; any other URL is refused without a request. Empty: every URL (single-tenant clusters only).")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -71,11 +74,12 @@ func main() {
 		os.Exit(1)
 	}
 	r := &controllers.CanaryAppReconciler{
-		Client:                  mgr.GetClient(),
-		APIReader:               mgr.GetAPIReader(),
-		Recorder:                mgr.GetEventRecorder("canaryop"),
-		Router:                  traffic.NewIstio(mgr.GetClient()),
-		Metrics:                 metrics.NewPrometheus(),
+		Client:    mgr.GetClient(),
+		APIReader: mgr.GetAPIReader(),
+		Recorder:  mgr.GetEventRecorder("canaryop"),
+		Router:    traffic.NewIstio(mgr.GetClient()),
+		Metrics: metrics.NewPrometheus(metrics.WithAllowList(promAllowed),
+			metrics.WithCredentials(promauth.New(mgr.GetAPIReader(), gitFlags.namespace()))),
 		Writer:                  writer,
 		MaxConcurrentReconciles: concurrency,
 		WriteBackConcurrency:    gitFlags.concurrency,
@@ -92,6 +96,9 @@ func main() {
 	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
 		log.Error(err, "Adding the readiness check")
 		os.Exit(1)
+	}
+	if promAllowed.Len() == 0 {
+		log.Info("No --prometheus-allowed-urls: CanaryApps may query any Prometheus URL from the operator's network position; set it on clusters shared by teams")
 	}
 	log.Info("Starting the manager", "gitWriteBack", writer != nil)
 	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {

@@ -258,10 +258,12 @@ func (r *CanaryAppReconciler) observeDeployment(ctx context.Context, app *v1.Can
 }
 
 // runCheck runs the analysis query. The query has the app's check interval
-// as its deadline so that a hanging Prometheus never delays the next check.
+// as its deadline, at most metrics.MaxTimeout, so that a hanging Prometheus
+// never delays the next check or holds a worker other tenants need.
 func (r *CanaryAppReconciler) runCheck(ctx context.Context, app *v1.CanaryApp, now time.Time) *v1.AnalysisCheck {
 	a := app.Spec.EffectiveAnalysis()
-	res := r.Metrics.Check(ctx, metrics.Query{URL: app.Spec.PrometheusURL, Expr: app.Spec.PrometheusQuery, Timeout: max(a.CheckInterval, 2*time.Second)})
+	res := r.Metrics.Check(ctx, metrics.Query{URL: app.Spec.PrometheusURL, Expr: app.Spec.PrometheusQuery,
+		Timeout: min(max(a.CheckInterval, 2*time.Second), metrics.MaxTimeout), Namespace: app.Namespace})
 	opmetrics.CheckDone(app, res.Verdict)
 	ctrl.LoggerFrom(ctx).V(1).Info("Analysis check", "weight", app.Status.CanaryWeight, "verdict", res.Verdict, "value", res.Value, "message", res.Message)
 	return &v1.AnalysisCheck{
@@ -271,6 +273,7 @@ func (r *CanaryAppReconciler) runCheck(ctx context.Context, app *v1.CanaryApp, n
 		Value:   res.Value,
 		Verdict: res.Verdict,
 		Message: truncate(res.Message, 256),
+		Reason:  res.Reason,
 	}
 }
 

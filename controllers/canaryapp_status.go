@@ -102,6 +102,9 @@ func setAnalysisCondition(app *v1.CanaryApp) {
 		status, reason = metav1.ConditionFalse, v1.ReasonCheckFailed
 	case v1.CheckInconclusive:
 		status, reason = metav1.ConditionUnknown, v1.ReasonCheckInconclusive
+		if c.Reason != "" {
+			reason = c.Reason
+		}
 	}
 	msg := fmt.Sprintf("%s at weight %d: value %s", c.Image, c.Weight, c.Value)
 	if c.Message != "" {

@@ -13,10 +13,12 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/atzedevries/canaryop/api/v1"
+	"github.com/atzedevries/canaryop/controllers"
 	"github.com/atzedevries/canaryop/gitops"
 	"github.com/atzedevries/canaryop/gitops/argocd"
 	"github.com/atzedevries/canaryop/gitops/credentials"
 	"github.com/atzedevries/canaryop/gitops/gitrepo"
+	"github.com/atzedevries/canaryop/internal/metrics"
 )
 
 // installApplicationCRD installs a minimal argoproj.io Application CRD (the
@@ -164,4 +166,33 @@ func stableAppIn(t *testing.T, g *WithT, ns, promURL string, mutate func(*v1.Can
 	g.Eventually(func(g Gomega) *v1.CanaryApp { return get(g, app) }, timeout, poll).Should(
 		haveCondition(v1.ConditionReady, metav1.ConditionTrue, v1.ReasonStable))
 	return ns, app
+}
+
+// TestPrometheusURLOutsideAllowList performs the SSRF of review finding H2:
+// an author points prometheusURL at a server the admin did not allow (here
+// an httptest server standing in for an internal endpoint). The operator
+// makes no request to it; the canary holds at its weight, never promotes,
+// and the Analysis condition says why.
+func TestPrometheusURLOutsideAllowList(t *testing.T) {
+	g := NewWithT(t)
+	allowed := newFakeProm(t)
+	internal := newFakeProm(t)
+	list, err := metrics.ParseAllowList(allowed.URL + "/")
+	g.Expect(err).NotTo(HaveOccurred())
+	startManager(t, nil, func(r *controllers.CanaryAppReconciler) {
+		r.Metrics = metrics.NewPrometheus(metrics.WithAllowList(list))
+	})
+	ns, app := stableApp(t, g, allowed.URL, nil, nil)
+	cur := get(g, app)
+	base := cur.DeepCopy()
+	cur.Spec.Image = image("v2")
+	cur.Spec.PrometheusURL = internal.URL + "/admin"
+	g.Expect(env.Client.Patch(context.Background(), cur, client.MergeFrom(base))).To(Succeed())
+	g.Eventually(func(g Gomega) *v1.CanaryApp { return get(g, app) }, timeout, poll).Should(
+		haveCondition(v1.ConditionAnalysis, metav1.ConditionUnknown, v1.ReasonPrometheusURLNotAllowed))
+	g.Consistently(func(g Gomega) int32 { return get(g, app).Status.CanaryWeight }, 4*time.Second, 200*time.Millisecond).Should(Equal(int32(25)),
+		"the canary holds at its first weight (interval 1s): a refused query never passes")
+	g.Expect(canaryWeight(g, ns, appName)).To(Equal(int32(25)))
+	g.Expect(get(g, app).Status.StableImage).To(Equal(image("v1")))
+	g.Expect(internal.queries.Load()).To(BeZero(), "no request reached the server outside the allow-list")
 }

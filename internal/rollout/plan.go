@@ -246,7 +246,11 @@ func (p *planner) analyse() {
 		if n := len(st.Checks) - v1.MaxStatusChecks; n > 0 {
 			st.Checks = slices.Delete(st.Checks, 0, n)
 		}
-		if c.Verdict == v1.CheckFail || (c.Verdict == v1.CheckInconclusive && a.OnQueryError == v1.QueryErrorFail) {
+		// A query the admin's allow-list refused is no evidence about the
+		// canary either way: it holds (never passes, never fails) until the
+		// URL is fixed, whatever onQueryError says.
+		refused := c.Reason == v1.ReasonPrometheusURLNotAllowed
+		if c.Verdict == v1.CheckFail || (c.Verdict == v1.CheckInconclusive && a.OnQueryError == v1.QueryErrorFail && !refused) {
 			st.FailedChecks++
 		}
 		if st.FailedChecks >= a.FailureThreshold {

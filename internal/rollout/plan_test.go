@@ -185,6 +185,16 @@ func TestPlan(t *testing.T) {
 			wantPrimary: "app:v1", wantPhase: v1.PhaseFailed, wantStable: "app:v1", wantEvent: v1.ReasonRolledBack, wantFailed: []string{"app:v2"},
 		},
 		{
+			name: "a query the admin does not allow holds even with Fail",
+			app: app("app:v2", func(a *v1.CanaryApp) {
+				inCanary(20, 40*time.Second)(a)
+				a.Spec.Analysis = &v1.AnalysisSpec{OnQueryError: v1.QueryErrorFail}
+			}),
+			primary: primaryV1, canary: canaryV2,
+			check:       &v1.AnalysisCheck{Time: *mt(0), Weight: 20, Verdict: v1.CheckInconclusive, Reason: v1.ReasonPrometheusURLNotAllowed},
+			wantPrimary: "app:v1", wantCanary: "app:v2", wantWeight: 20, wantPhase: v1.PhaseProgressing, wantStable: "app:v1", wantRequeue: true,
+		},
+		{
 			name:    "passing check before the interval keeps the weight",
 			app:     app("app:v2", inCanary(20, 10*time.Second)),
 			primary: primaryV1, canary: canaryV2,
