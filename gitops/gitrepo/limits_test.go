@@ -64,11 +64,11 @@ func allocated(f func()) uint64 {
 // process allocates a small fraction of what the repository holds.
 func TestFetchAboveMaxRepoSize(t *testing.T) {
 	g := newGitServer(t)
-	const big = 24 << 20
+	const big = 8 << 20
 	g.seedBare("acme/big.git", map[string][]byte{"apps/web/app.yaml": []byte(appYAML), "data.bin": randomBytes(t, big)})
-	// 64 MiB of zeros compress to about 64 KiB: far below any pack limit,
+	// 32 MiB of zeros compress to about 32 KiB: far below any pack limit,
 	// but go-git would inflate the object whole in memory to index it.
-	g.seedBare("acme/bomb.git", map[string][]byte{"apps/web/app.yaml": []byte(appYAML), "zeros.bin": make([]byte, 64<<20)})
+	g.seedBare("acme/bomb.git", map[string][]byte{"apps/web/app.yaml": []byte(appYAML), "zeros.bin": make([]byte, 32<<20)})
 
 	cases := []struct {
 		name, repo string
@@ -76,7 +76,7 @@ func TestFetchAboveMaxRepoSize(t *testing.T) {
 		message    string
 	}{
 		{"pack above MaxRepoSize", "acme/big.git", Options{MaxRepoSize: 1 << 20}, "repository exceeds 1 MiB"},
-		{"object above MaxObjectSize", "acme/bomb.git", Options{MaxObjectSize: 8 << 20}, "repository holds an object of 64 MiB, more than the 8 MiB limit"},
+		{"object above MaxObjectSize", "acme/bomb.git", Options{MaxObjectSize: 8 << 20}, "repository holds an object of 32 MiB, more than the 8 MiB limit"},
 		{"more objects than MaxObjects", "acme/big.git", Options{MaxObjects: 3}, "repository exceeds 3 objects"},
 	}
 	for _, tc := range cases {
@@ -91,7 +91,7 @@ func TestFetchAboveMaxRepoSize(t *testing.T) {
 			if !errors.Is(err, ErrRepoTooLarge) || !strings.Contains(err.Error(), tc.message) {
 				t.Fatalf("err = %v, want ErrRepoTooLarge saying %q", err, tc.message)
 			}
-			if n > 12<<20 {
+			if n > 4<<20 {
 				t.Fatalf("the refused fetch allocated %d MiB", n>>20)
 			}
 			if _, err := os.Stat(c.Path(url)); !os.IsNotExist(err) {
