@@ -102,13 +102,15 @@ type Options struct {
 	// fetch and push, and the waits between push attempts. A shorter
 	// deadline on the caller's context wins. The wait for another Update of
 	// the same repository is bounded only by the caller's context. Errors
-	// from an expired deadline match ErrTimeout. Default DefaultTimeout.
+	// from an expired deadline (either) match ErrTimeout. Default
+	// DefaultTimeout.
 	Timeout time.Duration
 	// MaxRepoSize bounds the bytes one clone takes on disk. A fetch whose
 	// pack would take the clone past it is cut off, fails with
-	// ErrRepoTooLarge, and the clone is removed. Fetches are shallow where
-	// the server allows (the history History can walk), so this bounds the
-	// recent history rather than all of it. Default DefaultMaxRepoSize.
+	// ErrRepoTooLarge, and the clone is removed. A first clone is shallow
+	// where the server allows (the history History can walk), so this
+	// bounds the recent history and what was added since, not all of it.
+	// Default DefaultMaxRepoSize.
 	MaxRepoSize int64
 	// MaxObjectSize bounds the size of one object (a file, or the result of
 	// a delta) in a fetched pack: go-git holds each object whole in memory
@@ -378,7 +380,7 @@ func (c *Cache) Update(ctx context.Context, req UpdateRequest) (_ Commit, err er
 	url := SanitizeURL(req.URL)
 	r := c.repo(url)
 	if err := r.acquire(ctx); err != nil {
-		return Commit{}, fmt.Errorf("wait for another update of %s: %w", url, err)
+		return Commit{}, markTimeout(fmt.Errorf("wait for another update of %s: %w", url, err))
 	}
 	res, err := c.locked(ctx, r, url, req, secrets)
 	c.evict(ctx)
@@ -403,12 +405,18 @@ func (c *Cache) locked(ctx context.Context, r *repo, url string, req UpdateReque
 	if err == nil {
 		r.compact(c.opts.MaxPacks)
 	}
-	if err != nil && !errors.Is(err, ErrTimeout) && timedOut(err) {
-		err = fmt.Errorf("%w: %w", ErrTimeout, err)
-	}
+	err = markTimeout(err)
 	r.measure()
 	r.used.Store(time.Now().UnixNano())
 	return res, err
+}
+
+// markTimeout makes an error that a deadline caused match ErrTimeout.
+func markTimeout(err error) error {
+	if err != nil && !errors.Is(err, ErrTimeout) && timedOut(err) {
+		return fmt.Errorf("%w: %w", ErrTimeout, err)
+	}
+	return err
 }
 
 // panicError turns a recovered panic into an error without its stack; the

@@ -139,6 +139,21 @@ func TestUpdateTimesOut(t *testing.T) {
 		}
 	})
 
+	t.Run("waiting for a busy repository ends with the caller's deadline", func(t *testing.T) {
+		c := newCache(t, Options{})
+		r := req("http://"+tarpit(t)+"/acme/apps.git", Auth{})
+		busy := c.repo(SanitizeURL(r.URL))
+		if !busy.tryAcquire() {
+			t.Fatal("repository locked")
+		}
+		defer busy.release()
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		defer cancel()
+		if err := updateWithin(t, ctx, c, r, bound); !errors.Is(err, ErrTimeout) {
+			t.Fatalf("err = %v, want ErrTimeout", err)
+		}
+	})
+
 	t.Run("lock released after a timeout", func(t *testing.T) {
 		// A timed-out Update must not keep the next one of the same
 		// repository waiting.
