@@ -49,9 +49,10 @@ func (o *gitOptions) bind(fs *flag.FlagSet) {
 	fs.StringVar(&o.passphraseFile, "git-signing-passphrase-file", "", "File holding the passphrase of --git-signing-key-file, if it is encrypted.")
 }
 
-// writer builds the Git writer; nil when write-back is disabled. Secrets and
-// Applications are read through the API reader (no cluster-wide watch), only
-// when an outcome is written.
+// writer builds the Git writer; nil when write-back is disabled. Secrets are
+// read from the manager's cache, which holds the operator's namespace only;
+// Applications through the API reader (no cluster-wide watch), only when an
+// outcome is written.
 func (o *gitOptions) writer(mgr ctrl.Manager) (gitops.Writer, error) {
 	if !o.enabled {
 		return nil, nil
@@ -67,7 +68,7 @@ func (o *gitOptions) writer(mgr ctrl.Manager) (gitops.Writer, error) {
 	}
 	w, err := gitops.New(gitops.Options{
 		Cache:       cache,
-		Credentials: credentials.New(mgr.GetAPIReader(), ns),
+		Credentials: credentials.New(mgr.GetClient(), ns),
 		Discoverer:  argocd.New(mgr.GetAPIReader(), o.argocdNamespace, strings.Split(o.argocdAppNS, ",")...),
 		Author:      gitrepo.Author{Name: o.authorName, Email: o.authorEmail},
 		Signer:      signer,

@@ -7,9 +7,12 @@ import (
 	"os"
 
 	istionetworking "istio.io/client-go/pkg/apis/networking/v1"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -62,6 +65,12 @@ func main() {
 		LeaderElectionID:              "canaryop.canary.atze.io",
 		LeaderElectionNamespace:       leaderElectionNS,
 		LeaderElectionReleaseOnCancel: true,
+		// Secrets are read in the operator's own namespace only (the admin's
+		// Git and Prometheus credentials), from a cache: a check every few
+		// seconds per app must not list Secrets from the API server.
+		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
+			&corev1.Secret{}: {Namespaces: map[string]cache.Config{gitFlags.namespace(): {}}},
+		}},
 	})
 	if err != nil {
 		log.Error(err, "Creating the manager")
@@ -79,7 +88,7 @@ func main() {
 		Recorder:  mgr.GetEventRecorder("canaryop"),
 		Router:    traffic.NewIstio(mgr.GetClient()),
 		Metrics: metrics.NewPrometheus(metrics.WithAllowList(promAllowed),
-			metrics.WithCredentials(promauth.New(mgr.GetAPIReader(), gitFlags.namespace()))),
+			metrics.WithCredentials(promauth.New(mgr.GetClient(), gitFlags.namespace()))),
 		Writer:                  writer,
 		MaxConcurrentReconciles: concurrency,
 		WriteBackConcurrency:    gitFlags.concurrency,

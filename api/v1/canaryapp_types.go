@@ -80,10 +80,15 @@ type CanaryAppSpec struct {
 	// +kubebuilder:validation:MaxLength=4096
 	PrometheusQuery string `json:"prometheusQuery"`
 
-	// prometheusURL is the base URL of the Prometheus HTTP API.
+	// prometheusURL is the base URL of the Prometheus HTTP API. The
+	// operator's admin decides which URLs are allowed
+	// (--prometheus-allowed-urls) and supplies credentials as Secrets, so
+	// the URL holds neither credentials nor a query string.
 	// +required
 	// +kubebuilder:validation:MaxLength=2048
 	// +kubebuilder:validation:XValidation:rule="self.matches('^https?://[^ /]+(/.*)?$')",message="prometheusURL must be an http:// or https:// URL with a host, for example 'http://prometheus.istio-system.svc:9090'"
+	// +kubebuilder:validation:XValidation:rule="!self.contains('@')",message="prometheusURL must not hold credentials: the platform admin provides them as a Secret in the operator's namespace"
+	// +kubebuilder:validation:XValidation:rule="!self.contains('?') && !self.contains('#')",message="prometheusURL must not have a query string or fragment"
 	PrometheusURL string `json:"prometheusURL"`
 
 	// gateways are Istio Gateways ("name" or "namespace/name") whose traffic

@@ -139,11 +139,11 @@ func TestDiscoverRefusesUnprovenApplications(t *testing.T) {
 		return a
 	}
 	for name, app := range map[string]*v1.CanaryApp{
-		"label naming team B's Application":             evil("", "team-b-payments"),
-		"tracking id naming team B's Application":       evil("team-b-payments:canary.atze.io/CanaryApp:evil/payments", ""),
+		"label naming team B's Application":              evil("", "team-b-payments"),
+		"tracking id naming team B's Application":        evil("team-b-payments:canary.atze.io/CanaryApp:evil/payments", ""),
 		"Application in a namespace the admin disallows": evil("team-b_payments:canary.atze.io/CanaryApp:evil/payments", ""),
-		"resource entry that requires pruning":          evil("", "pruned"),
-		"destination in another namespace":              evil("", "other-dest"),
+		"resource entry that requires pruning":           evil("", "pruned"),
+		"destination in another namespace":               evil("", "other-dest"),
 	} {
 		_, err := d.Discover(context.Background(), app)
 		if !errors.Is(err, ErrNotProven) {
