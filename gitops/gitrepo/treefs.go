@@ -205,7 +205,7 @@ func (fs *treeFS) read(p string) error {
 		return fmt.Errorf("read %s: %w", p, err)
 	}
 	if size > fs.maxFile {
-		return &limitError{ErrFileTooLarge, fmt.Sprintf("%s is %s, more than the %s a file may have to be read",
+		return &limitError{ErrFileTooLarge, fmt.Sprintf("%s is %s, above the %s limit for files a write-back reads",
 			strings.TrimPrefix(p, "/"), mib(size), mib(fs.maxFile))}
 	}
 	data, err := readBlob(fs.store, b.hash, fs.maxFile)
