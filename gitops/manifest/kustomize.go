@@ -128,14 +128,20 @@ func renderKustomization(fsys filesys.FileSystem, dir string, k *sourceFile, t T
 		return renderedApp{}, &Error{Kind: ErrRender, Path: dir, Detail: "kustomize build failed", Err: err}
 	}
 	var found []*resource.Resource
+	notProven := false
 	for _, r := range m.Resources() {
-		id := r.CurId()
-		if (identity{group: id.Group, kind: id.Kind, name: id.Name, namespace: id.Namespace}).matches(t) {
+		cur := r.CurId()
+		id := identity{group: cur.Group, kind: cur.Kind, name: cur.Name, namespace: cur.Namespace}
+		if id.matches(t) {
 			found = append(found, r)
 		}
+		notProven = notProven || id.notProven(t)
 	}
 	switch len(found) {
 	case 0:
+		if notProven {
+			return renderedApp{}, errNotProven(dir, t)
+		}
 		return renderedApp{}, &Error{Kind: ErrNoDocument, Path: dir,
 			Detail: fmt.Sprintf("kustomize build renders no %s", t)}
 	case 1:
@@ -165,6 +171,10 @@ func sourceCandidates(files []*sourceFile, t Target, app renderedApp) []document
 			}
 			doc := document{file: f, index: i, root: d.Content[0]}
 			switch {
+			// The rendered app matched the target, DefaultNamespace rule
+			// included, so a source without a namespace is the one
+			// kustomize rendered into the app's namespace (or left
+			// without one, which the caller has proven).
 			case id.name == app.name && (id.namespace == "" || id.namespace == app.namespace):
 				exact = append(exact, doc)
 			case strings.Contains(app.name, id.name):

@@ -19,6 +19,11 @@
 // always renders the edited tree and checks that the CanaryApp carries
 // exactly the intended image and record before it writes anything: on any
 // error the FileSystem is left untouched.
+//
+// The repository is not trusted: many teams share one operator, and a
+// CanaryApp's author chooses the path. So a document without
+// metadata.namespace is the app's only when the caller proves the namespace
+// it is applied in (Target.DefaultNamespace).
 package manifest
 
 import (
@@ -36,11 +41,30 @@ import (
 )
 
 // Target identifies the CanaryApp document.
-type Target struct{ Group, Kind, Name, Namespace string }
+type Target struct {
+	Group, Kind, Name string
+	// Namespace is the app's namespace; empty matches documents in any
+	// namespace (never a document without one, see DefaultNamespace).
+	Namespace string
+	// DefaultNamespace is the namespace a document without
+	// metadata.namespace is applied in, as the caller has verified it: Argo
+	// CD's destination namespace for the path, or the admin's policy. Such
+	// a document is the target only when DefaultNamespace is Namespace.
+	// Empty means it never is: anyone can write a namespace-less document
+	// of the same name, so without proof it may be another team's.
+	DefaultNamespace string
+}
 
-// ForApp returns the Target of the CanaryApp namespace/name.
+// ForApp returns the Target of the CanaryApp namespace/name. It matches no
+// document without metadata.namespace; see WithDefaultNamespace.
 func ForApp(namespace, name string) Target {
 	return Target{Group: v1.GroupVersion.Group, Kind: "CanaryApp", Name: name, Namespace: namespace}
+}
+
+// WithDefaultNamespace returns t with DefaultNamespace set to ns.
+func (t Target) WithDefaultNamespace(ns string) Target {
+	t.DefaultNamespace = ns
+	return t
 }
 
 // Change is what the manifest must say after Apply.
@@ -90,6 +114,11 @@ var (
 	ErrInvalidChange  = errors.New("invalid change")
 	ErrRender         = errors.New("render failed")
 	ErrRenderMismatch = errors.New("rendered manifest differs from the intended change")
+
+	// ErrNamespaceNotProven is an ErrNoDocument: the only documents with
+	// the target's name have no metadata.namespace, and the Target has no
+	// DefaultNamespace that would place them in the app's namespace.
+	ErrNamespaceNotProven = fmt.Errorf("%w: the document has no metadata.namespace and the app's namespace is not proven", ErrNoDocument)
 )
 
 // Error is a failure to read, edit or render a manifest.
@@ -199,7 +228,7 @@ func load(fsys filesys.FileSystem, p string) (*tree, error) {
 // with one, none when it comes from a base outside the path.
 func (tr *tree) render(fsys filesys.FileSystem, t Target) (Rendered, []document, error) {
 	if tr.kust == nil {
-		d, err := oneDocument(findDocuments(tr.docs, t), t, tr.path, len(tr.docs))
+		d, err := oneDocument(findDocuments(tr.docs, t), t, tr.path, len(tr.docs), namespaceLess(tr.docs, t))
 		if err != nil {
 			return Rendered{}, nil, err
 		}

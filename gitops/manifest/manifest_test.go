@@ -20,7 +20,9 @@ import (
 )
 
 var (
-	app     = ForApp("default", "canaryapp-sample")
+	// The fixtures are namespace-less documents, as Argo CD applies them;
+	// the caller has proven that "default" is where they are applied.
+	app     = ForApp("default", "canaryapp-sample").WithDefaultNamespace("default")
 	failedT = metav1.NewTime(time.Date(2026, 3, 1, 12, 1, 35, 0, time.UTC))
 )
 
@@ -620,14 +622,14 @@ func TestApplyKustomizeIdentity(t *testing.T) {
 	t.Run("the longest name contained in the rendered name is the source", func(t *testing.T) {
 		fsys := filesys.MakeFsInMemory()
 		writeFiles(t, fsys, "r", twoApps)
-		res, err := Apply(fsys, "r/k", ForApp("default", "prod-canaryapp-sample"), rollbackTo("ghcr.io/atze/app:v1", "ghcr.io/atze/app:v2"))
+		res, err := Apply(fsys, "r/k", ForApp("default", "prod-canaryapp-sample").WithDefaultNamespace("default"), rollbackTo("ghcr.io/atze/app:v1", "ghcr.io/atze/app:v2"))
 		if err != nil {
 			t.Fatal(err)
 		}
 		if !slices.Equal(res.Files, []string{"r/k/b.yaml"}) || !res.RecordAdded {
 			t.Errorf("Result = %+v, want the record in b.yaml", res)
 		}
-		r, err := Render(fsys, "r/k", ForApp("default", "prod-sample"))
+		r, err := Render(fsys, "r/k", ForApp("default", "prod-sample").WithDefaultNamespace("default"))
 		if err != nil || len(r.FailedImages) != 0 {
 			t.Errorf("the other app was changed: %+v, %v", r, err)
 		}

@@ -132,10 +132,56 @@ func identityOf(root *yaml.Node) (identity, bool) {
 }
 
 // matches says whether a document is the target. A document without a
-// namespace matches any namespace: Argo CD or kustomize sets it.
+// namespace is applied in the namespace Argo CD (or whoever applies it)
+// chooses; it is the target only when the caller has verified that this is
+// the app's namespace (Target.DefaultNamespace). Otherwise a document of
+// the same name in any team's folder would be.
 func (id identity) matches(t Target) bool {
-	return id.group == t.Group && id.kind == t.Kind && id.name == t.Name &&
-		(id.namespace == "" || t.Namespace == "" || id.namespace == t.Namespace)
+	if !id.named(t) {
+		return false
+	}
+	if id.namespace == "" {
+		return t.DefaultNamespace != "" && t.DefaultNamespace == t.Namespace
+	}
+	return t.Namespace == "" || id.namespace == t.Namespace
+}
+
+// named says whether a document has the target's group, kind and name.
+func (id identity) named(t Target) bool {
+	return id.group == t.Group && id.kind == t.Kind && id.name == t.Name
+}
+
+// notProven says whether a document would be the target if the caller had
+// proven the app's namespace: it has none of its own, and t has no
+// DefaultNamespace.
+func (id identity) notProven(t Target) bool {
+	return id.named(t) && id.namespace == "" && t.DefaultNamespace == ""
+}
+
+// namespaceLess says whether files hold a document that is not the target
+// only because t has no DefaultNamespace.
+func namespaceLess(files []*sourceFile, t Target) bool {
+	for _, f := range files {
+		for _, d := range f.docs {
+			if len(d.Content) == 0 {
+				continue
+			}
+			if id, ok := identityOf(d.Content[0]); ok && id.notProven(t) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// errNotProven is the error for a target that only a document without
+// metadata.namespace could be.
+func errNotProven(where string, t Target) error {
+	detail := fmt.Sprintf("looking for %s", t)
+	if t.Namespace != "" {
+		detail += fmt.Sprintf("; metadata.namespace: %s in the manifest would prove it", t.Namespace)
+	}
+	return &Error{Kind: ErrNamespaceNotProven, Path: where, Detail: detail}
 }
 
 // findDocuments returns every document in files that matches t.
@@ -154,10 +200,15 @@ func findDocuments(files []*sourceFile, t Target) []document {
 	return out
 }
 
-// oneDocument requires exactly one match.
-func oneDocument(docs []document, t Target, where string, searched int) (document, error) {
+// oneDocument requires exactly one match. notProven says that a document
+// without metadata.namespace would have matched had the caller proven the
+// app's namespace.
+func oneDocument(docs []document, t Target, where string, searched int, notProven bool) (document, error) {
 	switch len(docs) {
 	case 0:
+		if notProven {
+			return document{}, errNotProven(where, t)
+		}
 		return document{}, &Error{Kind: ErrNoDocument, Path: where,
 			Detail: fmt.Sprintf("no %s in %d YAML file(s)", t, searched)}
 	case 1:
