@@ -67,7 +67,7 @@ func isRemote(res string) bool {
 // sourceFiles collects the YAML files the kustomization at dir pulls in
 // that lie under root, following directory resources with their own
 // kustomization. Those are the files an edit may change.
-func sourceFiles(fsys filesys.FileSystem, root, dir string, k *sourceFile, seen map[string]bool) ([]*sourceFile, error) {
+func sourceFiles(fsys *budgetFS, root, dir string, k *sourceFile, seen map[string]bool) ([]*sourceFile, error) {
 	var out []*sourceFile
 	for _, res := range resourcesOf(k) {
 		if isRemote(res) || filepath.IsAbs(res) {
@@ -115,8 +115,9 @@ type renderedApp struct {
 }
 
 // renderKustomization builds dir with krusty in memory and finds the
-// target among the rendered resources.
-func renderKustomization(fsys filesys.FileSystem, dir string, k *sourceFile, t Target) (renderedApp, error) {
+// target among the rendered resources. fsys enforces the read limits on
+// what krusty reads.
+func renderKustomization(fsys *budgetFS, dir string, k *sourceFile, t Target) (renderedApp, error) {
 	for _, res := range resourcesOf(k) {
 		if isRemote(res) {
 			return renderedApp{}, &Error{Kind: ErrRender, Path: k.path,
@@ -124,6 +125,9 @@ func renderKustomization(fsys filesys.FileSystem, dir string, k *sourceFile, t T
 		}
 	}
 	m, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(fsys, dir)
+	if fsys.b.err != nil {
+		return renderedApp{}, fsys.b.err
+	}
 	if err != nil {
 		return renderedApp{}, &Error{Kind: ErrRender, Path: dir, Detail: "kustomize build failed", Err: err}
 	}

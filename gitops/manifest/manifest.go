@@ -23,7 +23,8 @@
 // The repository is not trusted: many teams share one operator, and a
 // CanaryApp's author chooses the path. So a document without
 // metadata.namespace is the app's only when the caller proves the namespace
-// it is applied in (Target.DefaultNamespace).
+// it is applied in (Target.DefaultNamespace), and a render reads within
+// size limits.
 package manifest
 
 import (
@@ -119,6 +120,10 @@ var (
 	// the target's name have no metadata.namespace, and the Target has no
 	// DefaultNamespace that would place them in the app's namespace.
 	ErrNamespaceNotProven = fmt.Errorf("%w: the document has no metadata.namespace and the app's namespace is not proven", ErrNoDocument)
+	// ErrTooLarge is an ErrParse: a file is over 1 MiB, its YAML stands
+	// for over 100000 nodes once aliases are expanded, or the render reads
+	// over 16 MiB.
+	ErrTooLarge = fmt.Errorf("%w: over the size limits", ErrParse)
 )
 
 // Error is a failure to read, edit or render a manifest.
@@ -187,7 +192,7 @@ type tree struct {
 	docs []*sourceFile // files that may hold the CanaryApp document
 }
 
-func load(fsys filesys.FileSystem, p string) (*tree, error) {
+func load(fsys *budgetFS, p string) (*tree, error) {
 	if !fsys.Exists(p) {
 		return nil, &Error{Kind: ErrPathNotFound, Path: p}
 	}
@@ -226,7 +231,7 @@ func load(fsys filesys.FileSystem, p string) (*tree, error) {
 // render returns the CanaryApp as it will be applied, and the documents
 // under the path it may come from: exactly one without a kustomization;
 // with one, none when it comes from a base outside the path.
-func (tr *tree) render(fsys filesys.FileSystem, t Target) (Rendered, []document, error) {
+func (tr *tree) render(fsys *budgetFS, t Target) (Rendered, []document, error) {
 	if tr.kust == nil {
 		d, err := oneDocument(findDocuments(tr.docs, t), t, tr.path, len(tr.docs), namespaceLess(tr.docs, t))
 		if err != nil {
@@ -262,12 +267,16 @@ func (tr *tree) source(docs []document, t Target, why string) (document, error) 
 // Render returns the image and failed images the CanaryApp at path names
 // once rendered: by kustomize when the folder has a kustomization,
 // otherwise as written.
+//
+// Render reads no more than 16 MiB, no file over 1 MiB and no YAML that
+// stands for over 100000 nodes (ErrTooLarge).
 func Render(fsys filesys.FileSystem, path string, t Target) (Rendered, error) {
-	tr, err := load(fsys, path)
+	bfs := newBudgetFS(fsys, path)
+	tr, err := load(bfs, path)
 	if err != nil {
 		return Rendered{}, err
 	}
-	r, _, err := tr.render(fsys, t)
+	r, _, err := tr.render(bfs, t)
 	return r, err
 }
 
@@ -275,16 +284,17 @@ func Render(fsys filesys.FileSystem, path string, t Target) (Rendered, error) {
 // that the CanaryApp t names c.Image and records c.FailedImage, renders the
 // result to check it, and only then writes the changed files to fsys. On
 // error nothing is written. When the manifest already says all of it,
-// Result.Files is empty.
+// Result.Files is empty. It reads as Render does.
 func Apply(fsys filesys.FileSystem, path string, t Target, c Change) (Result, error) {
 	if err := c.validate(); err != nil {
 		return Result{}, err
 	}
-	tr, err := load(fsys, path)
+	bfs := newBudgetFS(fsys, path)
+	tr, err := load(bfs, path)
 	if err != nil {
 		return Result{}, err
 	}
-	before, docs, err := tr.render(fsys, t)
+	before, docs, err := tr.render(bfs, t)
 	if err != nil {
 		return Result{}, err
 	}

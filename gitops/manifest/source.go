@@ -45,9 +45,14 @@ func isYAMLFile(name string) bool {
 // kustomizationNames are the file names kustomize recognises, in its order.
 var kustomizationNames = []string{"kustomization.yaml", "kustomization.yml", "Kustomization"}
 
-func readSource(fsys filesys.FileSystem, p string) (*sourceFile, error) {
+// readSource reads and parses the file at p through the render's budget.
+func readSource(fsys *budgetFS, p string) (*sourceFile, error) {
 	data, err := fsys.ReadFile(p)
 	if err != nil {
+		var e *Error
+		if errors.As(err, &e) {
+			return nil, err
+		}
 		return nil, &Error{Kind: ErrPathNotFound, Path: p, Err: err}
 	}
 	docs, err := parseDocuments(data)
