@@ -325,6 +325,9 @@ cp -R "$SEED_DIR"/. "$seed_work/$SEED_PREFIX"/
 rm -rf "$seed_work/.git" "$seed_work/$SEED_PREFIX/.git"
 (
   cd "$seed_work"
+  # A caller's GIT_DIR/GIT_WORK_TREE (a hook, an IDE, a test runner) would
+  # make the commit below land in that repository instead of the seed.
+  unset GIT_DIR GIT_WORK_TREE GIT_INDEX_FILE GIT_OBJECT_DIRECTORY GIT_COMMON_DIR
   export GIT_CONFIG_GLOBAL=/dev/null GIT_CONFIG_NOSYSTEM=1
   export GIT_AUTHOR_NAME="canaryop demo" GIT_AUTHOR_EMAIL=demo@canaryop.invalid
   export GIT_COMMITTER_NAME="canaryop demo" GIT_COMMITTER_EMAIL=demo@canaryop.invalid
