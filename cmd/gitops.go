@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/resource"
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	"github.com/atzedevries/canaryop/gitops"
@@ -33,6 +34,8 @@ type gitOptions struct {
 	passphraseFile  string
 	concurrency     int
 	timeout         time.Duration
+	maxRepoSize     resource.Quantity
+	maxCacheSize    resource.Quantity
 }
 
 func (o *gitOptions) bind(fs *flag.FlagSet) {
@@ -43,6 +46,9 @@ func (o *gitOptions) bind(fs *flag.FlagSet) {
 	fs.StringVar(&o.credentialsNS, "git-credentials-namespace", "", "Namespace of the credential Secrets (labels canary.atze.io/git-credentials=true and canary.atze.io/prometheus-credentials=true). Default: $POD_NAMESPACE, else canaryop-system.")
 	fs.StringVar(&o.argocdNamespace, "argocd-namespace", argocd.DefaultNamespace, "Namespace of the Argo CD Applications that prove where a CanaryApp's manifest lives.")
 	fs.StringVar(&o.argocdAppNS, "argocd-application-namespaces", "", "Comma-separated further namespaces whose Argo CD Applications (apps in any namespace) may prove a CanaryApp's location.")
+	o.maxRepoSize, o.maxCacheSize = resource.MustParse("512Mi"), resource.MustParse("2Gi")
+	fs.Var(quantityFlag{&o.maxRepoSize}, "git-max-repo-size", "Largest clone of one repository (e.g. 512Mi); a fetch beyond it is refused and the clone removed.")
+	fs.Var(quantityFlag{&o.maxCacheSize}, "git-max-cache-size", "Bound on all cached clones together (e.g. 2Gi); least recently used clones are evicted. Keep the cache volume at least this plus --git-max-repo-size.")
 	fs.IntVar(&o.concurrency, "write-back-concurrency", 2, "Git write-backs run at once, in a worker pool apart from the canary analysis.")
 	fs.DurationVar(&o.timeout, "write-back-timeout", 3*time.Minute, "Deadline of one write-back attempt (fetch, edit, push, pull request).")
 	fs.StringVar(&o.signingKeyFile, "git-signing-key-file", "", "ASCII-armored OpenPGP private key (e.g. a mounted Secret) to sign write-back commits with; empty: unsigned.")
@@ -58,7 +64,7 @@ func (o *gitOptions) writer(mgr ctrl.Manager) (gitops.Writer, error) {
 		return nil, nil
 	}
 	ns := o.namespace()
-	cache, err := gitrepo.New(gitrepo.Options{Dir: o.cacheDir})
+	cache, err := gitrepo.New(gitrepo.Options{Dir: o.cacheDir, MaxRepoSize: o.maxRepoSize.Value(), MaxCacheSize: o.maxCacheSize.Value()})
 	if err != nil {
 		return nil, fmt.Errorf("git cache in %s: %w", o.cacheDir, err)
 	}
@@ -77,6 +83,28 @@ func (o *gitOptions) writer(mgr ctrl.Manager) (gitops.Writer, error) {
 		return nil, err
 	}
 	return w, nil
+}
+
+// quantityFlag reads a size such as 512Mi.
+type quantityFlag struct{ q *resource.Quantity }
+
+func (f quantityFlag) String() string {
+	if f.q == nil {
+		return ""
+	}
+	return f.q.String()
+}
+
+func (f quantityFlag) Set(s string) error {
+	q, err := resource.ParseQuantity(s)
+	if err != nil {
+		return err
+	}
+	if q.Sign() <= 0 {
+		return fmt.Errorf("%s: a size must be positive", s)
+	}
+	*f.q = q
+	return nil
 }
 
 // namespace is where the admin's credential Secrets (Git and Prometheus)

@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	v1 "github.com/atzedevries/canaryop/api/v1"
+	"github.com/atzedevries/canaryop/gitops"
 	"github.com/atzedevries/canaryop/internal/opmetrics"
 	"github.com/atzedevries/canaryop/internal/rollout"
 	"github.com/atzedevries/canaryop/internal/workload"
@@ -179,6 +180,9 @@ func (r *CanaryAppReconciler) writeOutcome(ctx context.Context, base, app *v1.Ca
 	wb.LastAttemptAt = &at
 	wb.Attempts++
 	if err != nil {
+		if errors.Is(err, gitops.ErrPanic) {
+			wb.InterruptedAttempts++
+		}
 		r.recordWriteBackError(ctx, app, err)
 		return ctrl.Result{RequeueAfter: r.writeBackWait(app, r.now())}, nil
 	}

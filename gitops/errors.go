@@ -21,6 +21,9 @@ var (
 	// ErrNotPermitted: the admin's policy does not let this app write where
 	// it asks to (credential scope, Argo CD provenance, write mode).
 	ErrNotPermitted = errors.New("write-back not permitted")
+	// ErrPanic: the write-back stopped on a panic the Git layer recovered;
+	// the controller counts it as an interrupted attempt.
+	ErrPanic = gitrepo.ErrPanic
 )
 
 // Error is a write-back error with the condition reason the controller puts
@@ -65,8 +68,12 @@ func classify(err error) error {
 		errors.Is(err, credentials.ErrInvalidCredentials):
 		return stalled(v1.ReasonNoCredentials, err)
 	case errors.Is(err, gitrepo.ErrBranchNotFound), errors.Is(err, github.ErrNotFound),
-		errors.Is(err, github.ErrInvalidRepo), errors.Is(err, gitrepo.ErrRepositoryNotFound):
+		errors.Is(err, github.ErrInvalidRepo), errors.Is(err, gitrepo.ErrRepositoryNotFound),
+		errors.Is(err, github.ErrForeignHost):
 		return stalled(v1.ReasonRepositoryUnknown, err)
+	case errors.Is(err, gitrepo.ErrRepoTooLarge), errors.Is(err, gitrepo.ErrFileTooLarge):
+		// The admin's size bounds: retrying fetches the same bytes again.
+		return stalled(v1.ReasonWriteBackFailed, err)
 	case errors.Is(err, gitrepo.ErrInvalidRequest), errors.Is(err, manifest.ErrInvalidChange):
 		return stalled(v1.ReasonInvalidSpec, err)
 	case errors.Is(err, manifest.ErrPathNotFound), errors.Is(err, manifest.ErrParse),

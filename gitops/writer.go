@@ -148,11 +148,14 @@ func New(opts Options) (*GitWriter, error) {
 	}
 	if opts.PullRequests == nil {
 		hc := opts.HTTPClient
+		// One client per API and token keeps the ETags and the rate-limit
+		// state between polls.
+		clients := &github.Clients{}
 		opts.PullRequests = func(c credentials.Creds) (github.PullRequests, error) {
 			if c.GitHubToken == "" {
 				return nil, fmt.Errorf("%w: secret %s has no githubToken (or HTTPS password) for pull requests", credentials.ErrInvalidCredentials, c.Secret)
 			}
-			return github.New(hc, c.GitHubAPIURL, c.GitHubToken)
+			return clients.For(hc, c.GitHubAPIURL, c.GitHubToken)
 		}
 	}
 	return &GitWriter{opts: opts}, nil
@@ -201,21 +204,27 @@ func (w *GitWriter) Write(ctx context.Context, app *v1.CanaryApp) (Result, error
 	}
 	var repo github.Repo
 	if mode == v1.WritePullRequest {
-		if repo, err = github.ParseRepo(loc.RepoURL); err != nil {
-			return Result{}, stalled(v1.ReasonRepositoryUnknown, fmt.Errorf("gitops: pull requests need a GitHub repository: %w", err))
+		// The token goes only to the API of the repository's own forge:
+		// a repository on another host gets no pull request (and no push
+		// of its branch) rather than the admin's GitHub token.
+		if repo, err = github.ParseRepoFor(creds.GitHubAPIURL, loc.RepoURL); err != nil {
+			return Result{}, stalled(v1.ReasonRepositoryUnknown, fmt.Errorf("gitops: pull requests need a repository on the GitHub host of the credentials: %w", err))
 		}
 	}
 	log := ctrl.LoggerFrom(ctx).WithValues("repo", gitrepo.SanitizeURL(loc.RepoURL), "branch", loc.Branch, "path", loc.Path, "mode", mode, "credentials", creds.Secret)
 
 	in := reportInput(app, wb)
+	// Documents without metadata.namespace are this app's only where
+	// provenance or the admin's scope put them in its namespace.
+	target := manifest.ForApp(app.Namespace, app.Name).WithDefaultNamespace(loc.DefaultNamespace)
 	var applied manifest.Result
 	edit := func(fsys filesys.FileSystem, hist gitrepo.History) (string, error) {
 		in.KeptImage = ""
-		change, err := changeFor(app, wb, loc.Path, fsys, hist)
+		change, err := changeFor(app, wb, loc.Path, target, fsys, hist)
 		if err != nil {
 			return "", err
 		}
-		applied, err = manifest.Apply(fsys, loc.Path, manifest.ForApp(app.Namespace, app.Name), change)
+		applied, err = manifest.Apply(fsys, loc.Path, target, change)
 		if err != nil {
 			return "", err
 		}
@@ -268,13 +277,13 @@ func (w *GitWriter) PullRequestState(ctx context.Context, app *v1.CanaryApp) (st
 	if err != nil {
 		return "", err
 	}
-	repo, err := github.ParseRepo(loc.RepoURL)
-	if err != nil {
-		return "", stalled(v1.ReasonRepositoryUnknown, fmt.Errorf("gitops: %w", err))
-	}
 	creds, err := w.lookup(ctx, app, &loc, v1.WritePullRequest)
 	if err != nil {
 		return "", err
+	}
+	repo, err := github.ParseRepoFor(creds.GitHubAPIURL, loc.RepoURL)
+	if err != nil {
+		return "", stalled(v1.ReasonRepositoryUnknown, fmt.Errorf("gitops: %w", err))
 	}
 	prs, err := w.opts.PullRequests(creds)
 	if err != nil {
@@ -414,7 +423,7 @@ func (w *GitWriter) lookup(ctx context.Context, app *v1.CanaryApp, loc *Location
 }
 
 // changeFor is the manifest change of an outcome, with its compare-and-swap.
-func changeFor(app *v1.CanaryApp, wb *v1.WriteBackStatus, path string, fsys filesys.FileSystem, hist gitrepo.History) (manifest.Change, error) {
+func changeFor(app *v1.CanaryApp, wb *v1.WriteBackStatus, path string, target manifest.Target, fsys filesys.FileSystem, hist gitrepo.History) (manifest.Change, error) {
 	switch wb.Outcome {
 	case v1.OutcomeRolledBack:
 		if wb.FailedImage == "" {
@@ -430,7 +439,7 @@ func changeFor(app *v1.CanaryApp, wb *v1.WriteBackStatus, path string, fsys file
 		}, nil
 	case v1.OutcomePromoted:
 		c := manifest.Change{Image: wb.Image}
-		rendered, err := manifest.Render(fsys, path, manifest.ForApp(app.Namespace, app.Name))
+		rendered, err := manifest.Render(fsys, path, target)
 		if err != nil || rendered.Image == wb.Image {
 			// Apply reports the error, or finds nothing to change.
 			return c, nil

@@ -421,7 +421,7 @@ func TestWriteRefusesOtherTenantsLocation(t *testing.T) {
 		return err
 	}
 	for name, err := range map[string]error{
-		"explicit location": attack(&v1.GitOpsSpec{RepoURL: e.url(), Path: "apps/shop"}, nil),
+		"explicit location":  attack(&v1.GitOpsSpec{RepoURL: e.url(), Path: "apps/shop"}, nil),
 		"forged tracking id": attack(&v1.GitOpsSpec{}, map[string]string{argocd.TrackingAnnotation: "shop:canary.atze.io/CanaryApp:evil/web"}),
 		"dot-segment URL":    attack(&v1.GitOpsSpec{RepoURL: e.srv.HTTPAddress() + "/acme/x/../apps.git", Path: "apps/shop"}, nil),
 	} {
