@@ -41,72 +41,6 @@ func imageEntries(k *sourceFile) []imageEntry {
 	return out
 }
 
-// resourcesOf lists a kustomization's resources (and the older bases).
-func resourcesOf(k *sourceFile) []string {
-	if len(k.docs) == 0 || len(k.docs[0].Content) == 0 {
-		return nil
-	}
-	var out []string
-	for _, key := range []string{"resources", "bases"} {
-		if l := mapValue(k.docs[0].Content[0], key); l != nil && l.Kind == yaml.SequenceNode {
-			for _, item := range l.Content {
-				if item.Kind == yaml.ScalarNode {
-					out = append(out, item.Value)
-				}
-			}
-		}
-	}
-	return out
-}
-
-func isRemote(res string) bool {
-	return strings.Contains(res, "://") || strings.HasPrefix(res, "git@") ||
-		strings.HasPrefix(res, "github.com/") || strings.HasPrefix(res, "gitlab.com/")
-}
-
-// sourceFiles collects the YAML files the kustomization at dir pulls in
-// that lie under root, following directory resources with their own
-// kustomization. Those are the files an edit may change.
-func sourceFiles(fsys *budgetFS, root, dir string, k *sourceFile, seen map[string]bool) ([]*sourceFile, error) {
-	var out []*sourceFile
-	for _, res := range resourcesOf(k) {
-		if isRemote(res) || filepath.IsAbs(res) {
-			continue
-		}
-		p := filepath.Join(dir, res)
-		if rel, err := filepath.Rel(root, p); err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
-			continue // a base outside the path: rendered, never edited
-		}
-		if seen[p] {
-			continue
-		}
-		seen[p] = true
-		switch {
-		case fsys.IsDir(p):
-			kp := kustomizationIn(fsys, p)
-			if kp == "" {
-				continue
-			}
-			sub, err := readSource(fsys, kp)
-			if err != nil {
-				return nil, err
-			}
-			more, err := sourceFiles(fsys, root, p, sub, seen)
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, more...)
-		case isYAMLFile(p) && fsys.Exists(p):
-			f, err := readSource(fsys, p)
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, f)
-		}
-	}
-	return out, nil
-}
-
 // renderedApp is the target as kustomize renders it, with its rendered
 // name and namespace.
 type renderedApp struct {
@@ -115,15 +49,9 @@ type renderedApp struct {
 }
 
 // renderKustomization builds dir with krusty in memory and finds the
-// target among the rendered resources. fsys enforces the read limits on
-// what krusty reads.
-func renderKustomization(fsys *budgetFS, dir string, k *sourceFile, t Target) (renderedApp, error) {
-	for _, res := range resourcesOf(k) {
-		if isRemote(res) {
-			return renderedApp{}, &Error{Kind: ErrRender, Path: k.path,
-				Detail: fmt.Sprintf("remote resource %q is not fetched; vendor it into the repository", res)}
-		}
-	}
+// target among the rendered resources. load has checked every kustomization
+// for remote references; fsys enforces the read limits on what krusty reads.
+func renderKustomization(fsys *budgetFS, dir string, t Target) (renderedApp, error) {
 	m, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(fsys, dir)
 	if fsys.b.err != nil {
 		return renderedApp{}, fsys.b.err

@@ -24,7 +24,7 @@
 // CanaryApp's author chooses the path. So a document without
 // metadata.namespace is the app's only when the caller proves the namespace
 // it is applied in (Target.DefaultNamespace), and a render reads within
-// size limits.
+// size limits and never loads anything from the network.
 package manifest
 
 import (
@@ -120,6 +120,9 @@ var (
 	// the target's name have no metadata.namespace, and the Target has no
 	// DefaultNamespace that would place them in the app's namespace.
 	ErrNamespaceNotProven = fmt.Errorf("%w: the document has no metadata.namespace and the app's namespace is not proven", ErrNoDocument)
+	// ErrRemoteReference is an ErrRender: a kustomization names a file or
+	// folder kustomize would fetch from the network, or a Helm chart.
+	ErrRemoteReference = fmt.Errorf("%w: remote reference not allowed", ErrRender)
 	// ErrTooLarge is an ErrParse: a file is over 1 MiB, its YAML stands
 	// for over 100000 nodes once aliases are expanded, or the render reads
 	// over 16 MiB.
@@ -192,6 +195,9 @@ type tree struct {
 	docs []*sourceFile // files that may hold the CanaryApp document
 }
 
+// load reads the manifest at p. With a kustomization, every kustomization it
+// reaches is checked for remote references first, so that kustomize, which
+// runs later, loads nothing from the network.
 func load(fsys *budgetFS, p string) (*tree, error) {
 	if !fsys.Exists(p) {
 		return nil, &Error{Kind: ErrPathNotFound, Path: p}
@@ -205,14 +211,18 @@ func load(fsys *budgetFS, p string) (*tree, error) {
 		t.docs = []*sourceFile{f}
 		return t, nil
 	}
-	if kp := kustomizationIn(fsys, p); kp != "" {
-		k, err := readSource(fsys, kp)
+	switch kps := kustomizationFiles(fsys, p); len(kps) {
+	case 0:
+	case 1:
+		k, err := readSource(fsys, kps[0])
 		if err != nil {
 			return nil, err
 		}
 		t.kust, t.dir = k, p
-		t.docs, err = sourceFiles(fsys, p, p, k, map[string]bool{})
+		t.docs, err = walkKustomizations(fsys, p, k)
 		return t, err
+	default:
+		return nil, &Error{Kind: ErrRender, Path: p, Detail: "the folder holds more than one kustomization file"}
 	}
 	names, err := folderFiles(fsys, p)
 	if err != nil {
@@ -239,7 +249,7 @@ func (tr *tree) render(fsys *budgetFS, t Target) (Rendered, []document, error) {
 		}
 		return stateOf(d.root), []document{d}, nil
 	}
-	app, err := renderKustomization(fsys, tr.dir, tr.kust, t)
+	app, err := renderKustomization(fsys, tr.dir, t)
 	if err != nil {
 		return Rendered{}, nil, err
 	}
@@ -269,7 +279,8 @@ func (tr *tree) source(docs []document, t Target, why string) (document, error) 
 // otherwise as written.
 //
 // Render reads no more than 16 MiB, no file over 1 MiB and no YAML that
-// stands for over 100000 nodes (ErrTooLarge).
+// stands for over 100000 nodes (ErrTooLarge), and refuses kustomizations
+// that name anything outside the FileSystem (ErrRemoteReference).
 func Render(fsys filesys.FileSystem, path string, t Target) (Rendered, error) {
 	bfs := newBudgetFS(fsys, path)
 	tr, err := load(bfs, path)
@@ -284,7 +295,7 @@ func Render(fsys filesys.FileSystem, path string, t Target) (Rendered, error) {
 // that the CanaryApp t names c.Image and records c.FailedImage, renders the
 // result to check it, and only then writes the changed files to fsys. On
 // error nothing is written. When the manifest already says all of it,
-// Result.Files is empty. It reads as Render does.
+// Result.Files is empty. It reads and refuses as Render does.
 func Apply(fsys filesys.FileSystem, path string, t Target, c Change) (Result, error) {
 	if err := c.validate(); err != nil {
 		return Result{}, err

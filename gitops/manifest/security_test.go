@@ -1,15 +1,23 @@
 package manifest
 
 import (
+	"encoding/base64"
 	"errors"
 	"maps"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"sigs.k8s.io/kustomize/kyaml/filesys"
+
+	v1 "github.com/atzedevries/canaryop/api/v1"
 )
 
 // These tests perform the attacks of the 2026-12 security review
@@ -129,6 +137,147 @@ spec:
   image: registry.example/app:v2
 `
 
+// H1: a kustomization must not make the operator fetch anything. Each case
+// names a server on 127.0.0.1 (standing in for cloud metadata or an
+// internal API) in one field kustomize loads files or folders from. Before
+// the fix most of them were fetched (the PoC's hits=3), and the body could
+// come back as spec.image.
+func TestRenderNeverFetches(t *testing.T) {
+	var hits atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		_, _ = w.Write([]byte(`{"AccessKeyId":"ASIAEXAMPLE","SecretAccessKey":"s3cr3t"}`))
+	}))
+	defer srv.Close()
+	u, err := url.Parse(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.User = url.UserPassword("u", "tok3n") // userinfo must never be echoed
+	remote := u.String()
+	hostPort := u.Host
+	k := func(rest string) map[string]string {
+		return map[string]string{"app/kustomization.yaml": "resources:\n- canaryapp.yaml\n" + rest}
+	}
+	patchTransformer := "apiVersion: builtin\nkind: PatchTransformer\nmetadata:\n  name: p\npath: " + remote + "/patch.yaml\ntarget:\n  kind: CanaryApp\n"
+	tests := []struct {
+		name  string
+		files map[string]string
+		field string
+	}{
+		{"resources file", k("- " + remote + "/cm.yaml\n"), "resources[1]"},
+		{"resources git", k("- " + remote + "/org/repo.git//base?ref=main\n"), "resources[1]"},
+		{"resources scp-style git", k("- git@" + hostPort + ":org/repo.git\n"), "resources[1]"},
+		{"resources user@host git", k("- bob@" + hostPort + "/org/repo\n"), "resources[1]"},
+		{"resources github.com without scheme", k("- github.com/org/repo//base?ref=v1\n"), "resources[1]"},
+		{"resources forced git::", k("- git::" + remote + "/org/repo.git\n"), "resources[1]"},
+		{"resources file scheme", k("- file:///tmp/repo.git\n"), "resources[1]"},
+		{"resources upper-case scheme", k("- HTTP://" + hostPort + "/cm.yaml\n"), "resources[1]"},
+		{"bases", k("bases:\n- " + remote + "/base.git\n"), "bases[0]"},
+		{"components", k("components:\n- " + remote + "/comp.git\n"), "components[0]"},
+		{"crds", k("crds:\n- " + remote + "/crd.yaml\n"), "crds[0]"},
+		{"configurations", k("configurations:\n- " + remote + "/conf.yaml\n"), "configurations[0]"},
+		{"generators path", k("generators:\n- " + remote + "/gen.yaml\n"), "generators[0]"},
+		{"generators inline config", k("generators:\n- |\n  apiVersion: builtin\n  kind: ConfigMapGenerator\n  metadata:\n    name: loot\n  files:\n  - body=" + remote + "/x\n"), "generators[0]"},
+		{"transformers file config", map[string]string{
+			"app/kustomization.yaml": "resources:\n- canaryapp.yaml\ntransformers:\n- t.yaml\n",
+			"app/t.yaml":             patchTransformer,
+		}, "transformers[0]"},
+		{"transformers file config, base64", map[string]string{
+			"app/kustomization.yaml": "resources:\n- canaryapp.yaml\ntransformers:\n- t.yaml\n",
+			"app/t.yaml": strings.Replace(patchTransformer, "path: "+remote+"/patch.yaml",
+				"path: !!binary "+base64.StdEncoding.EncodeToString([]byte(remote+"/patch.yaml")), 1),
+		}, "transformers[0]"},
+		{"validators", k("validators:\n- " + remote + "/v.yaml\n"), "validators[0]"},
+		{"patches path", k("patches:\n- path: " + remote + "/p.yaml\n  target: {kind: CanaryApp}\n"), "patches[0].path"},
+		{"patchesStrategicMerge", k("patchesStrategicMerge:\n- " + remote + "/p.yaml\n"), "patchesStrategicMerge[0]"},
+		{"patchesJson6902 path", k("patchesJson6902:\n- path: " + remote + "/p.json\n  target: {group: canary.atze.io, version: v1, kind: CanaryApp, name: leak}\n"), "patchesJson6902[0].path"},
+		{"replacements path", k("replacements:\n- path: " + remote + "/r.yaml\n"), "replacements[0].path"},
+		{"configMapGenerator files key=URL (the PoC)", k("generatorOptions:\n  disableNameSuffixHash: true\nconfigMapGenerator:\n- name: loot\n  files:\n  - body=" + remote +
+			"/latest/meta-data/iam/security-credentials/node-role\nreplacements:\n- source: {kind: ConfigMap, name: loot, fieldPath: data.body}\n  targets:\n  - select: {kind: CanaryApp, name: leak}\n    fieldPaths: [spec.image]\n"),
+			"configMapGenerator[0].files[0]"},
+		{"configMapGenerator files URL", k("configMapGenerator:\n- name: loot\n  files:\n  - " + remote + "/body\n"), "configMapGenerator[0].files[0]"},
+		{"configMapGenerator envs", k("configMapGenerator:\n- name: loot\n  envs:\n  - " + remote + "/e.env\n"), "configMapGenerator[0].envs[0]"},
+		{"configMapGenerator env", k("configMapGenerator:\n- name: loot\n  env: " + remote + "/e.env\n"), "configMapGenerator[0].env"},
+		{"secretGenerator files", k("secretGenerator:\n- name: loot\n  files:\n  - " + remote + "/s\n"), "secretGenerator[0].files[0]"},
+		{"openapi path", k("openapi:\n  path: " + remote + "/schema.json\n"), "openapi.path"},
+		{"helmCharts", k("helmCharts:\n- name: x\n  repo: " + remote + "\n  version: 1.0.0\n"), "helmCharts"},
+		{"helmGlobals", k("helmGlobals:\n  chartHome: charts\n"), "helmGlobals"},
+		{"helmChartInflationGenerator", k("helmChartInflationGenerator:\n- chartName: x\n  chartRepoUrl: " + remote + "\n"), "helmChartInflationGenerator"},
+		{"field name in another case", map[string]string{"app/kustomization.yaml": "RESOURCES:\n- canaryapp.yaml\n- " + remote + "/cm.yaml\n"}, "resources[1]"},
+		{"fields behind a merge key", map[string]string{"app/kustomization.yaml": "<<: {resources: [canaryapp.yaml, " + remote + "/cm.yaml]}\n"}, "resources[1]"},
+		{"a base outside the path", map[string]string{
+			"app/kustomization.yaml":  "resources:\n- canaryapp.yaml\n- ../base\n",
+			"base/kustomization.yaml": "configMapGenerator:\n- name: loot\n  files:\n  - " + remote + "/x\n",
+		}, "a kustomization outside this path: configMapGenerator[0].files[0]"},
+		{"a component under the path", map[string]string{
+			"app/kustomization.yaml":      "resources:\n- canaryapp.yaml\ncomponents:\n- comp\n",
+			"app/comp/kustomization.yaml": "apiVersion: kustomize.config.k8s.io/v1alpha1\nkind: Component\nconfigMapGenerator:\n- name: loot\n  files:\n  - " + remote + "/x\n",
+		}, "configMapGenerator[0].files[0]"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fsys := filesys.MakeFsInMemory()
+			files := maps.Clone(tt.files)
+			files["app/canaryapp.yaml"] = leakApp
+			writeFiles(t, fsys, "repo", files)
+			target := ForApp("evil", "leak")
+			before := hits.Load()
+
+			_, rerr := Render(fsys, "repo/app", target)
+			res, aerr := Apply(fsys, "repo/app", target, Change{
+				Image:        "registry.example/app:v1",
+				ExpectImages: []string{"registry.example/app:v2"},
+				FailedImage:  &v1.FailedImage{Image: "registry.example/app:v2", Reason: "x"},
+			})
+			if n := hits.Load() - before; n != 0 {
+				t.Errorf("the server was hit %d times", n)
+			}
+			for op, err := range map[string]error{"Render": rerr, "Apply": aerr} {
+				if !errors.Is(err, ErrRemoteReference) || !errors.Is(err, ErrRender) {
+					t.Errorf("%s: err = %v, want ErrRemoteReference", op, err)
+					continue
+				}
+				if !strings.Contains(err.Error(), "remote reference not allowed") || !strings.Contains(err.Error(), tt.field) {
+					t.Errorf("%s: err = %q, want it to name %s", op, err, tt.field)
+				}
+				quiet(t, err, "127.0.0.1", "tok3n", "github.com", "s3cr3t")
+			}
+			if res.PreviousImage != "" {
+				t.Errorf("Apply reported %q", res.PreviousImage)
+			}
+			unchanged(t, fsys, "repo", files)
+		})
+	}
+}
+
+// URLs that are values rather than references render as before.
+func TestURLValuesAreNotReferences(t *testing.T) {
+	fsys := filesys.MakeFsInMemory()
+	writeFiles(t, fsys, "repo", map[string]string{
+		"app/kustomization.yaml": `resources:
+- canaryapp.yaml
+commonAnnotations:
+  runbook: https://wiki.example.com/payments
+configMapGenerator:
+- name: links
+  literals:
+  - docs=https://docs.example.com/
+patches:
+- target: {kind: CanaryApp}
+  patch: |
+    - op: add
+      path: /metadata/annotations/source
+      value: https://github.com/acme/payments
+`,
+		"app/canaryapp.yaml": leakApp,
+	})
+	r, err := Render(fsys, "repo/app", ForApp("evil", "leak"))
+	if err != nil || r.Image != "registry.example/app:v2" {
+		t.Errorf("Render = %+v, %v", r, err)
+	}
+}
+
 // laughs is the review's 450-byte CanaryApp whose nine levels of aliases
 // stand for 9^9 scalars.
 const laughs = `apiVersion: canary.atze.io/v1
@@ -233,5 +382,20 @@ func TestRenderBudgetCoversAllReads(t *testing.T) {
 	_, err := Render(fsys, "repo/app", ForApp("evil", "leak"))
 	if !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), "16 MiB") {
 		t.Errorf("err = %v, want ErrTooLarge about 16 MiB", err)
+	}
+}
+
+// H4: a chain of tiny kustomizations, each under every byte limit, is cut
+// off by the count of kustomizations a render may reach.
+func TestKustomizationChainIsBounded(t *testing.T) {
+	files := map[string]string{"app/kustomization.yaml": "resources: [../k0]\n"}
+	for i := range maxKustomizations + 1 {
+		files["k"+strconv.Itoa(i)+"/kustomization.yaml"] = "resources: [../k" + strconv.Itoa(i+1) + "]\n"
+	}
+	fsys := filesys.MakeFsInMemory()
+	writeFiles(t, fsys, "repo", files)
+	_, err := Render(fsys, "repo/app", ForApp("evil", "leak"))
+	if !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), "kustomizations") {
+		t.Errorf("err = %v, want ErrTooLarge about the number of kustomizations", err)
 	}
 }

@@ -98,13 +98,23 @@ func folderFiles(fsys filesys.FileSystem, dir string) ([]string, error) {
 
 // kustomizationIn returns the kustomization file in dir, or "".
 func kustomizationIn(fsys filesys.FileSystem, dir string) string {
+	if kps := kustomizationFiles(fsys, dir); len(kps) > 0 {
+		return kps[0]
+	}
+	return ""
+}
+
+// kustomizationFiles returns the kustomization files in dir. kustomize
+// refuses a folder with more than one.
+func kustomizationFiles(fsys filesys.FileSystem, dir string) []string {
+	var out []string
 	for _, n := range kustomizationNames {
 		p := filepath.Join(dir, n)
 		if fsys.Exists(p) && !fsys.IsDir(p) {
-			return p
+			out = append(out, p)
 		}
 	}
-	return ""
+	return out
 }
 
 // identity is what a document is matched on.
