@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 
 	"sigs.k8s.io/kustomize/api/krusty"
@@ -57,7 +58,7 @@ func renderKustomization(fsys *budgetFS, dir string, t Target) (renderedApp, err
 		return renderedApp{}, fsys.b.err
 	}
 	if err != nil {
-		return renderedApp{}, &Error{Kind: ErrRender, Path: dir, Detail: "kustomize build failed", Err: err}
+		return renderedApp{}, &Error{Kind: ErrRender, Path: dir, Detail: "kustomize build failed: " + kustomizeProblem(err)}
 	}
 	var found []*resource.Resource
 	notProven := false
@@ -147,11 +148,12 @@ func matchImageEntry(entries []imageEntry, sourceImage, renderedImage string) (i
 	case 1:
 		return found[0], true, nil
 	default:
-		var names []string
+		// Numbered, not quoted: the entries are the repository's text.
+		var at []string
 		for _, e := range found {
-			names = append(names, e.name)
+			at = append(at, strconv.Itoa(e.index+1))
 		}
-		return imageEntry{}, false, fmt.Errorf("%d images: entries match %q: %s", len(found), outRepo, strings.Join(names, ", "))
+		return imageEntry{}, false, fmt.Errorf("%d images: entries match the image's repository: entries %s", len(found), strings.Join(at, ", "))
 	}
 }
 

@@ -23,8 +23,9 @@
 // The repository is not trusted: many teams share one operator, and a
 // CanaryApp's author chooses the path. So a document without
 // metadata.namespace is the app's only when the caller proves the namespace
-// it is applied in (Target.DefaultNamespace), and a render reads within
-// size limits and never loads anything from the network.
+// it is applied in (Target.DefaultNamespace); a render reads within size
+// limits and never loads anything from the network; and errors and results
+// never quote what the repository says, except image references.
 package manifest
 
 import (
@@ -86,7 +87,8 @@ type Result struct {
 	// Files are the files changed (paths as used on the FileSystem: path
 	// joined with the file's name), with their new content written.
 	Files []string
-	// PreviousImage is the image the manifest named before.
+	// PreviousImage is the image the manifest named before: an image
+	// reference (v1.ImagePattern), or empty when the manifest named none.
 	PreviousImage string
 	// ImageChanged is true when the image was changed.
 	ImageChanged bool
@@ -129,32 +131,52 @@ var (
 	ErrTooLarge = fmt.Errorf("%w: over the size limits", ErrParse)
 )
 
-// Error is a failure to read, edit or render a manifest.
+// Error is a failure to read, edit or render a manifest. Its text reaches
+// the app's status and events, which the app's author reads, while the
+// repository may hold other teams' files: it names files under the path
+// Render or Apply was given and never quotes what a file says, other than
+// image references.
 type Error struct {
 	// Kind is one of the sentinel errors.
 	Kind error
-	// Path is the file or folder concerned.
+	// Path is the file or folder concerned: under the path given, or that
+	// path itself.
 	Path string
 	// Detail says what was found, for a person.
 	Detail string
-	// Err is the underlying cause (a YAML or kustomize error), if any.
+	// Err is the underlying cause, if any: an error of this package or of
+	// the FileSystem, never a YAML or kustomize message.
 	Err error
 }
+
+// Lengths at which the parts of an Error's text are cut.
+const (
+	maxPathChars   = 512
+	maxDetailChars = 1024
+)
 
 func (e *Error) Error() string {
 	var b strings.Builder
 	b.WriteString("manifest: ")
 	if e.Path != "" {
-		b.WriteString(e.Path + ": ")
+		b.WriteString(clip(e.Path, maxPathChars) + ": ")
 	}
 	b.WriteString(e.Kind.Error())
 	if e.Detail != "" {
-		b.WriteString(": " + e.Detail)
+		b.WriteString(": " + clip(e.Detail, maxDetailChars))
 	}
 	if e.Err != nil {
-		b.WriteString(": " + e.Err.Error())
+		b.WriteString(": " + clip(e.Err.Error(), maxDetailChars))
 	}
 	return b.String()
+}
+
+// clip cuts s to n characters.
+func clip(s string, n int) string {
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	return string([]rune(s)[:n-1]) + "…"
 }
 
 func (e *Error) Unwrap() []error {
@@ -169,18 +191,25 @@ func (e *Error) Unwrap() []error {
 const (
 	maxReasonChars = 1024
 	maxFailed      = 100
+	maxImageChars  = 512
 )
 
 var imageRe = regexp.MustCompile(v1.ImagePattern)
 
+// isImage says whether s is an image reference the API accepts in
+// spec.image. Only such values of a manifest are ever reported.
+func isImage(s string) bool {
+	return len(s) <= maxImageChars && imageRe.MatchString(s)
+}
+
 func (c Change) validate() error {
 	bad := func(what, img string) error {
-		return &Error{Kind: ErrInvalidChange, Detail: fmt.Sprintf("%s %q is not an image reference", what, img)}
+		return &Error{Kind: ErrInvalidChange, Detail: fmt.Sprintf("%s %q is not an image reference", what, clip(img, 100))}
 	}
-	if !imageRe.MatchString(c.Image) {
+	if !isImage(c.Image) {
 		return bad("image", c.Image)
 	}
-	if c.FailedImage != nil && !imageRe.MatchString(c.FailedImage.Image) {
+	if c.FailedImage != nil && !isImage(c.FailedImage.Image) {
 		return bad("failed image", c.FailedImage.Image)
 	}
 	return nil
@@ -247,13 +276,31 @@ func (tr *tree) render(fsys *budgetFS, t Target) (Rendered, []document, error) {
 		if err != nil {
 			return Rendered{}, nil, err
 		}
-		return stateOf(d.root), []document{d}, nil
+		r := stateOf(d.root)
+		if err := checkImage(r, d.file.path); err != nil {
+			return Rendered{}, nil, err
+		}
+		return r, []document{d}, nil
 	}
 	app, err := renderKustomization(fsys, tr.dir, t)
 	if err != nil {
 		return Rendered{}, nil, err
 	}
+	if err := checkImage(app.Rendered, tr.dir); err != nil {
+		return Rendered{}, nil, err
+	}
 	return app.Rendered, sourceCandidates(tr.docs, t, app), nil
+}
+
+// checkImage refuses a CanaryApp whose spec.image is not an image
+// reference. The API server would refuse that manifest too, and its value
+// may be anything kustomize put there, a fetched secret included (a
+// replacement from a generated ConfigMap): it must never be reported.
+func checkImage(r Rendered, where string) error {
+	if r.Image != "" && !isImage(r.Image) {
+		return &Error{Kind: ErrNotEditable, Path: where, Detail: "the manifest's spec.image is not an image reference"}
+	}
+	return nil
 }
 
 // source picks the one document to edit.
@@ -281,6 +328,8 @@ func (tr *tree) source(docs []document, t Target, why string) (document, error) 
 // Render reads no more than 16 MiB, no file over 1 MiB and no YAML that
 // stands for over 100000 nodes (ErrTooLarge), and refuses kustomizations
 // that name anything outside the FileSystem (ErrRemoteReference).
+// Rendered.Image is empty or an image reference; Rendered.FailedImages are
+// the records as written, for comparison only.
 func Render(fsys filesys.FileSystem, path string, t Target) (Rendered, error) {
 	bfs := newBudgetFS(fsys, path)
 	tr, err := load(bfs, path)
@@ -424,8 +473,13 @@ func check(fsys filesys.FileSystem, path string, t Target, image string, failed 
 			Detail: fmt.Sprintf("the rendered %s names image %q, want %q%s", t, got.Image, image, hint)}
 	}
 	if !slices.Equal(got.FailedImages, failed) {
-		return &Error{Kind: ErrRenderMismatch, Path: path,
-			Detail: fmt.Sprintf("the rendered %s records failed images %q, want %q", t, got.FailedImages, failed)}
+		// The records may hold anything a person wrote: say how they
+		// differ without quoting them.
+		detail := fmt.Sprintf("the rendered %s records %d failed images, want %d", t, len(got.FailedImages), len(failed))
+		if n := len(failed); n > 0 && isImage(failed[n-1]) && !slices.Contains(got.FailedImages, failed[n-1]) {
+			detail = fmt.Sprintf("the rendered %s does not record the failed image %q", t, failed[n-1])
+		}
+		return &Error{Kind: ErrRenderMismatch, Path: path, Detail: detail}
 	}
 	return nil
 }

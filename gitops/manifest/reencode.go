@@ -2,23 +2,46 @@ package manifest
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 
 	"sigs.k8s.io/kustomize/kyaml/yaml"
 )
+
+// errShape is what reencode reports for a failure of kyaml's node API,
+// whose messages print the nodes they were given (the repository's text).
+var errShape = errors.New("the YAML around the edit has a shape this edit cannot handle")
 
 // reencode applies ops to a fresh parse of the file with kyaml's node API
 // and encodes every document again. Comments and key order survive; the
 // indentation of sequences follows the file's dominant style, and scalars
 // that were not edited keep their quoting.
 func reencode(f *sourceFile, ops []op) ([]byte, error) {
+	out, err := reencodeOps(f, ops)
+	var own *opError
+	if err != nil && !errors.As(err, &own) {
+		return nil, errShape
+	}
+	return out, err
+}
+
+// opError is an error of reencode's own, which names only the operation.
+type opError struct{ msg string }
+
+func (e *opError) Error() string { return e.msg }
+
+func opErrorf(format string, args ...any) error {
+	return &opError{fmt.Sprintf(format, args...)}
+}
+
+func reencodeOps(f *sourceFile, ops []op) ([]byte, error) {
 	docs, err := parseDocuments(f.data)
 	if err != nil {
 		return nil, err
 	}
 	for _, o := range ops {
 		if o.doc < 0 || o.doc >= len(docs) {
-			return nil, fmt.Errorf("document %d is missing", o.doc)
+			return nil, opErrorf("document %d is missing", o.doc)
 		}
 		root := yaml.NewRNode(docs[o.doc])
 		if docs[o.doc].Kind == yaml.DocumentNode {
@@ -98,19 +121,19 @@ func lookupCreate(root *yaml.RNode, path []any) (*yaml.RNode, error) {
 				return nil, err
 			}
 			if next == nil {
-				return nil, fmt.Errorf("field %q is missing", p)
+				return nil, opErrorf("field %q is missing", p)
 			}
 			n = next
 		case int:
 			items := n.YNode().Content
 			if n.YNode().Kind != yaml.SequenceNode || p < 0 || p >= len(items) {
-				return nil, fmt.Errorf("item %d is missing", p)
+				return nil, opErrorf("item %d is missing", p)
 			}
 			n = yaml.NewRNode(items[p])
 		}
 	}
 	if n.YNode().Kind != yaml.MappingNode {
-		return nil, fmt.Errorf("%v is not a mapping", path)
+		return nil, opErrorf("%v is not a mapping", path)
 	}
 	return n, nil
 }

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strconv"
@@ -21,7 +22,7 @@ import (
 )
 
 // These tests perform the attacks of the 2026-12 security review
-// against Render and Apply. Repository content and
+// (C1 item 3, H1, M1) against Render and Apply. Repository content and
 // CanaryApp authors are not trusted: the author may point spec.gitops at
 // another team's folder, and the folder's YAML is whatever its committer
 // wrote.
@@ -382,6 +383,106 @@ func TestRenderBudgetCoversAllReads(t *testing.T) {
 	_, err := Render(fsys, "repo/app", ForApp("evil", "leak"))
 	if !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), "16 MiB") {
 		t.Errorf("err = %v, want ErrTooLarge about 16 MiB", err)
+	}
+}
+
+// H1: a rendered spec.image that is not an image reference is never
+// reported; the review's PoC made it the body of a fetched URL, here it is
+// a generated ConfigMap's literal. Before the fix Render returned it and
+// Apply put it in Result.PreviousImage (status, events, commit message).
+func TestRenderedValuesThatAreNotImagesAreNotEchoed(t *testing.T) {
+	const secret = `{"AccessKeyId":"ASIAEXAMPLE","SecretAccessKey":"s3cr3t"}`
+	files := map[string]string{
+		"app/canaryapp.yaml": leakApp,
+		"app/kustomization.yaml": `resources:
+- canaryapp.yaml
+generatorOptions:
+  disableNameSuffixHash: true
+configMapGenerator:
+- name: loot
+  literals:
+  - 'body=` + secret + `'
+replacements:
+- source: {kind: ConfigMap, name: loot, fieldPath: data.body}
+  targets:
+  - select: {kind: CanaryApp, name: leak}
+    fieldPaths: [spec.image]
+`,
+	}
+	fsys := filesys.MakeFsInMemory()
+	writeFiles(t, fsys, "repo", files)
+	target := ForApp("evil", "leak")
+	r, err := Render(fsys, "repo/app", target)
+	if r.Image != "" || !errors.Is(err, ErrNotEditable) || !strings.Contains(err.Error(), "the manifest's spec.image is not an image reference") {
+		t.Errorf("Render = %+v, %v; want the image refused", r, err)
+	}
+	quiet(t, err, "s3cr3t", "ASIA")
+	res, err := Apply(fsys, "repo/app", target, Change{
+		Image:        "registry.example/app:v1",
+		ExpectImages: []string{"registry.example/app:v2"},
+		FailedImage:  &v1.FailedImage{Image: "registry.example/app:v2", Reason: "x"},
+	})
+	if res.PreviousImage != "" || !errors.Is(err, ErrNotEditable) {
+		t.Errorf("Apply = %+v, %v; want the image refused", res, err)
+	}
+	quiet(t, err, "s3cr3t", "ASIA")
+	unchanged(t, fsys, "repo", files)
+
+	// The same for a plain manifest a person wrote.
+	plain := map[string]string{"p/app.yaml": strings.Replace(leakApp, "registry.example/app:v2", "'token=tok3n'", 1)}
+	writeFiles(t, fsys, "repo", plain)
+	res, err = Apply(fsys, "repo/p", target, Change{Image: "registry.example/app:v1"})
+	if res.PreviousImage != "" || !errors.Is(err, ErrNotEditable) {
+		t.Errorf("plain Apply = %+v, %v; want the image refused", res, err)
+	}
+	quiet(t, err, "tok3n")
+	unchanged(t, fsys, "repo", plain)
+}
+
+// M1: error text reaches the app's status, so it never quotes what the
+// repository says, nor names files outside the app's path. Before the fix
+// each of these quoted tok3n (a remote URL's userinfo, a kustomize message
+// quoting a resource name or field, a YAML anchor name) or named team-b's
+// folder.
+func TestErrorsDoNotQuoteTheRepository(t *testing.T) {
+	doc := "apiVersion: canary.atze.io/v1\nkind: CanaryApp\nmetadata:\n  name: lol\n  namespace: x\nspec:\n  image: app:v1\n"
+	tests := []struct {
+		name    string
+		files   map[string]string
+		path    string
+		wantErr error
+	}{
+		{"remote resource with userinfo", map[string]string{"apps/x/kustomization.yaml": "resources:\n- https://u:tok3n@git.example.com/o/r//base\n"},
+			"apps/x", ErrRemoteReference},
+		{"a resource id in a kustomize error", map[string]string{
+			"apps/x/kustomization.yaml": "resources: [cm.yaml, app.yaml]\n",
+			"apps/x/cm.yaml":            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: tok3n\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: tok3n\n",
+			"apps/x/app.yaml":           doc,
+		}, "apps/x", ErrRender},
+		{"a field path in a kustomize error", map[string]string{
+			"apps/x/kustomization.yaml": "resources: [app.yaml]\nreplacements:\n- source: {kind: CanaryApp, fieldPath: spec.tok3n}\n  targets: [{select: {kind: CanaryApp}, fieldPaths: [spec.image]}]\n",
+			"apps/x/app.yaml":           doc,
+		}, "apps/x", ErrRender},
+		{"an anchor name in a YAML error", map[string]string{"apps/x/app.yaml": doc + "  x: *tok3n\n"}, "apps/x", ErrParse},
+		{"a broken kustomization in another team's folder", map[string]string{
+			"apps/x/kustomization.yaml":               "resources: [../team-b/payments]\n",
+			"apps/team-b/payments/kustomization.yaml": "resources: [tok3n\n",
+		}, "apps/x", ErrParse},
+		{"a remote reference in another team's folder", map[string]string{
+			"apps/x/kustomization.yaml":               "resources: [../team-b/payments]\n",
+			"apps/team-b/payments/kustomization.yaml": "resources: [https://tok3n.example.com/x]\n",
+		}, "apps/x", ErrRemoteReference},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fsys := filesys.MakeFsInMemory()
+			writeFiles(t, fsys, "repo", tt.files)
+			_, err := Apply(fsys, filepath.Join("repo", tt.path), ForApp("x", "lol"), Change{Image: "app:v2"})
+			if !errors.Is(err, tt.wantErr) {
+				t.Fatalf("err = %v, want %v", err, tt.wantErr)
+			}
+			quiet(t, err, "tok3n", "team-b")
+		})
 	}
 }
 

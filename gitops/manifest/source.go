@@ -47,17 +47,26 @@ var kustomizationNames = []string{"kustomization.yaml", "kustomization.yml", "Ku
 
 // readSource reads and parses the file at p through the render's budget.
 func readSource(fsys *budgetFS, p string) (*sourceFile, error) {
+	where, outside := fsys.locate(p)
 	data, err := fsys.ReadFile(p)
 	if err != nil {
 		var e *Error
 		if errors.As(err, &e) {
 			return nil, err
 		}
+		if outside {
+			// The FileSystem's error names the file.
+			return nil, &Error{Kind: ErrPathNotFound, Path: where, Detail: "a file outside this path cannot be read"}
+		}
 		return nil, &Error{Kind: ErrPathNotFound, Path: p, Err: err}
 	}
 	docs, err := parseDocuments(data)
 	if err != nil {
-		return nil, &Error{Kind: ErrParse, Path: p, Err: err}
+		detail := yamlProblem(err)
+		if outside {
+			detail = "a file outside this path: " + detail
+		}
+		return nil, &Error{Kind: ErrParse, Path: where, Detail: detail}
 	}
 	return &sourceFile{path: p, data: data, docs: docs}, nil
 }
