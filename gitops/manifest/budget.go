@@ -72,6 +72,11 @@ func (f *budgetFS) ReadFile(p string) ([]byte, error) {
 	if f.b.read > maxRenderBytes {
 		return nil, f.fail(p, "the render reads more than 16 MiB of files")
 	}
+	if n := structure(data); n > maxNodes {
+		// Parsing builds every node, several hundred bytes each: a dense
+		// 1 MiB flow sequence costs over 250 MiB before it can be counted.
+		return nil, f.fail(p, fmt.Sprintf("the file has more than %d YAML structure characters (line breaks, commas, brackets, - and ? indicators), too many to parse", maxNodes))
+	}
 	switch n, cyclic := expandedNodes(data); {
 	case cyclic:
 		return nil, f.fail(p, "a YAML alias refers to a node that contains it")
@@ -135,6 +140,31 @@ func fileSize(fsys filesys.FileSystem, p string) (int64, bool) {
 	return st.Size(), true
 }
 
+// structure counts the characters that separate or open YAML nodes: line
+// breaks, commas, flow brackets, and "-" and "?" indicators. Every node but
+// a document's first lies after one of them, and one of them is followed by
+// at most a few, so the count bounds what parsing builds, without parsing.
+// Quoted and block scalars are not skipped: they count in full, which only
+// errs towards refusing.
+func structure(data []byte) int {
+	n := 0
+	for i, c := range data {
+		switch c {
+		case '\n', ',', '[', '{':
+			n++
+		case '\r':
+			if i+1 == len(data) || data[i+1] != '\n' {
+				n++
+			}
+		case '-', '?':
+			if i+1 == len(data) || strings.IndexByte(" \t\r\n", data[i+1]) >= 0 {
+				n++
+			}
+		}
+	}
+	return n
+}
+
 // expandedNodes counts the nodes data's YAML documents stand for with every
 // alias replaced by its anchor's value, without building them: the size of
 // an alias is the size of its anchor, memoised, so the count takes time in
@@ -151,8 +181,12 @@ func fileSize(fsys filesys.FileSystem, p string) (int64, bool) {
 func expandedNodes(data []byte) (n int, cyclic bool) {
 	c := nodeCounter{memo: map[*yaml.Node]int{}, open: map[*yaml.Node]bool{}}
 	whole := c.stream(data)
+	docs := kyamlDocuments(data)
+	if sameAsWhole(data, docs) {
+		return whole, c.cyclic
+	}
 	var split int
-	for _, doc := range kyamlDocuments(data) {
+	for _, doc := range docs {
 		split += c.stream([]byte(doc))
 		if split > maxNodes {
 			break
@@ -211,6 +245,12 @@ func (c *nodeCounter) size(n *yaml.Node) int {
 
 // kyamlSeparator is the document separator of kyaml's ByteReader.
 var kyamlSeparator = regexp.MustCompile(`\n---.*\n`)
+
+// sameAsWhole says whether kyaml's cut of data is data itself, so that the
+// second view need not be parsed.
+func sameAsWhole(data []byte, docs []string) bool {
+	return len(docs) == 1 && !bytes.Contains(data, []byte("\r\n"))
+}
 
 // kyamlDocuments cuts data into documents the way kyaml's ByteReader does
 // before it parses each one (sigs.k8s.io/kustomize/kyaml/kio splitDocuments).

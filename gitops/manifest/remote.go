@@ -312,8 +312,10 @@ func yamlViews(data []byte) []*yaml.Node {
 		}
 	}
 	read(data)
-	for _, doc := range kyamlDocuments(data) {
-		read([]byte(doc))
+	if docs := kyamlDocuments(data); !sameAsWhole(data, docs) {
+		for _, doc := range docs {
+			read([]byte(doc))
+		}
 	}
 	return out
 }

@@ -334,6 +334,7 @@ func TestYAMLBombsAreRefusedCheaply(t *testing.T) {
 			"app/canaryapp.yaml":     "apiVersion: canary.atze.io/v1\nkind: CanaryApp\nmetadata:\n  name: lol\nspec:\n  image: app:v1\n",
 		}},
 		{"alias inside its own anchor", kust(cyclic)},
+		{"a dense flow sequence just under 1 MiB", kust("[" + strings.Repeat("a,", maxFileBytes/2-4) + "a]\n")},
 		{"a file over 1 MiB", kust(strings.Replace(laughs, "  a: &a", "  pad: "+strings.Repeat("x", maxFileBytes)+"\n  a: &a", 1))},
 	}
 	for _, tt := range tests {
