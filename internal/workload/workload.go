@@ -26,6 +26,30 @@
 // named "http" on spec.imageListenPort and a TCP readiness probe on that
 // port. The Service exposes the same port, also named "http" so that Istio
 // treats the traffic as HTTP.
+//
+// The pod meets the Kubernetes "restricted" Pod Security Standard, so it is
+// admitted in a namespace labelled pod-security.kubernetes.io/enforce:
+// restricted, and a CanaryApp author (who picks the image) gets no more than
+// an unprivileged container:
+//
+//   - automountServiceAccountToken: false. The app gets no token of the
+//     namespace's default ServiceAccount, which the author may not be
+//     allowed to use, and which the app has no need for.
+//   - Pod securityContext runAsNonRoot: true and seccompProfile
+//     RuntimeDefault; container securityContext allowPrivilegeEscalation:
+//     false, capabilities drop ["ALL"] and runAsNonRoot: true.
+//
+// The image must therefore run as a numeric non-root user (a Dockerfile
+// "USER 65532", not "USER nobody" and not root). An image that runs as root
+// or names its user is refused by the kubelet ("container has runAsNonRoot
+// and image will run as root"): its pods stay in CreateContainerConfigError,
+// so a canary of it never becomes ready and is rolled back. runAsUser is
+// deliberately not set: forcing a UID would make such images start as a
+// user their files do not belong to and fail later and less clearly, while
+// the kubelet's refusal names the cause. Istio's sidecar injection keeps
+// working: its containers set their own users; in a restricted namespace
+// the istio-init container (NET_ADMIN) is refused, so use the Istio CNI
+// plugin there.
 package workload
 
 import (
@@ -139,10 +163,21 @@ func deployment(app *v1.CanaryApp, t Track, image string, replicas int32) *appsv
 			WithContainerPort(port).
 			WithProtocol(corev1.ProtocolTCP)).
 		WithReadinessProbe(corev1ac.Probe().
-			WithTCPSocket(corev1ac.TCPSocketAction().WithPort(intstr.FromInt32(port))))
+			WithTCPSocket(corev1ac.TCPSocketAction().WithPort(intstr.FromInt32(port)))).
+		// runAsNonRoot here too, not only on the pod: a webhook that rewrites
+		// the pod's securityContext must not make this container root.
+		WithSecurityContext(corev1ac.SecurityContext().
+			WithAllowPrivilegeEscalation(false).
+			WithCapabilities(corev1ac.Capabilities().WithDrop("ALL")).
+			WithRunAsNonRoot(true))
 	pod := corev1ac.PodTemplateSpec().
 		WithLabels(TrackLabels(app, t)).
-		WithSpec(corev1ac.PodSpec().WithContainers(container))
+		WithSpec(corev1ac.PodSpec().
+			WithAutomountServiceAccountToken(false).
+			WithSecurityContext(corev1ac.PodSecurityContext().
+				WithRunAsNonRoot(true).
+				WithSeccompProfile(corev1ac.SeccompProfile().WithType(corev1.SeccompProfileTypeRuntimeDefault))).
+			WithContainers(container))
 	return appsv1ac.Deployment(DeploymentName(app, t), app.Namespace).
 		WithLabels(TrackLabels(app, t)).
 		WithSpec(appsv1ac.DeploymentSpec().

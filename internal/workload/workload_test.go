@@ -117,12 +117,56 @@ func TestDeployments(t *testing.T) {
 				ReadinessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{
 					TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromInt32(8080)},
 				}},
+				SecurityContext: &corev1.SecurityContext{
+					AllowPrivilegeEscalation: ptr.To(false),
+					Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+					RunAsNonRoot:             ptr.To(true),
+				},
 			}}
 			if diff := cmp.Diff(wantContainers, d.Spec.Template.Spec.Containers); diff != "" {
 				t.Errorf("containers (-want +got):\n%s", diff)
 			}
 			if got := Image(d); got != tc.wantImage {
 				t.Errorf("Image() = %q, want %q", got, tc.wantImage)
+			}
+		})
+	}
+}
+
+// TestPodSecurityDefaults: both tracks' pods get no ServiceAccount token
+// and the restricted Pod Security Standard's settings, and nothing that
+// would pin a user or loosen the standard.
+func TestPodSecurityDefaults(t *testing.T) {
+	app := testApp()
+	for _, d := range []*appsv1.Deployment{
+		decode[appsv1.Deployment](t, PrimaryDeployment(app, "registry.example.com/shop:v1")),
+		decode[appsv1.Deployment](t, CanaryDeployment(app, "registry.example.com/shop:v2")),
+	} {
+		t.Run(d.Name, func(t *testing.T) {
+			spec := d.Spec.Template.Spec
+			if got := spec.AutomountServiceAccountToken; got == nil || *got {
+				t.Errorf("automountServiceAccountToken = %v, want false", got)
+			}
+			if spec.ServiceAccountName != "" || spec.HostNetwork || spec.HostPID || spec.HostIPC || len(spec.Volumes) != 0 {
+				t.Errorf("pod spec asks for more than the defaults: %+v", spec)
+			}
+			wantPod := &corev1.PodSecurityContext{
+				RunAsNonRoot:   ptr.To(true),
+				SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+			}
+			if diff := cmp.Diff(wantPod, spec.SecurityContext); diff != "" {
+				t.Errorf("pod securityContext (-want +got):\n%s", diff)
+			}
+			if len(spec.Containers) != 1 || len(spec.InitContainers) != 0 {
+				t.Fatalf("containers %d, init containers %d; want 1, 0", len(spec.Containers), len(spec.InitContainers))
+			}
+			wantContainer := &corev1.SecurityContext{
+				AllowPrivilegeEscalation: ptr.To(false),
+				Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+				RunAsNonRoot:             ptr.To(true),
+			}
+			if diff := cmp.Diff(wantContainer, spec.Containers[0].SecurityContext); diff != "" {
+				t.Errorf("container securityContext (-want +got):\n%s", diff)
 			}
 		})
 	}
