@@ -3,8 +3,12 @@ package traffic_test
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
+	"os"
+	"regexp"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -21,13 +25,22 @@ import (
 
 	v1 "github.com/atzedevries/canaryop/api/v1"
 	"github.com/atzedevries/canaryop/internal/apply"
+	"github.com/atzedevries/canaryop/internal/routepolicy"
 	"github.com/atzedevries/canaryop/internal/testenv"
 	"github.com/atzedevries/canaryop/internal/traffic"
 )
 
 var env *testenv.Env
 
-func TestMain(m *testing.M) { testenv.Main(m, &env) }
+func TestMain(m *testing.M) {
+	// A fuzz worker only runs the fuzz target, which is pure; starting an
+	// API server in each worker makes `go test -fuzz` hang.
+	flag.Parse()
+	if f := flag.Lookup("test.fuzzworker"); f != nil && f.Value.String() == "true" {
+		os.Exit(m.Run())
+	}
+	testenv.Main(m, &env)
+}
 
 func newApp(t *testing.T, ns, name string) *v1.CanaryApp { return env.NewApp(t, ns, name) }
 
@@ -271,21 +284,280 @@ func BenchmarkRouteUnchanged(b *testing.B) {
 	}
 }
 
-func TestVirtualServiceGatewaysAndHosts(t *testing.T) {
-	app := &v1.CanaryApp{ObjectMeta: metav1.ObjectMeta{Name: "shop", Namespace: "web"}, Spec: v1.CanaryAppSpec{ImageListenPort: 8080}}
-	if vs := traffic.VirtualService(app, 10); len(vs.Spec.Gateways) != 0 || !slices.Equal(vs.Spec.Hosts, []string{"shop"}) {
-		t.Fatalf("without gateways: gateways %v, hosts %v; want Istio's default mesh only and the Service host", vs.Spec.Gateways, vs.Spec.Hosts)
+const testPolicy = "istio-system/public-gateway=*.{namespace}.example.com,shop.example.com@team-*,prod;" +
+	"canaryapp-gateway=*@default;" +
+	"istio-system/internal@*"
+
+func mustPolicy(t testing.TB, value string) *routepolicy.Policy {
+	t.Helper()
+	p, err := routepolicy.Parse(value)
+	if err != nil {
+		t.Fatal(err)
 	}
-	app.Spec.Gateways = []string{"istio-system/ingress"}
-	app.Spec.Hosts = []string{"*"}
-	vs := traffic.VirtualService(app, 10)
-	if !slices.Equal(vs.Spec.Gateways, []string{"istio-system/ingress", "mesh"}) {
-		t.Errorf("gateways %v: the mesh must stay routed", vs.Spec.Gateways)
+	return p
+}
+
+func specApp(ns string, gateways, hosts []string) *v1.CanaryApp {
+	return &v1.CanaryApp{
+		ObjectMeta: metav1.ObjectMeta{Name: "shop", Namespace: ns},
+		Spec:       v1.CanaryAppSpec{ImageListenPort: 8080, Gateways: gateways, Hosts: hosts},
 	}
-	if !slices.Equal(vs.Spec.Hosts, []string{"shop", "*"}) {
-		t.Errorf("hosts %v", vs.Spec.Hosts)
+}
+
+// TestVirtualServices: the mesh VirtualService holds the own host only,
+// whatever the spec asks; the gateway one holds what the policy allows and
+// never the mesh.
+func TestVirtualServices(t *testing.T) {
+	policy := mustPolicy(t, testPolicy)
+	for _, tc := range []struct {
+		name         string
+		policy       *routepolicy.Policy
+		app          *v1.CanaryApp
+		wantGateways []string // nil: no gateway VirtualService
+		wantHosts    []string
+		wantRefused  int
+	}{
+		{name: "no spec", policy: policy, app: specApp("team-a", nil, nil)},
+		{
+			name:        "default policy, the H3 exploit",
+			app:         specApp("evil", []string{"istio-system/public-gateway"}, []string{"sso.example.com", "payments.team-b.svc.cluster.local"}),
+			wantRefused: 3,
+		},
+		{
+			name:        "default policy, the README's demo patch (L5: * on the mesh)",
+			app:         specApp("default", []string{"canaryapp-gateway"}, []string{"*"}),
+			wantRefused: 2,
+		},
+		{
+			name:         "the demo patch, allowed",
+			policy:       policy,
+			app:          specApp("default", []string{"canaryapp-gateway"}, []string{"*"}),
+			wantGateways: []string{"default/canaryapp-gateway"},
+			wantHosts:    []string{"shop", "*"},
+		},
+		{
+			name:         "public gateway for a team, one host refused",
+			policy:       policy,
+			app:          specApp("team-a", []string{"istio-system/public-gateway", "mesh"}, []string{"www.team-a.example.com", "sso.example.com", "shop.team-a.svc.cluster.local"}),
+			wantGateways: []string{"istio-system/public-gateway"},
+			wantHosts:    []string{"shop", "www.team-a.example.com"},
+			wantRefused:  1,
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			mesh := traffic.VirtualService(tc.app, 10)
+			if len(mesh.Spec.Gateways) != 0 || !slices.Equal(mesh.Spec.Hosts, []string{"shop"}) || len(mesh.Spec.ExportTo) != 0 {
+				t.Errorf("mesh VirtualService: gateways %v, hosts %v, exportTo %v; want the mesh only, host shop, exported everywhere",
+					mesh.Spec.Gateways, mesh.Spec.Hosts, mesh.Spec.ExportTo)
+			}
+			d := tc.policy.Decide(tc.app.Namespace, "shop", tc.app.Spec.Gateways, tc.app.Spec.Hosts)
+			if len(d.Refused) != tc.wantRefused {
+				t.Errorf("refused %v, want %d", d.Refused, tc.wantRefused)
+			}
+			gw := traffic.GatewayVirtualService(tc.app, 10, d)
+			if tc.wantGateways == nil {
+				if gw != nil {
+					t.Fatalf("gateway VirtualService %v, want none", gw.Spec)
+				}
+				return
+			}
+			if gw == nil {
+				t.Fatal("no gateway VirtualService")
+			}
+			if *gw.Name != "shop-gateways" || *gw.Namespace != tc.app.Namespace {
+				t.Errorf("gateway VirtualService %s/%s", *gw.Namespace, *gw.Name)
+			}
+			if !slices.Equal(gw.Spec.Gateways, tc.wantGateways) || !slices.Equal(gw.Spec.Hosts, tc.wantHosts) {
+				t.Errorf("gateways %v, hosts %v; want %v, %v", gw.Spec.Gateways, gw.Spec.Hosts, tc.wantGateways, tc.wantHosts)
+			}
+			if !proto.Equal(&istionetworking.VirtualService{Http: gw.Spec.Http}, &istionetworking.VirtualService{Http: mesh.Spec.Http}) {
+				t.Errorf("gateway route %v differs from the mesh route %v", gw.Spec.Http, mesh.Spec.Http)
+			}
+		})
 	}
-	if len(app.Spec.Gateways) != 1 {
-		t.Errorf("the builder changed the spec: %v", app.Spec.Gateways)
+}
+
+var validHostRE = regexp.MustCompile(`^(\*|(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*)$`)
+
+// allowedOn is testPolicy written out by hand: whether an app in ns may
+// bind gateway at all, and whether host may go with it.
+func allowedOn(ns, gateway, host string) (gatewayOK, hostOK bool) {
+	switch gateway {
+	case "istio-system/public-gateway":
+		return strings.HasPrefix(ns, "team-") || ns == "prod",
+			host == "shop.example.com" || strings.HasSuffix(host, "."+ns+".example.com")
+	case "default/canaryapp-gateway":
+		return ns == "default", true
+	case "istio-system/internal":
+		return true, false
+	}
+	return false, false
+}
+
+// FuzzVirtualServices: for any namespace and spec, the VirtualServices
+// built under testPolicy hold no host or gateway outside what testPolicy
+// allows, never bind anything but the own host to the mesh, and never
+// hold a host or gateway the spec did not ask for.
+func FuzzVirtualServices(f *testing.F) {
+	f.Add("team-a", "istio-system/public-gateway,mesh", "www.team-a.example.com,*.team-a.example.com,shop.example.com,*")
+	f.Add("default", "canaryapp-gateway,public-gateway.istio-system,./canaryapp-gateway", "*,shop")
+	f.Add("evil", "istio-system/public-gateway,istio-system/internal", "sso.example.com,payments.team-b.svc.cluster.local,*.example.com")
+	f.Add("team-b", "istio-system/public-gateway.istio-system,team-b/../internal", "*.team-a.example.com,x.team-b.example.com")
+	policy := mustPolicy(f, testPolicy)
+	f.Fuzz(func(t *testing.T, ns, gateways, hosts string) {
+		app := specApp(ns, strings.Split(gateways, ","), strings.Split(hosts, ","))
+		mesh := traffic.VirtualService(app, 30)
+		if len(mesh.Spec.Gateways) != 0 || !slices.Equal(mesh.Spec.Hosts, []string{"shop"}) {
+			t.Fatalf("mesh VirtualService: gateways %v, hosts %v", mesh.Spec.Gateways, mesh.Spec.Hosts)
+		}
+		gw := traffic.GatewayVirtualService(app, 30, policy.Decide(ns, "shop", app.Spec.Gateways, app.Spec.Hosts))
+		if gw == nil {
+			return
+		}
+		if len(gw.Spec.Gateways) == 0 {
+			t.Fatal("gateway VirtualService without gateways: Istio would bind it to the mesh")
+		}
+		for _, g := range gw.Spec.Gateways {
+			if ok, _ := allowedOn(ns, g, ""); !ok || g == "mesh" {
+				t.Fatalf("gateway %q emitted for namespace %q", g, ns)
+			}
+		}
+		if len(gw.Spec.Hosts) == 0 || gw.Spec.Hosts[0] != "shop" {
+			t.Fatalf("hosts %v: want the own host first", gw.Spec.Hosts)
+		}
+		for _, h := range gw.Spec.Hosts[1:] {
+			if !validHostRE.MatchString(h) || !slices.Contains(app.Spec.Hosts, h) {
+				t.Fatalf("host %q emitted: invalid or not asked for", h)
+			}
+			for _, g := range gw.Spec.Gateways {
+				if _, ok := allowedOn(ns, g, h); !ok {
+					t.Fatalf("host %q emitted on gateway %q for namespace %q", h, g, ns)
+				}
+			}
+		}
+	})
+}
+
+func TestRouteNotAllowed(t *testing.T) {
+	ns := env.NewNamespace(t)
+	app := newApp(t, ns, "shop")
+	app.Spec.Gateways = []string{"istio-system/public-gateway"}
+	app.Spec.Hosts = []string{"payments.team-b.svc.cluster.local"}
+	if err := env.Client.Update(t.Context(), app); err != nil {
+		t.Fatal(err)
+	}
+
+	err := traffic.NewIstio(env.Client).Route(t.Context(), app, 30)
+	rna, ok := errors.AsType[*traffic.RouteNotAllowedError](err)
+	if !ok {
+		t.Fatalf("Route() error = %v, want a *RouteNotAllowedError", err)
+	}
+	if rna.Reason() != v1.ReasonRouteNotAllowed || rna.Namespace != ns || rna.Name != "shop" || len(rna.Refused) != 2 {
+		t.Errorf("error %+v", rna)
+	}
+	for _, want := range []string{`gateway "istio-system/public-gateway"`, `host "payments.team-b.svc.cluster.local"`, "--allowed-gateways"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("message %q does not name %s", err, want)
+		}
+	}
+	// The safe part is applied before the error: the own host's weights.
+	_, vs := get(t, ns, "shop")
+	if diff := cmp.Diff(wantVirtualServiceSpec(70, 30), &vs.Spec, protocmp.Transform()); diff != "" {
+		t.Errorf("VirtualService spec (-want +got):\n%s", diff)
+	}
+	err = env.Client.Get(t.Context(), types.NamespacedName{Namespace: ns, Name: "shop-gateways"}, &istionetworkingv1.VirtualService{})
+	if !apierrors.IsNotFound(err) {
+		t.Errorf("gateway VirtualService: get error = %v, want NotFound", err)
+	}
+}
+
+func TestRouteThroughAllowedGateway(t *testing.T) {
+	ns := env.NewNamespace(t)
+	ctx := t.Context()
+	app := newApp(t, ns, "shop")
+	app.Spec.Gateways = []string{"ingress", "istio-system/internal"}
+	app.Spec.Hosts = []string{"shop.example.com"}
+	if err := env.Client.Update(ctx, app); err != nil {
+		t.Fatal(err)
+	}
+	policy := mustPolicy(t, "ingress=*.example.com@"+ns+";istio-system/internal=shop.example.com@*")
+	router := traffic.NewIstio(env.Client, traffic.WithRoutePolicy(policy), traffic.WithAPIReader(env.Client))
+
+	if err := router.Route(ctx, app, 30); err != nil {
+		t.Fatal(err)
+	}
+	_, mesh := get(t, ns, "shop")
+	if diff := cmp.Diff(wantVirtualServiceSpec(70, 30), &mesh.Spec, protocmp.Transform()); diff != "" {
+		t.Errorf("mesh VirtualService spec (-want +got):\n%s", diff)
+	}
+	gw := &istionetworkingv1.VirtualService{}
+	key := types.NamespacedName{Namespace: ns, Name: "shop-gateways"}
+	if err := env.Client.Get(ctx, key, gw); err != nil {
+		t.Fatal(err)
+	}
+	want := wantVirtualServiceSpec(70, 30)
+	want.Hosts = []string{"shop", "shop.example.com"}
+	want.Gateways = []string{ns + "/ingress", "istio-system/internal"}
+	if diff := cmp.Diff(want, &gw.Spec, protocmp.Transform()); diff != "" {
+		t.Errorf("gateway VirtualService spec (-want +got):\n%s", diff)
+	}
+	if !metav1.IsControlledBy(gw, app) {
+		t.Errorf("gateway VirtualService owners %v", gw.OwnerReferences)
+	}
+
+	// The spec names no gateway any more: the gateway VirtualService goes.
+	app.Spec.Gateways, app.Spec.Hosts = nil, nil
+	if err := router.Route(ctx, app, 40); err != nil {
+		t.Fatal(err)
+	}
+	if err := env.Client.Get(ctx, key, &istionetworkingv1.VirtualService{}); !apierrors.IsNotFound(err) {
+		t.Errorf("after the gateways were removed: get error = %v, want NotFound", err)
+	}
+
+	// A VirtualService of that name someone else made is left alone and
+	// does not stop the routing.
+	other := &istionetworkingv1.VirtualService{ObjectMeta: metav1.ObjectMeta{Name: "shop-gateways", Namespace: ns}}
+	other.Spec.Hosts = []string{"other.example.com"}
+	if err := env.Client.Create(ctx, other); err != nil {
+		t.Fatal(err)
+	}
+	if err := router.Route(ctx, app, 50); err != nil {
+		t.Fatalf("Route() with a foreign VirtualService it does not need: %v", err)
+	}
+	if err := env.Client.Get(ctx, key, other); err != nil {
+		t.Errorf("foreign VirtualService: %v", err)
+	}
+}
+
+func TestRouteRefusesAnInvalidServiceName(t *testing.T) {
+	app := specApp("team-a", nil, nil)
+	app.Name = "payments.team-b.svc.cluster.local"
+	app.UID = "x"
+	// No API server needed: nothing may be written, not even attempted.
+	if err := traffic.NewIstio(nil).Route(t.Context(), app, 30); err == nil {
+		t.Fatal("Route() with a dotted name: want an error")
+	}
+}
+
+// TestRouteUpgradesTheOldVirtualService: before the route policy, the one
+// VirtualService held spec.hosts and spec.gateways plus the mesh. Routing
+// now takes them off it, so nothing but the own host stays on the mesh.
+func TestRouteUpgradesTheOldVirtualService(t *testing.T) {
+	ns := env.NewNamespace(t)
+	ctx := t.Context()
+	app := newApp(t, ns, "shop")
+	old := traffic.VirtualService(app, 30)
+	old.Spec.Gateways = []string{"istio-system/ingress", "mesh"}
+	old.Spec.Hosts = []string{"shop", "payments.team-b.svc.cluster.local"}
+	if err := apply.Apply(ctx, env.Client, app, old); err != nil {
+		t.Fatal(err)
+	}
+
+	if err := traffic.NewIstio(env.Client).Route(ctx, app, 30); err != nil {
+		t.Fatal(err)
+	}
+	_, vs := get(t, ns, "shop")
+	if diff := cmp.Diff(wantVirtualServiceSpec(70, 30), &vs.Spec, protocmp.Transform()); diff != "" {
+		t.Errorf("VirtualService spec (-want +got):\n%s", diff)
 	}
 }
