@@ -21,6 +21,7 @@ import (
 	"github.com/atzedevries/canaryop/controllers"
 	"github.com/atzedevries/canaryop/internal/metrics"
 	"github.com/atzedevries/canaryop/internal/metrics/promauth"
+	"github.com/atzedevries/canaryop/internal/routepolicy"
 	"github.com/atzedevries/canaryop/internal/traffic"
 )
 
@@ -32,6 +33,7 @@ func main() {
 		concurrency            int
 		gitFlags               gitOptions
 		promAllowed            metrics.AllowList
+		routes                 routepolicy.Policy
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "Address of the Prometheus metrics endpoint; \"0\" disables it.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address of the /healthz and /readyz endpoints.")
@@ -39,6 +41,7 @@ func main() {
 	flag.StringVar(&leaderElectionNS, "leader-election-namespace", "", "Namespace of the leader election Lease (default: the operator's namespace).")
 	flag.IntVar(&concurrency, "max-concurrent-reconciles", 4, "CanaryApps reconciled in parallel.")
 	gitFlags.bind(flag.CommandLine)
+	flag.Var(&routes, "allowed-gateways", routepolicy.FlagUsage)
 	flag.Var(&promAllowed, "prometheus-allowed-urls", "Comma-separated Prometheus URL prefixes (scheme, host, port, path) a CanaryApp's prometheusURL must lie under; any other URL is refused without a request. Empty: every URL (single-tenant clusters only).")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)

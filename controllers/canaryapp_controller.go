@@ -30,6 +30,7 @@ import (
 	"github.com/atzedevries/canaryop/internal/metrics"
 	"github.com/atzedevries/canaryop/internal/opmetrics"
 	"github.com/atzedevries/canaryop/internal/rollout"
+	"github.com/atzedevries/canaryop/internal/traffic"
 	"github.com/atzedevries/canaryop/internal/workload"
 )
 
@@ -164,6 +165,9 @@ const foreignObjectRecheck = time.Minute
 type observation struct {
 	primaryAvailable bool
 	foreign          *apply.ForeignObjectError
+	// routeRefused: the route policy left some of spec.gateways or
+	// spec.hosts out of the VirtualServices.
+	routeRefused *traffic.RouteNotAllowedError
 	// err is the error that ended the reconcile early; it is retried.
 	err error
 }
@@ -229,7 +233,13 @@ func (r *CanaryAppReconciler) reconcileRollout(ctx context.Context, app *v1.Cana
 		}
 	}
 	if err := r.Router.Route(ctx, app, plan.Weight); err != nil {
-		return ctrl.Result{}, fmt.Errorf("routing %d%% to the canary: %w", plan.Weight, err)
+		refused, ok := errors.AsType[*traffic.RouteNotAllowedError](err)
+		if !ok {
+			return ctrl.Result{}, fmt.Errorf("routing %d%% to the canary: %w", plan.Weight, err)
+		}
+		// The router applied what the policy allows, so the canary goes
+		// on for the app's own host; a person must fix the rest.
+		obs.routeRefused = refused
 	}
 	if plan.CanaryImage == "" && canary.Exists {
 		if err := apply.Delete(ctx, r.Client, app, &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: app.Namespace, Name: workload.CanaryName(app)}}); err != nil {

@@ -75,6 +75,9 @@ func setConditions(app *v1.CanaryApp, obs *observation) {
 		set(v1.ConditionReady, metav1.ConditionTrue, reason, msg)
 		set(v1.ConditionProgressing, metav1.ConditionFalse, reason, msg)
 	}
+	if obs.routeRefused != nil {
+		set(v1.ConditionStalled, metav1.ConditionTrue, v1.ReasonRouteNotAllowed, truncate(obs.routeRefused.Error(), 1024))
+	}
 	setAnalysisCondition(app)
 	setWriteBackConditions(app)
 }

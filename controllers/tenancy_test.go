@@ -7,6 +7,7 @@ import (
 	"time"
 
 	. "github.com/onsi/gomega"
+	istionetworking "istio.io/client-go/pkg/apis/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -19,6 +20,8 @@ import (
 	"github.com/atzedevries/canaryop/gitops/credentials"
 	"github.com/atzedevries/canaryop/gitops/gitrepo"
 	"github.com/atzedevries/canaryop/internal/metrics"
+	"github.com/atzedevries/canaryop/internal/routepolicy"
+	"github.com/atzedevries/canaryop/internal/traffic"
 )
 
 // installApplicationCRD installs a minimal argoproj.io Application CRD (the
@@ -195,4 +198,41 @@ func TestPrometheusURLOutsideAllowList(t *testing.T) {
 	g.Expect(canaryWeight(g, ns, appName)).To(Equal(int32(25)))
 	g.Expect(get(g, app).Status.StableImage).To(Equal(image("v1")))
 	g.Expect(internal.queries.Load()).To(BeZero(), "no request reached the server outside the allow-list")
+}
+
+// TestRoutesOutsideThePolicyAreRefused performs the route hijack of review
+// finding H3: an author lists another team's mesh host and a shared ingress
+// gateway. Only what the admin's policy allows for the namespace reaches a
+// VirtualService; the app is Stalled with RouteNotAllowed while its canary
+// still runs on its own host.
+func TestRoutesOutsideThePolicyAreRefused(t *testing.T) {
+	g := NewWithT(t)
+	prom := newFakeProm(t)
+	ns := env.NewNamespace(t)
+	policy, err := routepolicy.Parse("istio-system/public-gateway=*.{namespace}.example.com@" + ns)
+	g.Expect(err).NotTo(HaveOccurred())
+	startManager(t, nil, func(r *controllers.CanaryAppReconciler) {
+		r.Router = traffic.NewIstio(r.Client, traffic.WithRoutePolicy(policy))
+	})
+	_, app := stableAppIn(t, g, ns, prom.URL, func(a *v1.CanaryApp) {
+		a.Spec.Gateways = []string{"istio-system/public-gateway", "istio-system/admin-gateway"}
+		a.Spec.Hosts = []string{"web." + ns + ".example.com", "payments.team-b.svc.cluster.local", "sso.example.com"}
+	})
+	g.Eventually(func(g Gomega) *v1.CanaryApp { return get(g, app) }, timeout, poll).Should(
+		haveCondition(v1.ConditionStalled, metav1.ConditionTrue, v1.ReasonRouteNotAllowed))
+	msg := condition(get(g, app), v1.ConditionStalled).Message
+	g.Expect(msg).To(And(ContainSubstring("payments.team-b.svc.cluster.local"), ContainSubstring("admin-gateway")))
+
+	mesh := &istionetworking.VirtualService{}
+	g.Expect(env.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: appName}, mesh)).To(Succeed())
+	g.Expect(mesh.Spec.Hosts).To(Equal([]string{appName}), "the mesh VirtualService holds the own Service only")
+	g.Expect(mesh.Spec.Gateways).To(BeEmpty())
+	gw := &istionetworking.VirtualService{}
+	g.Expect(env.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: appName + "-gateways"}, gw)).To(Succeed())
+	g.Expect(gw.Spec.Gateways).To(Equal([]string{"istio-system/public-gateway"}))
+	g.Expect(gw.Spec.Hosts).To(ConsistOf(appName, "web."+ns+".example.com"))
+
+	// The canary still shifts traffic on what is allowed.
+	setImage(g, app, image("v2"))
+	g.Eventually(func(g Gomega) int32 { return canaryWeight(g, ns, appName) }, timeout, 50*time.Millisecond).Should(BeNumerically(">", 0))
 }
