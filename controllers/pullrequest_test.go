@@ -92,7 +92,11 @@ func TestWriteBackPullRequest(t *testing.T) {
 	cache, err := gitrepo.New(gitrepo.Options{Dir: t.TempDir()})
 	g.Expect(err).NotTo(HaveOccurred())
 	credsNS := env.NewNamespace(t)
-	g.Expect(env.Client.Create(t.Context(), credentialSecret(credsNS, repo))).To(Succeed())
+	secret := credentialSecret(credsNS, repo)
+	// The token is sent only to the API of the repository's own host: the
+	// admin names the (stand-in) GitHub API of the test Git server's host.
+	secret.StringData["githubAPIURL"] = github.URL + "/api/v3/"
+	g.Expect(env.Client.Create(t.Context(), secret)).To(Succeed())
 	w, err := gitops.New(gitops.Options{
 		Cache:       cache,
 		Credentials: credentials.New(env.Client, credsNS),
