@@ -53,7 +53,9 @@ type renderedApp struct {
 // target among the rendered resources. load has checked every kustomization
 // for remote references; fsys enforces the read limits on what krusty reads.
 func renderKustomization(fsys *budgetFS, dir string, t Target) (renderedApp, error) {
+	fsys.b.nodeLimit = maxKustomizeNodes
 	m, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(fsys, dir)
+	fsys.b.nodeLimit = 0
 	if fsys.b.err != nil {
 		return renderedApp{}, fsys.b.err
 	}
