@@ -34,11 +34,6 @@ import (
 	"github.com/atzedevries/canaryop/internal/workload"
 )
 
-// Router sends a share of an app's traffic to its canary.
-type Router interface {
-	Route(ctx context.Context, app *v1.CanaryApp, canaryWeight int32) error
-}
-
 // CanaryAppReconciler reconciles CanaryApp objects.
 type CanaryAppReconciler struct {
 	client.Client
@@ -48,8 +43,9 @@ type CanaryAppReconciler struct {
 	// an outcome to Git again). Nil falls back to Client.
 	APIReader client.Reader
 	Recorder  events.EventRecorder
-	Router    Router
-	Metrics   metrics.Provider
+	// Router sends a share of an app's traffic to its canary.
+	Router  traffic.Router
+	Metrics metrics.Provider
 	// Writer writes decided outcomes back to Git; nil disables write-back.
 	Writer gitops.Writer
 	// Now is the clock; time.Now when nil.

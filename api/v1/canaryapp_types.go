@@ -292,7 +292,6 @@ const (
 	PhaseStable       Phase = "Stable"
 	PhaseProgressing  Phase = "Progressing"
 	PhasePromoting    Phase = "Promoting"
-	PhaseRollingBack  Phase = "RollingBack"
 	PhaseFailed       Phase = "Failed"
 	PhaseStalled      Phase = "Stalled"
 )

@@ -32,7 +32,7 @@ var (
 	}, []string{"namespace", "name", "result"})
 )
 
-var phases = []v1.Phase{v1.PhaseInitializing, v1.PhaseStable, v1.PhaseProgressing, v1.PhasePromoting, v1.PhaseRollingBack, v1.PhaseFailed, v1.PhaseStalled}
+var phases = []v1.Phase{v1.PhaseInitializing, v1.PhaseStable, v1.PhaseProgressing, v1.PhasePromoting, v1.PhaseFailed, v1.PhaseStalled}
 
 func init() {
 	metrics.Registry.MustRegister(canaryWeight, phase, checks, outcomes, writeBacks)
