@@ -23,6 +23,7 @@ import (
 	"github.com/atzedevries/canaryop/internal/metrics/promauth"
 	"github.com/atzedevries/canaryop/internal/routepolicy"
 	"github.com/atzedevries/canaryop/internal/traffic"
+	"github.com/atzedevries/canaryop/internal/workload"
 )
 
 func main() {
@@ -34,6 +35,7 @@ func main() {
 		gitFlags               gitOptions
 		promAllowed            metrics.AllowList
 		routes                 routepolicy.Policy
+		runAsNonRoot           bool
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "Address of the Prometheus metrics endpoint; \"0\" disables it.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address of the /healthz and /readyz endpoints.")
@@ -42,6 +44,7 @@ func main() {
 	flag.IntVar(&concurrency, "max-concurrent-reconciles", 4, "CanaryApps reconciled in parallel.")
 	gitFlags.bind(flag.CommandLine)
 	flag.Var(&routes, "allowed-gateways", routepolicy.FlagUsage)
+	flag.BoolVar(&runAsNonRoot, "pods-run-as-non-root", false, "Set runAsNonRoot on the pods canaryop creates, so they meet the restricted Pod Security Standard; images must then run as a numeric non-root user.")
 	flag.Var(&promAllowed, "prometheus-allowed-urls", "Comma-separated Prometheus URL prefixes (scheme, host, port, path) a CanaryApp's prometheusURL must lie under; any other URL is refused without a request. Empty: every URL (single-tenant clusters only).")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
@@ -96,6 +99,9 @@ func main() {
 		MaxConcurrentReconciles: concurrency,
 		WriteBackConcurrency:    gitFlags.concurrency,
 		WriteBackTimeout:        gitFlags.timeout,
+	}
+	if runAsNonRoot {
+		r.PodOptions = append(r.PodOptions, workload.RunAsNonRoot())
 	}
 	if err := r.SetupWithManager(mgr); err != nil {
 		log.Error(err, "Setting up the CanaryApp controller")

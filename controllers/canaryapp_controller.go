@@ -60,13 +60,15 @@ type CanaryAppReconciler struct {
 	WriteBackConcurrency int
 	// WriteBackTimeout bounds one write-back attempt; 3 minutes when zero.
 	WriteBackTimeout time.Duration
+	// PodOptions are the admin's pod defaults (workload.RunAsNonRoot).
+	PodOptions []workload.Option
 }
 
 // +kubebuilder:rbac:groups=canary.atze.io,resources=canaryapps,verbs=get;list;watch
 // +kubebuilder:rbac:groups=canary.atze.io,resources=canaryapps/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups="",resources=services,verbs=get;list;watch;create;update;patch
-// +kubebuilder:rbac:groups=networking.istio.io,resources=virtualservices;destinationrules,verbs=get;list;watch;create;update;patch
+// +kubebuilder:rbac:groups=networking.istio.io,resources=virtualservices;destinationrules,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
 // SetupWithManager registers the reconciler and its watches.
@@ -87,6 +89,12 @@ func (r *CanaryAppReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		return err
 	}
 	return r.setupWriteBack(mgr)
+}
+
+// apply writes an owned object; a create that meets an object the cache
+// had not seen is re-read uncached, so it is never adopted.
+func (r *CanaryAppReconciler) apply(ctx context.Context, app *v1.CanaryApp, obj any) error {
+	return apply.Apply(ctx, r.Client, app, obj, apply.WithAPIReader(r.APIReader))
 }
 
 // reader reads CanaryApps uncached (see APIReader).
@@ -191,7 +199,7 @@ func (r *CanaryAppReconciler) patchStatus(ctx context.Context, base, app *v1.Can
 }
 
 func (r *CanaryAppReconciler) reconcileService(ctx context.Context, app *v1.CanaryApp, _ *observation) (ctrl.Result, error) {
-	return ctrl.Result{}, apply.Apply(ctx, r.Client, app, workload.Service(app))
+	return ctrl.Result{}, r.apply(ctx, app, workload.Service(app))
 }
 
 // reconcileRollout observes both Deployments, runs an analysis check when
@@ -220,11 +228,11 @@ func (r *CanaryAppReconciler) reconcileRollout(ctx context.Context, app *v1.Cana
 	}
 	obs.primaryAvailable = primary.Available && primary.Image == app.Status.StableImage
 
-	if err := apply.Apply(ctx, r.Client, app, workload.PrimaryDeployment(app, plan.PrimaryImage)); err != nil {
+	if err := r.apply(ctx, app, workload.PrimaryDeployment(app, plan.PrimaryImage, r.PodOptions...)); err != nil {
 		return ctrl.Result{}, err
 	}
 	if plan.CanaryImage != "" {
-		if err := apply.Apply(ctx, r.Client, app, workload.CanaryDeployment(app, plan.CanaryImage)); err != nil {
+		if err := r.apply(ctx, app, workload.CanaryDeployment(app, plan.CanaryImage, r.PodOptions...)); err != nil {
 			return ctrl.Result{}, err
 		}
 	}

@@ -292,24 +292,32 @@ func (r *CanaryAppReconciler) verifyOutcome(ctx context.Context, app *v1.CanaryA
 
 // followPullRequest tracks an open pull request until it is merged (Argo CD
 // then syncs the outcome) or closed unmerged (the cluster stays on the
-// stable image; status says so).
+// stable image; status says so). It asks GitHub at most once per poll
+// interval, backs off on errors and waits as long as a rate limit says: one
+// shared token serves every app.
 func (r *CanaryAppReconciler) followPullRequest(ctx context.Context, app *v1.CanaryApp) (ctrl.Result, error) {
 	wb := app.Status.WriteBack
 	if wb.PullRequestURL == "" || wb.PullRequestState != "open" {
 		return ctrl.Result{}, nil
 	}
-	if wb.LastAttemptAt != nil {
-		if wait := wb.LastAttemptAt.Add(r.pullRequestPoll()).Sub(r.now()); wait > 0 {
-			return ctrl.Result{RequeueAfter: wait}, nil
-		}
+	now := r.now()
+	if wait := r.nextPoll(wb).Sub(now); wait > 0 {
+		return ctrl.Result{RequeueAfter: wait}, nil
 	}
 	state, err := r.Writer.PullRequestState(ctx, app)
-	at := metav1.NewTime(r.now())
-	wb.LastAttemptAt = &at
+	at := metav1.NewTime(now)
+	wb.PullRequestCheckedAt = &at
 	if err != nil {
-		ctrl.LoggerFrom(ctx).Info("Could not read pull request state", "url", wb.PullRequestURL, "error", err.Error())
-		return ctrl.Result{RequeueAfter: r.pullRequestPoll()}, nil
+		wb.PullRequestPollErrors++
+		wait := r.nextPoll(wb).Sub(now)
+		if d, ok := gitops.RetryAfter(err); ok && d > wait {
+			wait = d
+			wb.PullRequestCheckedAt = &metav1.Time{Time: now.Add(d - r.pullRequestPoll())}
+		}
+		ctrl.LoggerFrom(ctx).Info("Could not read pull request state", "url", wb.PullRequestURL, "retryIn", wait, "error", err.Error())
+		return ctrl.Result{RequeueAfter: wait}, nil
 	}
+	wb.PullRequestPollErrors = 0
 	if state == wb.PullRequestState {
 		return ctrl.Result{RequeueAfter: r.pullRequestPoll()}, nil
 	}
@@ -322,6 +330,27 @@ func (r *CanaryAppReconciler) followPullRequest(ctx context.Context, app *v1.Can
 		return ctrl.Result{RequeueAfter: r.pullRequestPoll()}, nil
 	}
 	return ctrl.Result{}, nil
+}
+
+// maxPullRequestPoll bounds the poll interval after errors.
+const maxPullRequestPoll = 30 * time.Minute
+
+// nextPoll is when an open pull request is next asked about: one poll
+// interval after the last look (or the write that opened it), doubled per
+// failed poll in a row.
+func (r *CanaryAppReconciler) nextPoll(wb *v1.WriteBackStatus) time.Time {
+	last := wb.PullRequestCheckedAt
+	if last == nil {
+		last = wb.LastAttemptAt
+	}
+	if last == nil {
+		return time.Time{}
+	}
+	d := r.pullRequestPoll()
+	for i := int32(0); i < wb.PullRequestPollErrors && d < maxPullRequestPoll; i++ {
+		d *= 2
+	}
+	return last.Add(min(d, maxPullRequestPoll))
 }
 
 // writeBackBackoff doubles from 5s up to 5m with the number of attempts.

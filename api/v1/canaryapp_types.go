@@ -451,6 +451,15 @@ type WriteBackStatus struct {
 	// pullRequestState is open, merged or closed.
 	// +optional
 	PullRequestState string `json:"pullRequestState,omitempty"`
+	// pullRequestCheckedAt is when the pull request's state was last asked
+	// for: an open pull request is polled on its own interval, not on every
+	// reconcile, so one app costs about 60 GitHub requests an hour.
+	// +optional
+	PullRequestCheckedAt *metav1.Time `json:"pullRequestCheckedAt,omitempty"`
+	// pullRequestPollErrors counts failed polls in a row; the poll interval
+	// doubles with each, up to 30 minutes.
+	// +optional
+	PullRequestPollErrors int32 `json:"pullRequestPollErrors,omitempty"`
 	// message says what happened, for example that Git already named a newer
 	// image so only the failure record was written. Never holds credentials.
 	// +optional

@@ -287,6 +287,10 @@ func (in *WriteBackStatus) DeepCopyInto(out *WriteBackStatus) {
 		in, out := &in.LastAttemptAt, &out.LastAttemptAt
 		*out = (*in).DeepCopy()
 	}
+	if in.PullRequestCheckedAt != nil {
+		in, out := &in.PullRequestCheckedAt, &out.PullRequestCheckedAt
+		*out = (*in).DeepCopy()
+	}
 	if in.AttemptStartedAt != nil {
 		in, out := &in.AttemptStartedAt, &out.AttemptStartedAt
 		*out = (*in).DeepCopy()

@@ -42,7 +42,7 @@ func TestPodsAdmittedUnderRestrictedPSA(t *testing.T) {
 
 	// The admission plugin is on: the same pod without the security
 	// settings is refused, so the admissions below mean something.
-	bare := podFrom(decode[appsv1.Deployment](t, PrimaryDeployment(app, "registry.example.com/shop:v1")))
+	bare := podFrom(decode[appsv1.Deployment](t, PrimaryDeployment(app, "registry.example.com/shop:v1", RunAsNonRoot())))
 	bare.Spec.SecurityContext = nil
 	bare.Spec.Containers[0].SecurityContext = nil
 	err := env.Client.Create(ctx, bare, client.DryRunAll)
@@ -51,11 +51,34 @@ func TestPodsAdmittedUnderRestrictedPSA(t *testing.T) {
 	}
 
 	for _, d := range []*appsv1.Deployment{
-		decode[appsv1.Deployment](t, PrimaryDeployment(app, "registry.example.com/shop:v1")),
-		decode[appsv1.Deployment](t, CanaryDeployment(app, "registry.example.com/shop:v2")),
+		decode[appsv1.Deployment](t, PrimaryDeployment(app, "registry.example.com/shop:v1", RunAsNonRoot())),
+		decode[appsv1.Deployment](t, CanaryDeployment(app, "registry.example.com/shop:v2", RunAsNonRoot())),
 	} {
 		if err := env.Client.Create(ctx, podFrom(d), client.DryRunAll); err != nil {
 			t.Errorf("pod of %s not admitted under restricted PodSecurity: %v", d.Name, err)
 		}
+	}
+
+	// Without the admin's RunAsNonRoot option (the default, so images that
+	// run as root, like the original sample's, keep working), runAsNonRoot
+	// is the only thing the restricted standard still asks for.
+	err = env.Client.Create(ctx, podFrom(decode[appsv1.Deployment](t, PrimaryDeployment(app, "registry.example.com/shop:v1"))), client.DryRunAll)
+	if !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), "runAsNonRoot") {
+		t.Fatalf("default pod: error = %v, want Forbidden for runAsNonRoot only", err)
+	}
+	for _, other := range []string{"allowPrivilegeEscalation", "capabilities", "seccompProfile", "automount"} {
+		if strings.Contains(err.Error(), other) {
+			t.Errorf("default pod violates restricted on %s too: %v", other, err)
+		}
+	}
+	baseline := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "baseline-", Labels: map[string]string{
+		"pod-security.kubernetes.io/enforce": "baseline", "pod-security.kubernetes.io/enforce-version": "latest"}}}
+	if err := env.Client.Create(ctx, baseline); err != nil {
+		t.Fatal(err)
+	}
+	pod := podFrom(decode[appsv1.Deployment](t, PrimaryDeployment(app, "registry.example.com/shop:v1")))
+	pod.Namespace = baseline.Name
+	if err := env.Client.Create(ctx, pod, client.DryRunAll); err != nil {
+		t.Errorf("default pod not admitted under baseline PodSecurity: %v", err)
 	}
 }

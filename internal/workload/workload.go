@@ -27,29 +27,30 @@
 // port. The Service exposes the same port, also named "http" so that Istio
 // treats the traffic as HTTP.
 //
-// The pod meets the Kubernetes "restricted" Pod Security Standard, so it is
-// admitted in a namespace labelled pod-security.kubernetes.io/enforce:
-// restricted, and a CanaryApp author (who picks the image) gets no more than
-// an unprivileged container:
+// Every pod gets the defaults of the Kubernetes "baseline" Pod Security
+// Standard and most of "restricted", so a CanaryApp author (who picks the
+// image) gets no more than an unprivileged container:
 //
 //   - automountServiceAccountToken: false. The app gets no token of the
 //     namespace's default ServiceAccount, which the author may not be
 //     allowed to use, and which the app has no need for.
-//   - Pod securityContext runAsNonRoot: true and seccompProfile
-//     RuntimeDefault; container securityContext allowPrivilegeEscalation:
-//     false, capabilities drop ["ALL"] and runAsNonRoot: true.
+//   - Pod securityContext seccompProfile RuntimeDefault; container
+//     securityContext allowPrivilegeEscalation: false and capabilities
+//     drop ["ALL"].
 //
-// The image must therefore run as a numeric non-root user (a Dockerfile
-// "USER 65532", not "USER nobody" and not root). An image that runs as root
-// or names its user is refused by the kubelet ("container has runAsNonRoot
-// and image will run as root"): its pods stay in CreateContainerConfigError,
-// so a canary of it never becomes ready and is rolled back. runAsUser is
-// deliberately not set: forcing a UID would make such images start as a
-// user their files do not belong to and fail later and less clearly, while
-// the kubelet's refusal names the cause. Istio's sidecar injection keeps
-// working: its containers set their own users; in a restricted namespace
-// the istio-init container (NET_ADMIN) is refused, so use the Istio CNI
-// plugin there.
+// runAsNonRoot, the one remaining setting of "restricted", is the admin's
+// choice (the RunAsNonRoot option, flag --pods-run-as-non-root): with it the
+// pods are admitted in a namespace labelled pod-security.kubernetes.io/
+// enforce: restricted, and the image must run as a numeric non-root user (a
+// Dockerfile "USER 65532"); an image that runs as root is refused by the
+// kubelet ("container has runAsNonRoot and image will run as root"), so its
+// canary never becomes ready and is rolled back. It is not the default
+// because images like the original sample's run as root, and the sample
+// must keep running unchanged. runAsUser is never set: forcing a UID would
+// make images start as a user their files do not belong to and fail later
+// and less clearly. Istio's sidecar injection keeps working: its containers
+// set their own users; in a restricted namespace the istio-init container
+// (NET_ADMIN) is refused, so use the Istio CNI plugin there.
 package workload
 
 import (
@@ -141,19 +142,34 @@ func ServiceSelector(app *v1.CanaryApp) map[string]string {
 	return map[string]string{LabelApp: app.Name}
 }
 
+// Option is the admin's choice of pod defaults.
+type Option func(*options)
+
+type options struct {
+	runAsNonRoot bool
+}
+
+// RunAsNonRoot makes pod and container refuse to run as root, which the
+// "restricted" Pod Security Standard requires (see the package doc).
+func RunAsNonRoot() Option { return func(o *options) { o.runAsNonRoot = true } }
+
 // PrimaryDeployment is the primary Deployment running image with
 // spec.replicas pods.
-func PrimaryDeployment(app *v1.CanaryApp, image string) *appsv1ac.DeploymentApplyConfiguration {
-	return deployment(app, TrackPrimary, image, app.Spec.Replicas)
+func PrimaryDeployment(app *v1.CanaryApp, image string, opts ...Option) *appsv1ac.DeploymentApplyConfiguration {
+	return deployment(app, TrackPrimary, image, app.Spec.Replicas, opts)
 }
 
 // CanaryDeployment is the canary Deployment running image with
 // spec.testReplicas pods.
-func CanaryDeployment(app *v1.CanaryApp, image string) *appsv1ac.DeploymentApplyConfiguration {
-	return deployment(app, TrackCanary, image, app.Spec.TestReplicas)
+func CanaryDeployment(app *v1.CanaryApp, image string, opts ...Option) *appsv1ac.DeploymentApplyConfiguration {
+	return deployment(app, TrackCanary, image, app.Spec.TestReplicas, opts)
 }
 
-func deployment(app *v1.CanaryApp, t Track, image string, replicas int32) *appsv1ac.DeploymentApplyConfiguration {
+func deployment(app *v1.CanaryApp, t Track, image string, replicas int32, opts []Option) *appsv1ac.DeploymentApplyConfiguration {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
 	port := app.Spec.ImageListenPort
 	container := corev1ac.Container().
 		WithName(ContainerName).
@@ -164,19 +180,22 @@ func deployment(app *v1.CanaryApp, t Track, image string, replicas int32) *appsv
 			WithProtocol(corev1.ProtocolTCP)).
 		WithReadinessProbe(corev1ac.Probe().
 			WithTCPSocket(corev1ac.TCPSocketAction().WithPort(intstr.FromInt32(port)))).
-		// runAsNonRoot here too, not only on the pod: a webhook that rewrites
-		// the pod's securityContext must not make this container root.
 		WithSecurityContext(corev1ac.SecurityContext().
 			WithAllowPrivilegeEscalation(false).
-			WithCapabilities(corev1ac.Capabilities().WithDrop("ALL")).
-			WithRunAsNonRoot(true))
+			WithCapabilities(corev1ac.Capabilities().WithDrop("ALL")))
+	podSecurity := corev1ac.PodSecurityContext().
+		WithSeccompProfile(corev1ac.SeccompProfile().WithType(corev1.SeccompProfileTypeRuntimeDefault))
+	if o.runAsNonRoot {
+		// On the container too, not only the pod: a webhook that rewrites
+		// the pod's securityContext must not make this container root.
+		container.SecurityContext.WithRunAsNonRoot(true)
+		podSecurity.WithRunAsNonRoot(true)
+	}
 	pod := corev1ac.PodTemplateSpec().
 		WithLabels(TrackLabels(app, t)).
 		WithSpec(corev1ac.PodSpec().
 			WithAutomountServiceAccountToken(false).
-			WithSecurityContext(corev1ac.PodSecurityContext().
-				WithRunAsNonRoot(true).
-				WithSeccompProfile(corev1ac.SeccompProfile().WithType(corev1.SeccompProfileTypeRuntimeDefault))).
+			WithSecurityContext(podSecurity).
 			WithContainers(container))
 	return appsv1ac.Deployment(DeploymentName(app, t), app.Namespace).
 		WithLabels(TrackLabels(app, t)).

@@ -2,6 +2,7 @@ package workload
 
 import (
 	"encoding/json"
+	"fmt"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -120,7 +121,6 @@ func TestDeployments(t *testing.T) {
 				SecurityContext: &corev1.SecurityContext{
 					AllowPrivilegeEscalation: ptr.To(false),
 					Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
-					RunAsNonRoot:             ptr.To(true),
 				},
 			}}
 			if diff := cmp.Diff(wantContainers, d.Spec.Template.Spec.Containers); diff != "" {
@@ -134,41 +134,49 @@ func TestDeployments(t *testing.T) {
 }
 
 // TestPodSecurityDefaults: both tracks' pods get no ServiceAccount token
-// and the restricted Pod Security Standard's settings, and nothing that
-// would pin a user or loosen the standard.
+// and the baseline-plus settings by default, runAsNonRoot (the restricted
+// Pod Security Standard's last setting) only with the admin's option, and
+// nothing that would pin a user or loosen the standard.
 func TestPodSecurityDefaults(t *testing.T) {
 	app := testApp()
-	for _, d := range []*appsv1.Deployment{
-		decode[appsv1.Deployment](t, PrimaryDeployment(app, "registry.example.com/shop:v1")),
-		decode[appsv1.Deployment](t, CanaryDeployment(app, "registry.example.com/shop:v2")),
-	} {
-		t.Run(d.Name, func(t *testing.T) {
-			spec := d.Spec.Template.Spec
-			if got := spec.AutomountServiceAccountToken; got == nil || *got {
-				t.Errorf("automountServiceAccountToken = %v, want false", got)
-			}
-			if spec.ServiceAccountName != "" || spec.HostNetwork || spec.HostPID || spec.HostIPC || len(spec.Volumes) != 0 {
-				t.Errorf("pod spec asks for more than the defaults: %+v", spec)
-			}
-			wantPod := &corev1.PodSecurityContext{
-				RunAsNonRoot:   ptr.To(true),
-				SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
-			}
-			if diff := cmp.Diff(wantPod, spec.SecurityContext); diff != "" {
-				t.Errorf("pod securityContext (-want +got):\n%s", diff)
-			}
-			if len(spec.Containers) != 1 || len(spec.InitContainers) != 0 {
-				t.Fatalf("containers %d, init containers %d; want 1, 0", len(spec.Containers), len(spec.InitContainers))
-			}
-			wantContainer := &corev1.SecurityContext{
-				AllowPrivilegeEscalation: ptr.To(false),
-				Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
-				RunAsNonRoot:             ptr.To(true),
-			}
-			if diff := cmp.Diff(wantContainer, spec.Containers[0].SecurityContext); diff != "" {
-				t.Errorf("container securityContext (-want +got):\n%s", diff)
-			}
-		})
+	for _, nonRoot := range []bool{false, true} {
+		var opts []Option
+		var want *bool
+		if nonRoot {
+			opts, want = []Option{RunAsNonRoot()}, ptr.To(true)
+		}
+		for _, d := range []*appsv1.Deployment{
+			decode[appsv1.Deployment](t, PrimaryDeployment(app, "registry.example.com/shop:v1", opts...)),
+			decode[appsv1.Deployment](t, CanaryDeployment(app, "registry.example.com/shop:v2", opts...)),
+		} {
+			t.Run(fmt.Sprintf("%s/runAsNonRoot=%t", d.Name, nonRoot), func(t *testing.T) {
+				spec := d.Spec.Template.Spec
+				if got := spec.AutomountServiceAccountToken; got == nil || *got {
+					t.Errorf("automountServiceAccountToken = %v, want false", got)
+				}
+				if spec.ServiceAccountName != "" || spec.HostNetwork || spec.HostPID || spec.HostIPC || len(spec.Volumes) != 0 {
+					t.Errorf("pod spec asks for more than the defaults: %+v", spec)
+				}
+				wantPod := &corev1.PodSecurityContext{
+					RunAsNonRoot:   want,
+					SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+				}
+				if diff := cmp.Diff(wantPod, spec.SecurityContext); diff != "" {
+					t.Errorf("pod securityContext (-want +got):\n%s", diff)
+				}
+				if len(spec.Containers) != 1 || len(spec.InitContainers) != 0 {
+					t.Fatalf("containers %d, init containers %d; want 1, 0", len(spec.Containers), len(spec.InitContainers))
+				}
+				wantContainer := &corev1.SecurityContext{
+					AllowPrivilegeEscalation: ptr.To(false),
+					Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+					RunAsNonRoot:             want,
+				}
+				if diff := cmp.Diff(wantContainer, spec.Containers[0].SecurityContext); diff != "" {
+					t.Errorf("container securityContext (-want +got):\n%s", diff)
+				}
+			})
+		}
 	}
 }
 
