@@ -22,7 +22,6 @@ import (
 	"github.com/atzedevries/canaryop/internal/metrics"
 	"github.com/atzedevries/canaryop/internal/metrics/promauth"
 	"github.com/atzedevries/canaryop/internal/routepolicy"
-	"github.com/atzedevries/canaryop/internal/traffic"
 	"github.com/atzedevries/canaryop/internal/workload"
 )
 
@@ -88,21 +87,19 @@ func main() {
 		log.Error(err, "Setting up Git write-back")
 		os.Exit(1)
 	}
-	r := &controllers.CanaryAppReconciler{
-		Client:    mgr.GetClient(),
-		APIReader: mgr.GetAPIReader(),
-		Recorder:  mgr.GetEventRecorder("canaryop"),
-		Router:    traffic.NewIstio(mgr.GetClient()),
+	opts := controllers.Options{
+		Writer: writer,
 		Metrics: metrics.NewPrometheus(metrics.WithAllowList(promAllowed),
 			metrics.WithCredentials(promauth.New(mgr.GetClient(), gitFlags.namespace()))),
-		Writer:                  writer,
+		Routes:                  &routes,
 		MaxConcurrentReconciles: concurrency,
 		WriteBackConcurrency:    gitFlags.concurrency,
 		WriteBackTimeout:        gitFlags.timeout,
 	}
 	if runAsNonRoot {
-		r.PodOptions = append(r.PodOptions, workload.RunAsNonRoot())
+		opts.PodOptions = append(opts.PodOptions, workload.RunAsNonRoot())
 	}
+	r := controllers.New(mgr, opts)
 	if err := r.SetupWithManager(mgr); err != nil {
 		log.Error(err, "Setting up the CanaryApp controller")
 		os.Exit(1)

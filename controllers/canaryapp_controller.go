@@ -132,7 +132,11 @@ func (r *CanaryAppReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	obs := &observation{}
 	defer func() {
 		setConditions(app, obs)
-		app.Status.ObservedGeneration = app.Generation
+		if obs.err == nil && retErr == nil {
+			// The status now describes this generation; after an error
+			// it still describes the last one that completed.
+			app.Status.ObservedGeneration = app.Generation
+		}
 		opmetrics.Observe(app)
 		if err := r.patchStatus(ctx, base, app); err != nil {
 			retErr = errors.Join(retErr, err)

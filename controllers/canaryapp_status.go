@@ -34,6 +34,7 @@ func setConditions(app *v1.CanaryApp, obs *observation) {
 		set(v1.ConditionStalled, metav1.ConditionTrue, v1.ReasonForeignObject, msg)
 		set(v1.ConditionReady, metav1.ConditionFalse, v1.ReasonForeignObject, msg)
 		set(v1.ConditionProgressing, metav1.ConditionFalse, v1.ReasonForeignObject, msg)
+		setReconciling(app)
 		return
 	}
 
@@ -41,6 +42,7 @@ func setConditions(app *v1.CanaryApp, obs *observation) {
 		// The sub-reconcilers stopped early, so what they observed is
 		// incomplete: say what happened instead of guessing the rest.
 		set(v1.ConditionReady, metav1.ConditionFalse, v1.ReasonReconcileError, truncate(obs.err.Error(), 1024))
+		setReconciling(app)
 		setWriteBackConditions(app)
 		return
 	}
@@ -75,6 +77,7 @@ func setConditions(app *v1.CanaryApp, obs *observation) {
 		set(v1.ConditionReady, metav1.ConditionTrue, reason, msg)
 		set(v1.ConditionProgressing, metav1.ConditionFalse, reason, msg)
 	}
+	setReconciling(app)
 	if obs.routeRefused != nil {
 		set(v1.ConditionStalled, metav1.ConditionTrue, v1.ReasonRouteNotAllowed, truncate(obs.routeRefused.Error(), 1024))
 	}
@@ -183,4 +186,15 @@ func setWriteBackConditions(app *v1.CanaryApp) {
 	if wb.Pending && (wb.Stalled || wb.InterruptedAttempts >= maxInterruptedAttempts) {
 		meta.SetStatusCondition(&app.Status.Conditions, metav1.Condition{Type: v1.ConditionStalled, Status: metav1.ConditionTrue, Reason: reason, Message: msg, ObservedGeneration: gen})
 	}
+}
+
+// setReconciling mirrors Progressing into Reconciling while it is True.
+func setReconciling(app *v1.CanaryApp) {
+	p := meta.FindStatusCondition(app.Status.Conditions, v1.ConditionProgressing)
+	if p == nil || p.Status != metav1.ConditionTrue {
+		meta.RemoveStatusCondition(&app.Status.Conditions, v1.ConditionReconciling)
+		return
+	}
+	meta.SetStatusCondition(&app.Status.Conditions, metav1.Condition{Type: v1.ConditionReconciling, Status: metav1.ConditionTrue,
+		Reason: p.Reason, Message: p.Message, ObservedGeneration: p.ObservedGeneration})
 }

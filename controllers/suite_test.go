@@ -29,7 +29,6 @@ import (
 	v1 "github.com/atzedevries/canaryop/api/v1"
 	"github.com/atzedevries/canaryop/controllers"
 	"github.com/atzedevries/canaryop/gitops"
-	"github.com/atzedevries/canaryop/internal/metrics"
 	"github.com/atzedevries/canaryop/internal/testenv"
 	"github.com/atzedevries/canaryop/internal/traffic"
 )
@@ -116,14 +115,7 @@ func startManager(t testing.TB, writer gitops.Writer, opts ...func(*controllers.
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &controllers.CanaryAppReconciler{
-		Client:    mgr.GetClient(),
-		APIReader: mgr.GetAPIReader(),
-		Recorder:  mgr.GetEventRecorder("canaryop"),
-		Router:    traffic.NewIstio(mgr.GetClient()),
-		Metrics:   metrics.NewPrometheus(),
-		Writer:    writer,
-	}
+	r := controllers.New(mgr, controllers.Options{Writer: writer})
 	for _, o := range opts {
 		o(r)
 	}

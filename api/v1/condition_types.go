@@ -9,6 +9,9 @@ const (
 	ConditionReady = "Ready"
 	// ConditionProgressing is True while a canary or a promotion runs.
 	ConditionProgressing = "Progressing"
+	// ConditionReconciling mirrors Progressing while it is True, under the
+	// name kstatus-based tools (Flux, kpt, kubectl wait) look for.
+	ConditionReconciling = "Reconciling"
 	// ConditionStalled is True when the operator cannot go on without a
 	// person changing something (the spec, a foreign object, a credential).
 	ConditionStalled = "Stalled"
