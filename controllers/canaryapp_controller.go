@@ -282,7 +282,7 @@ func (r *CanaryAppReconciler) runCheck(ctx context.Context, app *v1.CanaryApp, n
 	a := app.Spec.EffectiveAnalysis()
 	res := r.Metrics.Check(ctx, metrics.Query{URL: app.Spec.PrometheusURL, Expr: app.Spec.PrometheusQuery,
 		Timeout: min(max(a.CheckInterval, 2*time.Second), metrics.MaxTimeout), Namespace: app.Namespace})
-	opmetrics.CheckDone(app, res.Verdict)
+	opmetrics.CheckDone(app, res.Verdict, res.Value)
 	ctrl.LoggerFrom(ctx).V(1).Info("Analysis check", "weight", app.Status.CanaryWeight, "verdict", res.Verdict, "value", res.Value, "message", res.Message)
 	return &v1.AnalysisCheck{
 		Time:    metav1Time(now),
