@@ -1,8 +1,14 @@
 package gitrepo
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"runtime/debug"
+	"strings"
+
+	"github.com/go-git/go-git/v5/plumbing/transport"
+	"github.com/go-logr/logr"
 )
 
 var (
@@ -70,4 +76,41 @@ type RejectedError struct {
 
 func (e *RejectedError) Error() string {
 	return fmt.Sprintf("remote rejected push to %s: %s", e.Ref, e.Reason)
+}
+
+// markTimeout makes an error that a deadline caused match ErrTimeout.
+func markTimeout(err error) error {
+	if err != nil && !errors.Is(err, ErrTimeout) && timedOut(err) {
+		return fmt.Errorf("%w: %w", ErrTimeout, err)
+	}
+	return err
+}
+
+// panicError turns a recovered panic into an error without its stack; the
+// stack goes to the log at V(1), for whoever debugs the cause.
+func panicError(ctx context.Context, what string, p any, secrets []string) error {
+	value := redactString(fmt.Sprint(p), secrets...)
+	if len(value) > 200 {
+		value = value[:200] + "..."
+	}
+	logr.FromContextOrDiscard(ctx).V(1).Info("Recovered from a panic", "during", what, "panic", value,
+		"stack", redactString(string(debug.Stack()), secrets...))
+	return fmt.Errorf("%w: %s: %s", ErrPanic, what, value)
+}
+
+// classify marks authentication failures with ErrAuth, keeping the cause.
+func classify(op string, err error) error {
+	switch {
+	case errors.Is(err, transport.ErrAuthenticationRequired),
+		errors.Is(err, transport.ErrAuthorizationFailed),
+		errors.Is(err, transport.ErrInvalidAuthMethod),
+		strings.Contains(err.Error(), "unable to authenticate"),
+		strings.Contains(err.Error(), "knownhosts"):
+		return fmt.Errorf("%s: %w: %w", op, ErrAuth, err)
+	case errors.Is(err, transport.ErrEmptyRemoteRepository):
+		return fmt.Errorf("%s: %w: the repository has no branches yet", op, ErrBranchNotFound)
+	case errors.Is(err, transport.ErrRepositoryNotFound):
+		return fmt.Errorf("%s: %w: %w", op, ErrRepositoryNotFound, err)
+	}
+	return fmt.Errorf("%s: %w", op, err)
 }

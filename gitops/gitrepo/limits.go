@@ -31,6 +31,15 @@ type limits struct {
 	maxObjects uint32
 }
 
+// limits are the bounds of a fetch; download sets the budget.
+func (c *Cache) limits() limits {
+	return limits{
+		maxRepo:    c.opts.MaxRepoSize,
+		maxObject:  c.opts.MaxObjectSize,
+		maxObjects: uint32(c.opts.MaxObjects),
+	}
+}
+
 // holdBack is how many bytes at the end of a pack the guard keeps until the
 // checker's verdict: the SHA-1 trailer and one more. go-git's parser goes on
 // to resolve every object when the stream ends exactly before the trailer,

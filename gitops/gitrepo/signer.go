@@ -7,7 +7,33 @@ import (
 	"io"
 
 	"github.com/ProtonMail/go-crypto/openpgp"
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/object"
 )
+
+// Signer signs the encoded commit (see go-git's Signer); OpenPGPSigner makes
+// one from an armored private key.
+type Signer interface {
+	Sign(message io.Reader) ([]byte, error)
+}
+
+// sign adds the Signer's signature of the encoded commit to it.
+func sign(commit *object.Commit, s Signer) error {
+	unsigned := &plumbing.MemoryObject{}
+	if err := commit.EncodeWithoutSignature(unsigned); err != nil {
+		return fmt.Errorf("encode commit: %w", err)
+	}
+	rd, err := unsigned.Reader()
+	if err != nil {
+		return fmt.Errorf("encode commit: %w", err)
+	}
+	signature, err := s.Sign(rd)
+	if err != nil {
+		return fmt.Errorf("sign commit: %w", err)
+	}
+	commit.PGPSignature = string(signature)
+	return nil
+}
 
 // openPGPSigner signs commits with an OpenPGP private key, as `git commit
 // -S` does, so that GitHub and `git verify-commit` show them as verified.

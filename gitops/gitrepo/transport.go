@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"path/filepath"
 	"time"
 
 	"github.com/go-git/go-git/v5/plumbing/transport"
@@ -140,4 +141,29 @@ func timedOut(err error) bool {
 	}
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// session is what one Update needs to talk to the remote.
+type session struct {
+	tr   transport.Transport
+	ep   *transport.Endpoint
+	auth transport.AuthMethod
+}
+
+// session resolves what the Update of url needs to talk to the remote: the
+// endpoint, the auth method for it, and the transport.
+func (c *Cache) session(url string, a Auth) (session, error) {
+	ep, err := transport.NewEndpoint(url)
+	if err != nil {
+		return session{}, fmt.Errorf("%w: parse repository URL: %v", ErrInvalidRequest, err)
+	}
+	auth, err := a.method(ep, filepath.Join(c.opts.Dir, "ssh"))
+	if err != nil {
+		return session{}, err
+	}
+	tr, err := c.transportFor(ep)
+	if err != nil {
+		return session{}, err
+	}
+	return session{tr: tr, ep: ep, auth: auth}, nil
 }

@@ -411,49 +411,13 @@ func (fs *treeFS) writeDir(w objectWriter, dir string, orig *object.Tree, origHa
 		return plumbing.ZeroHash, false, false, fmt.Errorf("list %s: %w", dir, err)
 	}
 	for _, name := range names {
-		child := path.Join(dir, name)
-		var origEntry *object.TreeEntry
-		if orig != nil {
-			if e, err := orig.FindEntry(name); err == nil {
-				origEntry = e
-			}
-		}
-		if fs.mem.IsDir(child) {
-			var sub *object.Tree
-			var subHash plumbing.Hash
-			if origEntry != nil && origEntry.Mode == filemode.Dir {
-				sub, subHash = fs.decoded[child], origEntry.Hash
-			}
-			h, _, empty, err := fs.writeDir(w, child, sub, subHash, changed)
-			if err != nil {
-				return plumbing.ZeroHash, false, false, err
-			}
-			if !empty {
-				entries[name] = object.TreeEntry{Name: name, Mode: filemode.Dir, Hash: h}
-			}
-			continue
-		}
-		if _, ok := fs.unread[child]; ok && origEntry != nil {
-			// Never read, so never changed: the blob stays as it is.
-			entries[name] = *origEntry
-			continue
-		}
-		data, err := fs.mem.ReadFile(child)
+		e, keep, err := fs.writeEntry(w, dir, name, orig, changed)
 		if err != nil {
-			return plumbing.ZeroHash, false, false, fmt.Errorf("read %s: %w", child, err)
+			return plumbing.ZeroHash, false, false, err
 		}
-		mode := filemode.Regular
-		if origEntry != nil && origEntry.Mode.IsFile() && origEntry.Mode != filemode.Symlink {
-			mode = origEntry.Mode
+		if keep {
+			entries[name] = e
 		}
-		h := plumbing.ComputeHash(plumbing.BlobObject, data)
-		if origEntry == nil || origEntry.Hash != h || origEntry.Mode != mode {
-			if err := writeBlob(w, data); err != nil {
-				return plumbing.ZeroHash, false, false, err
-			}
-			*changed = append(*changed, strings.TrimPrefix(child, "/"))
-		}
-		entries[name] = object.TreeEntry{Name: name, Mode: mode, Hash: h}
 	}
 	if orig != nil {
 		for _, e := range orig.Entries {
@@ -463,6 +427,65 @@ func (fs *treeFS) writeDir(w objectWriter, dir string, orig *object.Tree, origHa
 			}
 		}
 	}
+	return storeTree(w, dir, orig, entries)
+}
+
+// writeEntry writes what mem holds at name in dir, a directory or a file,
+// and returns its tree entry; keep is false for a directory that ended up
+// empty. orig is dir's original tree, nil for a new directory.
+func (fs *treeFS) writeEntry(w objectWriter, dir, name string, orig *object.Tree, changed *[]string) (e object.TreeEntry, keep bool, err error) {
+	child := path.Join(dir, name)
+	var origEntry *object.TreeEntry
+	if orig != nil {
+		if e, err := orig.FindEntry(name); err == nil {
+			origEntry = e
+		}
+	}
+	if !fs.mem.IsDir(child) {
+		e, err := fs.writeFile(w, child, name, origEntry, changed)
+		return e, err == nil, err
+	}
+	var sub *object.Tree
+	var subHash plumbing.Hash
+	if origEntry != nil && origEntry.Mode == filemode.Dir {
+		sub, subHash = fs.decoded[child], origEntry.Hash
+	}
+	h, _, empty, err := fs.writeDir(w, child, sub, subHash, changed)
+	if err != nil {
+		return object.TreeEntry{}, false, err
+	}
+	return object.TreeEntry{Name: name, Mode: filemode.Dir, Hash: h}, !empty, nil
+}
+
+// writeFile writes the blob of the file at child when it differs from
+// origEntry (nil for a new file) and returns its tree entry.
+func (fs *treeFS) writeFile(w objectWriter, child, name string, origEntry *object.TreeEntry, changed *[]string) (object.TreeEntry, error) {
+	if _, ok := fs.unread[child]; ok && origEntry != nil {
+		// Never read, so never changed: the blob stays as it is.
+		return *origEntry, nil
+	}
+	data, err := fs.mem.ReadFile(child)
+	if err != nil {
+		return object.TreeEntry{}, fmt.Errorf("read %s: %w", child, err)
+	}
+	mode := filemode.Regular
+	if origEntry != nil && origEntry.Mode.IsFile() && origEntry.Mode != filemode.Symlink {
+		mode = origEntry.Mode
+	}
+	h := plumbing.ComputeHash(plumbing.BlobObject, data)
+	if origEntry == nil || origEntry.Hash != h || origEntry.Mode != mode {
+		if err := writeBlob(w, data); err != nil {
+			return object.TreeEntry{}, err
+		}
+		*changed = append(*changed, strings.TrimPrefix(child, "/"))
+	}
+	return object.TreeEntry{Name: name, Mode: mode, Hash: h}, nil
+}
+
+// storeTree encodes a directory's entries as a tree and stores it unless it
+// is empty or the original (orig, nil for a new directory). It returns the
+// tree's hash, whether it differs from orig, and whether it is empty.
+func storeTree(w objectWriter, dir string, orig *object.Tree, entries map[string]object.TreeEntry) (plumbing.Hash, bool, bool, error) {
 	tree := &object.Tree{Entries: sortedEntries(entries)}
 	obj := w.NewEncodedObject()
 	if err := tree.Encode(obj); err != nil {
