@@ -31,12 +31,22 @@ ARGOCD_NS=${ARGOCD_NS:-argocd}
 GIT_REPO=${GIT_REPO:-canaryapp-demo}
 GIT_BRANCH=${GIT_BRANCH:-main}
 GIT_USER=${GIT_USER:-canaryop}
+# Further repositories on the Git server besides GIT_REPO (names separated by
+# spaces or commas), each with a first commit on GIT_BRANCH and an Argo CD
+# repository Secret: the repositories of other teams.
+GIT_EXTRA_REPOS=${GIT_EXTRA_REPOS:-}
 # How often Argo CD re-checks Git without a refresh annotation (seconds). Both
 # the controller's resync period and the repo server's cache of branch -> commit
 # resolution (--revision-cache-expiration, 3 minutes by default) bound it.
 ARGOCD_APP_RESYNC=${ARGOCD_APP_RESYNC:-20}
 
 case $E2E_DIR in *[[:space:]]*) die "E2E_DIR must not contain whitespace: $E2E_DIR" ;; esac
+extra_repos=()
+for r in ${GIT_EXTRA_REPOS//,/ }; do
+  [[ $r =~ ^[a-z0-9][a-z0-9-]*$ ]] || die "GIT_EXTRA_REPOS: $r is not a repository name (lower-case letters, digits, '-')"
+  [ "$r" != "$GIT_REPO" ] || die "GIT_EXTRA_REPOS: $r is GIT_REPO already"
+  extra_repos+=("$r")
+done
 started=$SECONDS
 
 # --- leftovers, then a clean state dir ---------------------------------------
@@ -115,7 +125,9 @@ pick_port CONTROLLER_METRICS_PORT
 git_root=$E2E_DIR/git/repos
 mkdir -p "$git_root"
 GIT_TOKEN=$(od -An -tx1 -N20 /dev/urandom | tr -d ' \n')
-git init -q --bare -b "$GIT_BRANCH" "$git_root/$GIT_REPO.git"
+for r in "$GIT_REPO" "${extra_repos[@]}"; do
+  git init -q --bare -b "$GIT_BRANCH" "$git_root/$r.git"
+done
 (
   export GITSERVER_USER=$GIT_USER GITSERVER_TOKEN=$GIT_TOKEN
   STACK_ENV="GITSERVER_USER GITSERVER_TOKEN"
@@ -319,12 +331,12 @@ wait_for "the Git server's address" 20 test -s "$E2E_DIR/git/addr"
 GIT_SERVER_URL=$(cat "$E2E_DIR/git/addr")
 GIT_URL=$GIT_SERVER_URL/$GIT_REPO.git
 seed_work=$E2E_DIR/git/seed-work
-rm -rf "$seed_work"
-mkdir -p "$seed_work/$SEED_PREFIX"
-cp -R "$SEED_DIR"/. "$seed_work/$SEED_PREFIX"/
-rm -rf "$seed_work/.git" "$seed_work/$SEED_PREFIX/.git"
-(
-  cd "$seed_work"
+# push_first_commit URL MESSAGE: commits the files in $seed_work as the first
+# commit of GIT_BRANCH and pushes it through the server (not to the bare
+# folder), so that the first commit already proves the HTTP path and the
+# credentials work.
+push_first_commit() (
+  cd "${seed_work:?}"
   # A caller's GIT_DIR/GIT_WORK_TREE (a hook, an IDE, a test runner) would
   # make the commit below land in that repository instead of the seed.
   unset GIT_DIR GIT_WORK_TREE GIT_INDEX_FILE GIT_OBJECT_DIRECTORY GIT_COMMON_DIR
@@ -333,30 +345,43 @@ rm -rf "$seed_work/.git" "$seed_work/$SEED_PREFIX/.git"
   export GIT_COMMITTER_NAME="canaryop demo" GIT_COMMITTER_EMAIL=demo@canaryop.invalid
   git init -q -b "$GIT_BRANCH"
   git add -A
-  git commit -q --allow-empty -m "seed from $(basename "$SEED_DIR")"
-  # Pushed through the server (not to the bare folder) so that the first commit
-  # already proves the HTTP path and the credentials work.
+  git commit -q --allow-empty -m "$2"
   # Credentials through the environment, not the command line (visible in ps).
   export GIT_CONFIG_COUNT=1 GIT_CONFIG_KEY_0=http.extraHeader
   GIT_CONFIG_VALUE_0="Authorization: Basic $(printf '%s:%s' "$GIT_USER" "$GIT_TOKEN" | base64 -w0)"
   export GIT_CONFIG_VALUE_0
-  git push -q "$GIT_URL" "HEAD:refs/heads/$GIT_BRANCH"
+  git push -q "$1" "HEAD:refs/heads/$GIT_BRANCH"
 )
-rm -rf "$seed_work"
-
-k apply -f - >/dev/null <<EOF
+# argocd_repo_secret NAME URL: Argo CD's repository Secret repo-NAME for URL.
+argocd_repo_secret() {
+  k apply -f - >/dev/null <<EOF
 apiVersion: v1
 kind: Secret
 metadata:
-  name: repo-$GIT_REPO
+  name: repo-$1
   namespace: $ARGOCD_NS
   labels: {argocd.argoproj.io/secret-type: repository, app.kubernetes.io/part-of: argocd}
 stringData:
   type: git
-  url: "$GIT_URL"
+  url: "$2"
   username: "$GIT_USER"
   password: "$GIT_TOKEN"
 EOF
+}
+rm -rf "$seed_work"
+mkdir -p "$seed_work/$SEED_PREFIX"
+cp -R "$SEED_DIR"/. "$seed_work/$SEED_PREFIX"/
+rm -rf "$seed_work/.git" "$seed_work/$SEED_PREFIX/.git"
+push_first_commit "$GIT_URL" "seed from $(basename "$SEED_DIR")"
+argocd_repo_secret "$GIT_REPO" "$GIT_URL"
+for r in "${extra_repos[@]}"; do
+  rm -rf "$seed_work"
+  mkdir -p "$seed_work"
+  printf '# %s\n\nA repository of the local stack besides %s (GIT_EXTRA_REPOS).\n' "$r" "$GIT_REPO" >"$seed_work/README.md"
+  push_first_commit "$GIT_SERVER_URL/$r.git" "seed $r"
+  argocd_repo_secret "$r" "$GIT_SERVER_URL/$r.git"
+done
+rm -rf "$seed_work"
 
 # --- readiness -------------------------------------------------------------------
 wait_for "Prometheus to be ready" 60 curl -fsS "http://127.0.0.1:$PROM_PORT/-/ready"
@@ -387,6 +412,7 @@ GIT_BRANCH=$GIT_BRANCH
 GIT_USER=$GIT_USER
 GIT_TOKEN=$GIT_TOKEN
 GIT_REPOS_DIR=$git_root
+GIT_EXTRA_REPOS=$(IFS=,; echo "${extra_repos[*]}")
 GIT_SEED_PATH=${SEED_PREFIX:-.}
 ARGOCD_NS=$ARGOCD_NS
 ARGOCD_CLUSTER_SERVER=$api_server
