@@ -130,7 +130,9 @@ type Operator struct {
 // StartOperator starts bin/manager against the stack's cluster with Git
 // write-back (credentials from OperatorNamespace, Applications from the
 // stack's Argo CD namespace, the clone cache under $E2E_DIR/operator so a
-// restarted operator finds it again) and waits until it is healthy.
+// restarted operator finds it again) and waits until it is healthy. It runs
+// with the settings of a cluster shared by teams: CanaryApps may query only
+// the stack's Prometheus (--prometheus-allowed-urls).
 func StartOperator(ctx context.Context, env Env) (*Operator, error) {
 	mport, err := FreePort()
 	if err != nil {
@@ -147,6 +149,7 @@ func StartOperator(ctx context.Context, env Env) (*Operator, error) {
 		"--git-cache-dir=" + filepath.Join(env.Dir(), "operator", "git-cache"),
 		"--git-credentials-namespace=" + OperatorNamespace,
 		"--argocd-namespace=" + env.Get("ARGOCD_NS"),
+		"--prometheus-allowed-urls=" + env.Get("PROM_URL"),
 		"--zap-log-level=info",
 	}
 	p, err := StartProcess(env, "operator", filepath.Join(env.Root, "bin", "manager"), args,
