@@ -99,24 +99,39 @@ func (c *Cluster) EnsureNamespace(ctx context.Context, ns string) error {
 }
 
 // GiveOperatorGitCredentials creates the platform admin's Secret through
-// which the operator pushes to the stack's Git server.
+// which the operator pushes to the stack's Git server: one token for the
+// whole server, as an organisation-wide token would be, and no namespaces
+// key, so it serves only CanaryApps whose location an Argo CD Application
+// proves (it syncs the app into the app's namespace from that location).
 func (c *Cluster) GiveOperatorGitCredentials(ctx context.Context) error {
+	return c.GiveGitCredentials(ctx, "git-local", c.env.Get("GIT_SERVER_URL")+"/", nil)
+}
+
+// GiveGitCredentials creates a credential Secret of the operator for the
+// repositories under url, with the Git server's user and token and the
+// admin's scope keys (credentials.KeyNamespaces, KeyPaths, KeyBranches,
+// KeyWriteModes).
+func (c *Cluster) GiveGitCredentials(ctx context.Context, name, url string, scope map[string]string) error {
 	if err := c.EnsureNamespace(ctx, OperatorNamespace); err != nil {
 		return err
 	}
+	data := map[string]string{
+		credentials.KeyURL:      url,
+		credentials.KeyUsername: c.env.Get("GIT_USER"),
+		credentials.KeyPassword: c.env.Get("GIT_TOKEN"),
+	}
+	for k, v := range scope {
+		data[k] = v
+	}
 	s := &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{
-			Name: "git-local", Namespace: OperatorNamespace,
+			Name: name, Namespace: OperatorNamespace,
 			Labels: map[string]string{credentials.LabelKey: "true"},
 		},
-		StringData: map[string]string{
-			credentials.KeyURL:      c.env.Get("GIT_SERVER_URL") + "/",
-			credentials.KeyUsername: c.env.Get("GIT_USER"),
-			credentials.KeyPassword: c.env.Get("GIT_TOKEN"),
-		},
+		StringData: data,
 	}
 	if err := c.Client.Create(ctx, s); err != nil && !apierrors.IsAlreadyExists(err) {
-		return fmt.Errorf("creating the Git credentials Secret: %w", err)
+		return fmt.Errorf("creating the Git credentials Secret %s: %w", name, err)
 	}
 	return nil
 }
@@ -157,19 +172,49 @@ func (c *Cluster) ApplyProject(ctx context.Context) error {
 	return c.apply(ctx, u)
 }
 
-// ApplyApplication applies argocd/application.yaml for the app folder path
-// (repository-relative) as Application name. It syncs into namespace default
-// in the project canaryapps, automated with prune and self-heal.
-func (c *Cluster) ApplyApplication(ctx context.Context, name, path string) error {
-	u, err := c.argocdObject("application.yaml")
+// ApplyTeamProject applies argocd/appproject.yaml as the project name of
+// one team: CanaryApps only, only into namespace ns, only from repoURL.
+func (c *Cluster) ApplyTeamProject(ctx context.Context, name, repoURL, ns string) error {
+	u, err := c.argocdObject("appproject.yaml")
 	if err != nil {
 		return err
 	}
 	u.SetName(name)
-	if err := unstructured.SetNestedField(u.Object, path, "spec", "source", "path"); err != nil {
+	if err := unstructured.SetNestedField(u.Object, "CanaryApps of namespace "+ns+", synced from "+repoURL, "spec", "description"); err != nil {
 		return err
 	}
-	if err := unstructured.SetNestedField(u.Object, c.env.Get("GIT_BRANCH"), "spec", "source", "targetRevision"); err != nil {
+	if err := unstructured.SetNestedStringSlice(u.Object, []string{repoURL}, "spec", "sourceRepos"); err != nil {
+		return err
+	}
+	dest := []any{map[string]any{"server": c.env.Get("ARGOCD_CLUSTER_SERVER"), "namespace": ns}}
+	if err := unstructured.SetNestedSlice(u.Object, dest, "spec", "destinations"); err != nil {
+		return err
+	}
+	return c.apply(ctx, u)
+}
+
+// ApplyApplication applies argocd/application.yaml as app's Application: it
+// syncs app.Dir of repoURL's branch into app.Namespace, in app.Project (the
+// project canaryapps when empty), automated with prune and self-heal.
+func (c *Cluster) ApplyApplication(ctx context.Context, app App, repoURL string) error {
+	u, err := c.argocdObject("application.yaml")
+	if err != nil {
+		return err
+	}
+	u.SetName(app.Application)
+	set := func(value string, path ...string) {
+		if err == nil {
+			err = unstructured.SetNestedField(u.Object, value, path...)
+		}
+	}
+	set(repoURL, "spec", "source", "repoURL")
+	set(app.Dir, "spec", "source", "path")
+	set(c.env.Get("GIT_BRANCH"), "spec", "source", "targetRevision")
+	set(app.Namespace, "spec", "destination", "namespace")
+	if app.Project != "" {
+		set(app.Project, "spec", "project")
+	}
+	if err != nil {
 		return err
 	}
 	return c.apply(ctx, u)

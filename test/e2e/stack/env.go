@@ -27,6 +27,17 @@ func (e Env) LogsDir() string { return e.Vars["E2E_LOGS_DIR"] }
 // Kubectl is the kubectl binary of the stack.
 func (e Env) Kubectl() string { return e.Vars["KUBECTL"] }
 
+// RepoURL is the clone URL of the Git server's repository name, one of
+// GIT_EXTRA_REPOS (up.sh creates them); an error names the missing one.
+func (e Env) RepoURL(name string) (string, error) {
+	for r := range strings.SplitSeq(e.Vars["GIT_EXTRA_REPOS"], ",") {
+		if r == name {
+			return e.Vars["GIT_SERVER_URL"] + "/" + name + ".git", nil
+		}
+	}
+	return "", fmt.Errorf("the stack's Git server has no repository %s (GIT_EXTRA_REPOS=%q; hack/e2e.sh starts the stack with it)", name, e.Vars["GIT_EXTRA_REPOS"])
+}
+
 // required keys: a file without them was not written by up.sh.
 var required = []string{
 	"E2E_DIR", "E2E_LOGS_DIR", "KUBECONFIG", "KUBECTL", "PROM_URL", "PROM_TARGETS_DIR",

@@ -24,6 +24,9 @@ type App struct {
 	Dir string
 	// Application is the Argo CD Application's name.
 	Application string
+	// Project is the Application's Argo CD project; empty: canaryapps
+	// (argocd/appproject.yaml).
+	Project string
 }
 
 // Manifest is the repository-relative path of the app's CanaryApp manifest.
@@ -47,15 +50,33 @@ func NewFlow(ctx context.Context, env Env, clone string, tl *Timeline) (*Flow, e
 	if err != nil {
 		return nil, err
 	}
-	dir := filepath.Join(env.Dir(), "work", clone)
-	if err := os.RemoveAll(dir); err != nil {
-		return nil, err
-	}
-	repo, err := NewRepo(ctx, env, dir)
+	repo, err := cloneInto(ctx, env, env.Get("GIT_URL"), clone)
 	if err != nil {
 		return nil, err
 	}
 	return &Flow{Env: env, Cluster: c, Repo: repo, Timeline: tl, Short: Short{Interval: "5s", CheckInterval: "1s"}}, nil
+}
+
+// ForRepo returns a copy of f (same cluster connection and settings) that
+// releases through another repository of the stack's Git server
+// (Env.RepoURL), another team's, cloned into $E2E_DIR/work/<clone>, and
+// prints on tl.
+func (f *Flow) ForRepo(ctx context.Context, repoURL, clone string, tl *Timeline) (*Flow, error) {
+	repo, err := cloneInto(ctx, f.Env, repoURL, clone)
+	if err != nil {
+		return nil, err
+	}
+	g := *f
+	g.Repo, g.Timeline = repo, tl
+	return &g, nil
+}
+
+func cloneInto(ctx context.Context, env Env, url, clone string) (*Repo, error) {
+	dir := filepath.Join(env.Dir(), "work", clone)
+	if err := os.RemoveAll(dir); err != nil {
+		return nil, err
+	}
+	return NewRepoAt(ctx, env, url, dir)
 }
 
 // Prepare installs what the operator and Argo CD need before any app: the
@@ -92,7 +113,13 @@ func (f *Flow) Seed(ctx context.Context, app App, image string) (Commit, error) 
 	if err != nil {
 		return Commit{}, err
 	}
-	if m, err = SetImage(m, image); err != nil {
+	return f.SeedManifest(ctx, app, m, image)
+}
+
+// SeedManifest is Seed with the manifest m (made from DemoManifest).
+func (f *Flow) SeedManifest(ctx context.Context, app App, m []byte, image string) (Commit, error) {
+	m, err := SetImage(m, image)
+	if err != nil {
 		return Commit{}, err
 	}
 	msg := fmt.Sprintf("%s: add the app at %s (analysis every %s, a step every %s, outcomes written back)",
@@ -110,7 +137,7 @@ func (f *Flow) Seed(ctx context.Context, app App, image string) (Commit, error) 
 	if err != nil {
 		return Commit{}, err
 	}
-	if err := f.Cluster.ApplyApplication(ctx, app.Application, app.Dir); err != nil {
+	if err := f.Cluster.ApplyApplication(ctx, app, f.Repo.URL); err != nil {
 		return Commit{}, err
 	}
 	return c, nil

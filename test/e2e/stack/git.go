@@ -46,8 +46,14 @@ func (c Commit) Short() string {
 
 // NewRepo clones the stack's repository into dir (which must not exist yet).
 func NewRepo(ctx context.Context, env Env, dir string) (*Repo, error) {
+	return NewRepoAt(ctx, env, env.Get("GIT_URL"), dir)
+}
+
+// NewRepoAt clones another repository of the stack's Git server (see
+// Env.RepoURL) into dir.
+func NewRepoAt(ctx context.Context, env Env, url, dir string) (*Repo, error) {
 	r := &Repo{
-		URL:    env.Get("GIT_URL"),
+		URL:    url,
 		Branch: env.Get("GIT_BRANCH"),
 		Dir:    dir,
 		auth:   "Authorization: Basic " + base64.StdEncoding.EncodeToString([]byte(env.Get("GIT_USER")+":"+env.Get("GIT_TOKEN"))),
@@ -189,4 +195,22 @@ func (r *Repo) ReadFile(ctx context.Context, path string) ([]byte, error) {
 		return nil, err
 	}
 	return []byte(out), nil
+}
+
+// Refs returns every ref the server advertises (branches, tags, HEAD) with
+// the commit it points to, as a client sees them.
+func (r *Repo) Refs(ctx context.Context) (map[string]string, error) {
+	out, err := r.git(ctx, r.Dir, "ls-remote", "origin")
+	if err != nil {
+		return nil, err
+	}
+	refs := map[string]string{}
+	for line := range strings.SplitSeq(strings.TrimSpace(out), "\n") {
+		sha, ref, ok := strings.Cut(line, "\t")
+		if !ok {
+			return nil, fmt.Errorf("unexpected git ls-remote line %q", line)
+		}
+		refs[ref] = sha
+	}
+	return refs, nil
 }

@@ -63,6 +63,27 @@ func DemoManifest(root, name, ns, promURL string, s Short) ([]byte, error) {
 	return []byte(out), nil
 }
 
+// TenantManifest is DemoManifest the way a team on a shared cluster keeps
+// it: without metadata.namespace (the Argo CD Application's destination
+// namespace places it, the usual pattern), and with a query that counts
+// only the Service in namespace ns, not a same-named one of another team.
+func TenantManifest(root, name, ns, promURL string, s Short) ([]byte, error) {
+	m, err := DemoManifest(root, name, ns, promURL, s)
+	if err != nil {
+		return nil, err
+	}
+	out, n := replaceLine(string(m), `(?m)^  namespace: .*\n`, "")
+	if n != 1 {
+		return nil, fmt.Errorf("the demo manifest has %d metadata.namespace lines, want 1", n)
+	}
+	svc := fmt.Sprintf(`destination_service_name=\"%s\"`, name)
+	if strings.Count(out, svc) != 1 {
+		return nil, fmt.Errorf("the demo manifest's query does not name %s once", svc)
+	}
+	out = strings.Replace(out, svc, fmt.Sprintf(`destination_service_namespace=\"%s\",`, ns)+svc, 1)
+	return []byte(out), nil
+}
+
 // Kustomization is the app folder's kustomization.yaml.
 const Kustomization = "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - canaryapp.yaml\n"
 

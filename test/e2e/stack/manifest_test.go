@@ -35,6 +35,30 @@ func TestDemoManifest(t *testing.T) {
 	}
 }
 
+func TestTenantManifest(t *testing.T) {
+	root, err := ProjectRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := TenantManifest(root, "payments", "team-b", "http://127.0.0.1:9090", Short{Interval: "5s", CheckInterval: "1s"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	app, err := ParseCanaryApp(m)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, m)
+	}
+	if app.Name != "payments" || app.Namespace != "" {
+		t.Errorf("object %q/%q, want payments without a namespace", app.Namespace, app.Name)
+	}
+	if want := `destination_service_namespace="team-b",destination_service_name="payments"`; !strings.Contains(app.Spec.PrometheusQuery, want) {
+		t.Errorf("query %q does not count only team-b's Service (%s)", app.Spec.PrometheusQuery, want)
+	}
+	if _, err := SetImage(m, Image("v2")); err != nil {
+		t.Errorf("SetImage on the tenant manifest: %v", err)
+	}
+}
+
 func TestSetImageAndNamespace(t *testing.T) {
 	in := []byte("metadata:\n  name: a\n  namespace: default\nspec:\n  image: x:v1  \n  failedImages:\n  - image: x:v3\n    reason: bad\n")
 	out, err := SetImage(in, "x:v2")

@@ -200,7 +200,14 @@ type Trafficsim struct {
 // 500 on /nothello), waits for its address and adds it to Prometheus's
 // targets (file_sd in $PROM_TARGETS_DIR).
 func StartTrafficsim(ctx context.Context, env Env, ns string, apps []string) (*Trafficsim, error) {
-	addrFile := filepath.Join(env.Dir(), "trafficsim.addr")
+	return StartNamedTrafficsim(ctx, env, "trafficsim", ns, apps)
+}
+
+// StartNamedTrafficsim is StartTrafficsim for one more namespace (each
+// simulator serves one): name names its log, PID, address and Prometheus
+// target files, so that it runs next to the others.
+func StartNamedTrafficsim(ctx context.Context, env Env, name, ns string, apps []string) (*Trafficsim, error) {
+	addrFile := filepath.Join(env.Dir(), name+".addr")
 	_ = os.Remove(addrFile)
 	args := []string{
 		"--kubeconfig=" + env.Get("KUBECONFIG"), "--namespace=" + ns,
@@ -208,14 +215,14 @@ func StartTrafficsim(ctx context.Context, env Env, ns string, apps []string) (*T
 		"--rps=20", "--error-path-ratio=0.2", "--failing-versions=v3",
 		"--listen=127.0.0.1:0", "--addr-file=" + addrFile,
 	}
-	p, err := StartProcess(env, "trafficsim", filepath.Join(env.Root, "bin", "trafficsim"), args, nil)
+	p, err := StartProcess(env, name, filepath.Join(env.Root, "bin", "trafficsim"), args, nil)
 	if err != nil {
 		return nil, err
 	}
 	t := &Trafficsim{Process: p}
-	err = Eventually(ctx, 30*time.Second, 100*time.Millisecond, "trafficsim's address", func(context.Context) (bool, string, error) {
+	err = Eventually(ctx, 30*time.Second, 100*time.Millisecond, name+"'s address", func(context.Context) (bool, string, error) {
 		if exited, werr := p.Exited(); exited {
-			return false, "", &stopError{fmt.Errorf("trafficsim exited (%v); see %s", werr, p.Log)}
+			return false, "", &stopError{fmt.Errorf("%s exited (%v); see %s", name, werr, p.Log)}
 		}
 		b, err := os.ReadFile(addrFile)
 		if err != nil {
@@ -228,8 +235,8 @@ func StartTrafficsim(ctx context.Context, env Env, ns string, apps []string) (*T
 		_ = p.Stop(5 * time.Second)
 		return nil, err
 	}
-	t.targetsFile = filepath.Join(env.Get("PROM_TARGETS_DIR"), "trafficsim.json")
-	target := fmt.Sprintf(`[{"targets": [%q], "labels": {"app": "trafficsim"}}]`+"\n", t.Addr)
+	t.targetsFile = filepath.Join(env.Get("PROM_TARGETS_DIR"), name+".json")
+	target := fmt.Sprintf(`[{"targets": [%q], "labels": {"app": %q}}]`+"\n", t.Addr, name)
 	if err := os.WriteFile(t.targetsFile+".tmp", []byte(target), 0o644); err != nil {
 		_ = p.Stop(5 * time.Second)
 		return nil, err
