@@ -177,7 +177,10 @@ func Mode(g *v1.GitOpsSpec, outcome v1.Outcome) v1.WriteMode {
 	return m
 }
 
-// Write implements Writer.
+// Write implements Writer in two phases: the commit phase edits the manifest
+// and pushes the commit, to the branch itself or, in PullRequest mode, to a
+// branch of the app's own; the pull-request phase then opens (or updates) the
+// pull request of that branch. Both run only once the write is permitted.
 func (w *GitWriter) Write(ctx context.Context, app *v1.CanaryApp) (Result, error) {
 	wb := app.Status.WriteBack
 	if wb == nil {
@@ -211,56 +214,91 @@ func (w *GitWriter) Write(ctx context.Context, app *v1.CanaryApp) (Result, error
 			return Result{}, stalled(v1.ReasonRepositoryUnknown, fmt.Errorf("gitops: pull requests need a repository on the GitHub host of the credentials: %w", err))
 		}
 	}
-	log := ctrl.LoggerFrom(ctx).WithValues("repo", gitrepo.SanitizeURL(loc.RepoURL), "branch", loc.Branch, "path", loc.Path, "mode", mode, "credentials", creds.Secret)
+	ctx = ctrl.LoggerInto(ctx, ctrl.LoggerFrom(ctx).WithValues("repo", gitrepo.SanitizeURL(loc.RepoURL), "branch", loc.Branch, "path", loc.Path, "mode", mode, "credentials", creds.Secret))
 
-	in := reportInput(app, wb)
-	// Documents without metadata.namespace are this app's only where
-	// provenance or the admin's scope put them in its namespace.
-	target := manifest.ForApp(app.Namespace, app.Name).WithDefaultNamespace(loc.DefaultNamespace)
-	var applied manifest.Result
-	edit := func(fsys filesys.FileSystem, hist gitrepo.History) (string, error) {
-		in.KeptImage = ""
-		change, err := changeFor(app, wb, loc.Path, target, fsys, hist)
-		if err != nil {
-			return "", err
-		}
-		applied, err = manifest.Apply(fsys, loc.Path, target, change)
-		if err != nil {
-			return "", err
-		}
-		if applied.ImageSkipped {
-			in.KeptImage = applied.PreviousImage
-		}
-		return report.CommitMessage(in), nil
+	out, err := w.commitOutcome(ctx, app, loc, creds, mode)
+	if err != nil {
+		return Result{}, err
 	}
-	req := gitrepo.UpdateRequest{URL: loc.RepoURL, Branch: loc.Branch, Auth: creds.Git, Author: w.opts.Author, Edit: edit, Signer: w.opts.Signer}
+	res := Result{Commit: out.SHA, Message: describe(out.applied, out.Commit, wb.Image)}
+	if mode == v1.WriteCommit || out.Branch == loc.Branch {
+		// In pull request mode, a base branch that already holds the
+		// outcome needs no pull request.
+		return res, nil
+	}
+	pr, err := w.ensurePullRequest(ctx, app, creds, github.Request{Repo: repo, Head: out.pushBranch, Base: loc.Branch}, out.applied)
+	if err != nil {
+		return Result{}, err
+	}
+	res.PullRequestURL, res.PullRequestState = pr.URL, pr.State
+	return res, nil
+}
+
+// written is what the commit phase wrote.
+type written struct {
+	gitrepo.Commit
+	// applied is what the edit the commit holds did to the manifest.
+	applied manifest.Result
+	// pushBranch is the app's own branch in PullRequest mode, else empty.
+	pushBranch string
+}
+
+// commitOutcome is the commit phase: it writes the outcome into the manifest
+// at loc and pushes the commit, to loc.Branch in Commit mode and to the
+// app's own branch (BranchName) in PullRequest mode.
+func (w *GitWriter) commitOutcome(ctx context.Context, app *v1.CanaryApp, loc Location, creds credentials.Creds, mode v1.WriteMode) (written, error) {
+	wb := app.Status.WriteBack
+	req := gitrepo.UpdateRequest{URL: loc.RepoURL, Branch: loc.Branch, Auth: creds.Git, Author: w.opts.Author, Edit: outcomeEdit(app, wb, loc), Signer: w.opts.Signer}
 	if mode == v1.WritePullRequest {
 		req.PushBranch = BranchName(app.Namespace, app.Name, wb)
 	}
 	commit, err := w.opts.Cache.Update(ctx, req)
 	if err != nil {
-		return Result{}, classify(err)
+		return written{}, classify(err)
 	}
-	msg := describe(applied, commit, wb.Image)
-	log.V(1).Info("Wrote outcome to Git", "outcome", wb.Outcome, "commit", commit.SHA, "created", commit.Created, "attempts", commit.Attempts)
-	if mode == v1.WriteCommit || commit.Branch == loc.Branch {
-		// In pull request mode, a base branch that already holds the
-		// outcome needs no pull request.
-		return Result{Commit: commit.SHA, Message: msg}, nil
-	}
+	// outcomeEdit's result; a successful Update ran it at least once.
+	applied, _ := commit.Edit.Value.(manifest.Result)
+	ctrl.LoggerFrom(ctx).V(1).Info("Wrote outcome to Git", "outcome", wb.Outcome, "commit", commit.SHA, "created", commit.Created, "attempts", commit.Attempts)
+	return written{Commit: commit, applied: applied, pushBranch: req.PushBranch}, nil
+}
 
+// outcomeEdit is the Edit of the commit phase: the outcome's manifest change
+// (with its compare-and-swap), applied at loc.Path. Its result carries the
+// commit message and, as Value, the manifest.Result.
+func outcomeEdit(app *v1.CanaryApp, wb *v1.WriteBackStatus, loc Location) gitrepo.Edit {
+	// Documents without metadata.namespace are this app's only where
+	// provenance or the admin's scope put them in its namespace.
+	target := manifest.ForApp(app.Namespace, app.Name).WithDefaultNamespace(loc.DefaultNamespace)
+	return func(fsys filesys.FileSystem, hist gitrepo.History) (gitrepo.EditResult, error) {
+		change, err := changeFor(app, wb, loc.Path, target, fsys, hist)
+		if err != nil {
+			return gitrepo.EditResult{}, err
+		}
+		applied, err := manifest.Apply(fsys, loc.Path, target, change)
+		if err != nil {
+			return gitrepo.EditResult{}, err
+		}
+		return gitrepo.EditResult{Message: report.CommitMessage(reportInput(app, wb, applied)), Value: applied}, nil
+	}
+}
+
+// ensurePullRequest is the pull-request phase: it opens the pull request of
+// pr.Head into pr.Base, or updates the open one, with the title, body and
+// labels of the outcome that applied describes.
+func (w *GitWriter) ensurePullRequest(ctx context.Context, app *v1.CanaryApp, creds credentials.Creds, pr github.Request, applied manifest.Result) (github.PR, error) {
 	prs, err := w.opts.PullRequests(creds)
 	if err != nil {
-		return Result{}, classify(err)
+		return github.PR{}, classify(err)
 	}
-	title, body := report.PullRequest(in)
-	labels := append(append([]string(nil), w.opts.Labels...), outcomeLabel(wb.Outcome))
-	pr, err := prs.Ensure(ctx, github.Request{Repo: repo, Head: req.PushBranch, Base: loc.Branch, Title: title, Body: body, Labels: labels})
+	wb := app.Status.WriteBack
+	pr.Title, pr.Body = report.PullRequest(reportInput(app, wb, applied))
+	pr.Labels = append(append([]string(nil), w.opts.Labels...), outcomeLabel(wb.Outcome))
+	got, err := prs.Ensure(ctx, pr)
 	if err != nil {
-		return Result{}, classify(err)
+		return github.PR{}, classify(err)
 	}
-	log.V(1).Info("Pull request ensured", "url", pr.URL, "state", pr.State)
-	return Result{Commit: commit.SHA, PullRequestURL: pr.URL, PullRequestState: pr.State, Message: msg}, nil
+	ctrl.LoggerFrom(ctx).V(1).Info("Pull request ensured", "url", got.URL, "state", got.State)
+	return got, nil
 }
 
 // PullRequestState implements Writer.
@@ -480,8 +518,10 @@ func canaryStart(app *v1.CanaryApp, wb *v1.WriteBackStatus) time.Time {
 	return start
 }
 
-func reportInput(app *v1.CanaryApp, wb *v1.WriteBackStatus) report.Input {
-	return report.Input{
+// reportInput is what the commit message and the pull request say about an
+// outcome, with the newer image Git kept when applied skipped the image.
+func reportInput(app *v1.CanaryApp, wb *v1.WriteBackStatus, applied manifest.Result) report.Input {
+	in := report.Input{
 		Namespace:   app.Namespace,
 		Name:        app.Name,
 		Outcome:     wb.Outcome,
@@ -492,6 +532,10 @@ func reportInput(app *v1.CanaryApp, wb *v1.WriteBackStatus) report.Input {
 		Query:       app.Spec.PrometheusQuery,
 		Checks:      app.Status.Checks,
 	}
+	if applied.ImageSkipped {
+		in.KeptImage = applied.PreviousImage
+	}
+	return in
 }
 
 // describe says what the write-back did, for status.

@@ -319,6 +319,29 @@ func TestPromotion(t *testing.T) {
 	})
 }
 
+// TestRollbackPullRequestSaysTheKeptImage checks that the pull request
+// describes the edit its commit holds: Git named a newer image, which the
+// rollback kept, and the title, body and commit say so.
+func TestRollbackPullRequestSaysTheKeptImage(t *testing.T) {
+	e := newEnv(t, map[string]string{"apps/shop/web.yaml": strings.Replace(shopManifest, "web:v3", "web:v4", 1)})
+	now := time.Now()
+	app := canaryApp(&v1.GitOpsSpec{RepoURL: e.url(), Path: "apps/shop", Rollback: v1.WritePullRequest}, rollback(now), checks(now.Add(-time.Minute), "ghcr.io/acme/web:v3")...)
+	res, err := e.writer.Write(context.Background(), app)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(res.Message, "newer image ghcr.io/acme/web:v4") || res.PullRequestURL == "" {
+		t.Fatalf("result %+v", res)
+	}
+	if pr := e.gh.pr(1); !strings.Contains(pr.Body, "Git already names the newer image") || !strings.Contains(pr.Body, "web:v4") {
+		t.Fatalf("pull request body does not say the newer image was kept:\n%s", pr.Body)
+	}
+	branch := "canaryop/shop/web/rolledback-ghcr.io-acme-web-v3"
+	if msg := e.show("origin/" + branch); !strings.Contains(msg, "Canaryop-Kept-Image: ghcr.io/acme/web:v4") {
+		t.Fatalf("commit on %s does not name the kept image:\n%s", branch, msg)
+	}
+}
+
 func TestRollbackPullRequest(t *testing.T) {
 	e := newEnv(t, map[string]string{"apps/shop/web.yaml": shopManifest})
 	now := time.Now()

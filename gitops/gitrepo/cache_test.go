@@ -34,16 +34,16 @@ var imageLine = regexp.MustCompile(`(?m)^  image: \S+`)
 
 // setImage is an Edit that points apps/web/app.yaml at image.
 func setImage(image string) Edit {
-	return func(fsys filesys.FileSystem, _ History) (string, error) {
+	return func(fsys filesys.FileSystem, _ History) (EditResult, error) {
 		data, err := fsys.ReadFile("apps/web/app.yaml")
 		if err != nil {
-			return "", err
+			return EditResult{}, err
 		}
 		out := imageLine.ReplaceAll(data, []byte("  image: "+image))
 		if err := fsys.WriteFile("apps/web/app.yaml", out); err != nil {
-			return "", err
+			return EditResult{}, err
 		}
-		return "web: set image " + image, nil
+		return EditResult{Message: "web: set image " + image}, nil
 	}
 }
 
@@ -180,7 +180,7 @@ func TestConflictInjection(t *testing.T) {
 		runs := 0
 		edit := setImage(image)
 		res, err := c.Update(ctx, UpdateRequest{URL: g.url("acme/apps.git"), Branch: "main", Auth: g.auth(), Author: author,
-			Edit: func(fsys filesys.FileSystem, _ History) (string, error) {
+			Edit: func(fsys filesys.FileSystem, _ History) (EditResult, error) {
 				runs++
 				if runs <= 3 {
 					// Another writer lands after our fetch, before our push.
@@ -225,7 +225,7 @@ func TestConflictGivesUpAfterMaxAttempts(t *testing.T) {
 	c := newCache(t, Options{MaxAttempts: 3})
 	n := 0
 	_, err := c.Update(context.Background(), UpdateRequest{URL: g.url("acme/apps.git"), Branch: "main", Auth: g.auth(), Author: author,
-		Edit: func(fsys filesys.FileSystem, _ History) (string, error) {
+		Edit: func(fsys filesys.FileSystem, _ History) (EditResult, error) {
 			n++
 			other.commitAndPush(fmt.Sprintf("foreign %d", n), map[string]string{fmt.Sprintf("team/%d.yaml", n): "n: 1\n"})
 			return setImage("ghcr.io/acme/web:v9")(fsys, nil)
@@ -266,11 +266,11 @@ func TestConcurrentUpdatesAllLand(t *testing.T) {
 			defer wg.Done()
 			name := fmt.Sprintf("apps/app%d/record.yaml", i)
 			_, err := c.Update(ctx, UpdateRequest{URL: g.url("acme/apps.git"), Branch: "main", Auth: g.auth(), Author: author,
-				Edit: func(fsys filesys.FileSystem, _ History) (string, error) {
+				Edit: func(fsys filesys.FileSystem, _ History) (EditResult, error) {
 					if err := fsys.WriteFile(name, []byte(fmt.Sprintf("writer: %d\n", i))); err != nil {
-						return "", err
+						return EditResult{}, err
 					}
-					return fmt.Sprintf("record %d", i), nil
+					return EditResult{Message: fmt.Sprintf("record %d", i)}, nil
 				}})
 			errs <- err
 		}()
@@ -346,6 +346,45 @@ func TestPushBranch(t *testing.T) {
 	}
 }
 
+// TestCommitHoldsTheResultOfItsRun checks that Commit.Edit is what the run of
+// the Edit that SHA holds returned, however many runs the Update made.
+func TestCommitHoldsTheResultOfItsRun(t *testing.T) {
+	g := newGitServer(t)
+	other := g.seed("acme/apps.git", map[string]string{"apps/web/app.yaml": appYAML})
+	c := newCache(t, Options{})
+	ctx := context.Background()
+	runs := 0
+	set := setImage("ghcr.io/acme/web:v0")
+	req := UpdateRequest{URL: g.url("acme/apps.git"), Branch: "main", PushBranch: "canaryop/default-web/rolledback-v2", Auth: g.auth(), Author: author,
+		Edit: func(fsys filesys.FileSystem, h History) (EditResult, error) {
+			runs++
+			res, err := set(fsys, h)
+			res.Value = runs
+			return res, err
+		}}
+	for _, want := range []struct {
+		created bool
+		run     int
+	}{
+		{true, 1},  // the push branch is new: one run, on main
+		{false, 3}, // main moved: a run on main changes it, the run on the branch finds it there
+		{false, 4}, // merged: the run on main finds it
+	} {
+		if want.run == 4 {
+			other.commitAndPush("merge", map[string]string{"apps/web/app.yaml": imageLine.ReplaceAllString(appYAML, "  image: ghcr.io/acme/web:v0")})
+		} else if want.run == 3 {
+			other.commitAndPush("unrelated", map[string]string{"x.txt": "x\n"})
+		}
+		res, err := c.Update(ctx, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Created != want.created || runs != want.run || res.Edit.Value != want.run || res.Edit.Message != "web: set image ghcr.io/acme/web:v0" {
+			t.Fatalf("after %d runs: %+v with Edit %+v, want created %v and the result of run %d", runs, res, res.Edit, want.created, want.run)
+		}
+	}
+}
+
 func TestErrors(t *testing.T) {
 	g := newGitServer(t)
 	g.seed("acme/apps.git", map[string]string{"apps/web/app.yaml": appYAML})
@@ -363,9 +402,9 @@ func TestErrors(t *testing.T) {
 	t.Run("edit error makes no commit", func(t *testing.T) {
 		r := base
 		boom := errors.New("document not found")
-		r.Edit = func(fsys filesys.FileSystem, _ History) (string, error) {
+		r.Edit = func(fsys filesys.FileSystem, _ History) (EditResult, error) {
 			_ = fsys.WriteFile("apps/web/app.yaml", []byte("half-written"))
-			return "", boom
+			return EditResult{}, boom
 		}
 		if _, err := c.Update(ctx, r); !errors.Is(err, ErrEdit) || !errors.Is(err, boom) {
 			t.Fatalf("err = %v", err)
@@ -403,7 +442,7 @@ func TestErrors(t *testing.T) {
 		r := base
 		r.URL = hooked.url("acme/apps.git")
 		attempts := 0
-		r.Edit = func(fsys filesys.FileSystem, _ History) (string, error) {
+		r.Edit = func(fsys filesys.FileSystem, _ History) (EditResult, error) {
 			attempts++
 			return setImage("ghcr.io/acme/web:v2")(fsys, nil)
 		}
@@ -587,17 +626,17 @@ func TestHistoryChangedSince(t *testing.T) {
 	}
 	c := newCache(t, Options{})
 	_, err := c.Update(context.Background(), UpdateRequest{URL: g.url("acme/apps.git"), Branch: "main", Auth: g.auth(), Author: author,
-		Edit: func(_ filesys.FileSystem, h History) (string, error) {
+		Edit: func(_ filesys.FileSystem, h History) (EditResult, error) {
 			for _, tc := range cases {
 				got, err := h.ChangedSince(tc.path, date(tc.since))
 				if err != nil {
-					return "", err
+					return EditResult{}, err
 				}
 				if got != tc.want {
 					t.Errorf("ChangedSince(%s, %s) = %v, want %v", tc.path, tc.since, got, tc.want)
 				}
 			}
-			return "", nil
+			return EditResult{}, nil
 		}})
 	if err != nil {
 		t.Fatal(err)

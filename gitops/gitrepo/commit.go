@@ -12,6 +12,9 @@ import (
 
 // plan is a commit ready to push, or the tip that already holds the change.
 type plan struct {
+	// edit is what the Edit run on the tip (at, or the commit's parent)
+	// returned.
+	edit    EditResult
 	created bool
 	at      plumbing.Hash
 	branch  plumbing.ReferenceName
@@ -26,16 +29,16 @@ type plan struct {
 // already holds the change.
 func newPlan(e edited, req UpdateRequest, now time.Time) (plan, error) {
 	if !e.changed {
-		return plan{at: e.tip}, nil
+		return plan{at: e.tip, edit: e.result}, nil
 	}
-	if strings.TrimSpace(e.message) == "" {
+	if strings.TrimSpace(e.result.Message) == "" {
 		return plan{}, fmt.Errorf("%w: the edit changed files but returned no commit message", ErrEdit)
 	}
 	sig := object.Signature{Name: req.Author.Name, Email: req.Author.Email, When: now}
 	commit := &object.Commit{
 		Author:       sig,
 		Committer:    sig,
-		Message:      e.message,
+		Message:      e.result.Message,
 		TreeHash:     e.tree,
 		ParentHashes: []plumbing.Hash{e.tip},
 	}
@@ -52,7 +55,7 @@ func newPlan(e edited, req UpdateRequest, now time.Time) (plan, error) {
 	for oh := range e.objects.ObjectStorage.Objects {
 		hashes = append(hashes, oh)
 	}
-	return plan{created: true, commit: h, objects: e.objects, hashes: hashes, files: e.files}, nil
+	return plan{edit: e.result, created: true, commit: h, objects: e.objects, hashes: hashes, files: e.files}, nil
 }
 
 // storeCommit encodes the commit into objs and returns its hash.

@@ -11,18 +11,30 @@ import (
 )
 
 // Edit changes files in fsys, which shows the branch tip's tree rooted at the
-// repository root, and returns the commit message. When the files end up
-// byte-for-byte as they were, nothing is committed. An Edit may run more than
-// once for one Update (each time the branch moved under it), each time on a
-// fresh tree, so it must not depend on state left by an earlier run.
-type Edit func(fsys filesys.FileSystem, hist History) (message string, err error)
+// repository root, and returns the commit message with what it found. When
+// the files end up byte-for-byte as they were, nothing is committed. An Edit
+// may run more than once for one Update (each time the branch moved under
+// it), each time on a fresh tree, so it must not depend on state left by an
+// earlier run; the Update returns the result of the run its Commit holds.
+type Edit func(fsys filesys.FileSystem, hist History) (EditResult, error)
+
+// EditResult is what one run of an Edit returns.
+type EditResult struct {
+	// Message is the commit message; it may be empty only when the files
+	// were left as they were.
+	Message string
+	// Value is the edit's own account of the run (what it found, what it
+	// changed) for the caller of Update, which gets it back in
+	// Commit.Edit. The Update never looks at it.
+	Value any
+}
 
 // edited is what one run of the Edit left: the tree it changed, written to a
 // memory store (nothing reaches the clone before the push lands), on the tip
 // whose tree it saw.
 type edited struct {
-	tip     plumbing.Hash
-	message string
+	tip    plumbing.Hash
+	result EditResult
 	// changed is false when the files ended up as they were.
 	changed bool
 	tree    plumbing.Hash
@@ -44,7 +56,7 @@ func (r *repo) edit(ctx context.Context, req UpdateRequest, maxFile int64, tip p
 	}
 	fs := newTreeFS(r.store, root)
 	fs.maxFile = maxFile
-	msg, err := runEdit(ctx, req, fs, history{tip: parent})
+	res, err := runEdit(ctx, req, fs, history{tip: parent})
 	if err != nil {
 		return edited{}, fmt.Errorf("%w: %w", ErrEdit, err)
 	}
@@ -53,16 +65,16 @@ func (r *repo) edit(ctx context.Context, req UpdateRequest, maxFile int64, tip p
 	if err != nil {
 		return edited{}, fmt.Errorf("write tree: %w", err)
 	}
-	return edited{tip: tip, message: msg, changed: changed, tree: treeHash, objects: objs, files: files}, nil
+	return edited{tip: tip, result: res, changed: changed, tree: treeHash, objects: objs, files: files}, nil
 }
 
 // runEdit runs the edit function and turns its panic into an error. The
 // clone is intact then (the edit saw only the tree file system), so unlike a
 // panic in the Git code it is kept.
-func runEdit(ctx context.Context, req UpdateRequest, fs *treeFS, h History) (msg string, err error) {
+func runEdit(ctx context.Context, req UpdateRequest, fs *treeFS, h History) (res EditResult, err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			msg, err = "", panicError(ctx, "edit of "+SanitizeURL(req.URL), p, append(req.Auth.secrets(), urlSecrets(req.URL)...))
+			res, err = EditResult{}, panicError(ctx, "edit of "+SanitizeURL(req.URL), p, append(req.Auth.secrets(), urlSecrets(req.URL)...))
 		}
 	}()
 	return req.Edit(fs, h)

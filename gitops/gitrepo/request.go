@@ -45,6 +45,9 @@ type Commit struct {
 	Files []string
 	// Attempts is how many push attempts were made.
 	Attempts int
+	// Edit is what the Edit returned on the run SHA holds: the run that
+	// built the new commit, or the one that found SHA already as wanted.
+	Edit EditResult
 }
 
 // String describes the request without credentials, for logs.

@@ -57,9 +57,9 @@ func TestUpdateDoesNotReadLargeFiles(t *testing.T) {
 	}
 
 	// Reading the large file is an error the edit can report.
-	req.Edit = func(fsys filesys.FileSystem, _ History) (string, error) {
+	req.Edit = func(fsys filesys.FileSystem, _ History) (EditResult, error) {
 		_, err := fsys.ReadFile("large.bin")
-		return "", err
+		return EditResult{}, err
 	}
 	if _, err := c.Update(ctx, req); !errors.Is(err, ErrEdit) || !errors.Is(err, ErrFileTooLarge) || !strings.Contains(err.Error(), "large.bin is 50 MiB") {
 		t.Fatalf("err = %v, want ErrEdit and ErrFileTooLarge naming large.bin", err)
@@ -80,8 +80,8 @@ func TestEditErrorsAreRedacted(t *testing.T) {
 	boom := errors.New("remote reference not allowed")
 	typed := &manifestError{msg: "apps/web/kustomization.yaml: parse error"}
 	_, err := c.Update(context.Background(), UpdateRequest{URL: g.url("acme/apps.git"), Branch: "main", Auth: g.auth(), Author: author,
-		Edit: func(filesys.FileSystem, History) (string, error) {
-			return "", fmt.Errorf("resources: https://u:tok3n@h/x: %w (%w, token %s)", boom, typed, testToken)
+		Edit: func(filesys.FileSystem, History) (EditResult, error) {
+			return EditResult{}, fmt.Errorf("resources: https://u:tok3n@h/x: %w (%w, token %s)", boom, typed, testToken)
 		}})
 	if err == nil {
 		t.Fatal("no error")
@@ -101,7 +101,7 @@ func TestEditErrorsAreRedacted(t *testing.T) {
 	// A typed error that itself quotes a token is not handed out by As.
 	leaky := &manifestError{msg: "fetch https://u:tok3n@h/x failed"}
 	_, err = c.Update(context.Background(), UpdateRequest{URL: g.url("acme/apps.git"), Branch: "main", Auth: g.auth(), Author: author,
-		Edit: func(filesys.FileSystem, History) (string, error) { return "", leaky }})
+		Edit: func(filesys.FileSystem, History) (EditResult, error) { return EditResult{}, leaky }})
 	got = nil
 	if errors.As(err, &got) || got != nil || !errors.Is(err, leaky) || strings.Contains(err.Error(), "tok3n") {
 		t.Fatalf("err = %v, As gave %v; want the leaky error matched by Is only", err, got)
@@ -154,9 +154,9 @@ func TestPanicIsRecovered(t *testing.T) {
 		isEdit    bool
 		keepClone bool
 	}{
-		{"edit", func(filesys.FileSystem, History) (string, error) {
+		{"edit", func(filesys.FileSystem, History) (EditResult, error) {
 			nilMap["https://u:tok3n@h/x"]++
-			return "", nil
+			return EditResult{}, nil
 		}, nil, true, true},
 		{"git code", setImage("ghcr.io/acme/web:v2"), panicSigner{}, false, false},
 	} {
@@ -201,12 +201,12 @@ func TestShallowFetch(t *testing.T) {
 	ctx := context.Background()
 	req := UpdateRequest{URL: g.url(repo), Branch: "main", Auth: g.auth(), Author: author}
 	walked := false
-	req.Edit = func(fsys filesys.FileSystem, h History) (string, error) {
+	req.Edit = func(fsys filesys.FileSystem, h History) (EditResult, error) {
 		// Nothing ever changed "absent": the walk goes through all of
 		// maxHistory, to the last commit the shallow clone holds.
 		changed, err := h.ChangedSince("absent", time.Unix(0, 0))
 		if err != nil || changed {
-			return "", fmt.Errorf("ChangedSince = %v, %v", changed, err)
+			return EditResult{}, fmt.Errorf("ChangedSince = %v, %v", changed, err)
 		}
 		walked = true
 		return setImage("ghcr.io/acme/web:v2")(fsys, h)

@@ -68,14 +68,14 @@ func (c *Cache) update(ctx context.Context, r *repo, url string, req UpdateReque
 			return Commit{}, err
 		}
 		if !p.created {
-			return Commit{SHA: p.at.String(), Branch: strings.TrimPrefix(p.branch.String(), "refs/heads/"), Attempts: attempt - 1}, nil
+			return Commit{SHA: p.at.String(), Branch: strings.TrimPrefix(p.branch.String(), "refs/heads/"), Attempts: attempt - 1, Edit: p.edit}, nil
 		}
 		err = r.push(ctx, s, b.target, old, p)
 		if err == nil {
 			if err := r.adopt(b.target, p); err != nil {
 				return Commit{}, err
 			}
-			return Commit{SHA: p.commit.String(), Branch: strings.TrimPrefix(b.target.String(), "refs/heads/"), Created: true, Files: p.files, Attempts: attempt}, nil
+			return Commit{SHA: p.commit.String(), Branch: strings.TrimPrefix(b.target.String(), "refs/heads/"), Created: true, Files: p.files, Attempts: attempt, Edit: p.edit}, nil
 		}
 		if last, err = retryable(err, old); err != nil {
 			return Commit{}, err
