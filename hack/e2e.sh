@@ -32,7 +32,8 @@ trap 'exit 130' INT TERM
 started=$SECONDS
 hack/stack/prepare.sh
 go test -tags e2e -c -o bin/e2e.test ./test/e2e
-SEED_DIR=$root/hack/demo/seed SEED_PREFIX='' hack/stack/up.sh
+# team-b: the repository of a second team (TestTenantIsolation).
+SEED_DIR=$root/hack/demo/seed SEED_PREFIX='' GIT_EXTRA_REPOS=team-b hack/stack/up.sh
 echo "== stack ready after $((SECONDS - started))s" >&2
 
 # `go test -tags e2e ./test/e2e -count=1 -v -timeout 25m`, compiled above so

@@ -34,10 +34,12 @@ var (
 	env  stack.Env
 	base *stack.Flow
 
-	// opMu guards op (replaced when a test restarts the operator) and sim.
-	opMu sync.Mutex
-	op   *stack.Operator
-	sim  *stack.Trafficsim
+	// opMu guards op (replaced when a test restarts the operator), sim and
+	// teamSims (the simulators of other namespaces a test starts).
+	opMu     sync.Mutex
+	op       *stack.Operator
+	sim      *stack.Trafficsim
+	teamSims = map[*stack.Trafficsim]bool{}
 )
 
 func TestMain(m *testing.M) {
@@ -55,6 +57,9 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "e2e: interrupted; stopping the operator and the traffic simulator")
 		opMu.Lock()
 		defer opMu.Unlock()
+		for s := range teamSims {
+			_ = s.Stop(stopTimeout)
+		}
 		if sim != nil {
 			_ = sim.Stop(stopTimeout)
 		}
@@ -142,6 +147,27 @@ func seedStable(ctx context.Context, t *testing.T, f *stack.Flow, app stack.App,
 	if _, err := f.WaitSynced(ctx, app, syncTimeout); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// startTeamTrafficsim starts the data-plane stand-in of namespace ns (the
+// suite's own serves only namespace default) until the test ends.
+func startTeamTrafficsim(ctx context.Context, t *testing.T, ns string, apps []string) {
+	t.Helper()
+	s, err := stack.StartNamedTrafficsim(ctx, env, "trafficsim-"+ns, ns, apps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opMu.Lock()
+	teamSims[s] = true
+	opMu.Unlock()
+	t.Cleanup(func() {
+		opMu.Lock()
+		delete(teamSims, s)
+		opMu.Unlock()
+		if err := s.Stop(stopTimeout); err != nil {
+			t.Error(err)
+		}
+	})
 }
 
 // ctl runs hack/stack/ctl.sh (stop or start one component of the stack).
