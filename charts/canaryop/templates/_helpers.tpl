@@ -1,0 +1,162 @@
+{{/* Chart name, or nameOverride. */}}
+{{- define "canaryop.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/*
+Prefix of every object name: fullnameOverride, else the release name when it
+contains the chart name (`helm install canaryop` names the objects exactly as
+config/default does: canaryop-controller-manager, ...), else <release>-<name>.
+*/}}
+{{- define "canaryop.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 40 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := include "canaryop.name" . -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 40 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 40 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "canaryop.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Labels of every object. */}}
+{{- define "canaryop.labels" -}}
+helm.sh/chart: {{ include "canaryop.chart" . }}
+{{ include "canaryop.selectorLabels" . }}
+app.kubernetes.io/version: {{ include "canaryop.tag" . | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end -}}
+
+{{/* Labels that select the manager's pods (config/manager has the first two). */}}
+{{- define "canaryop.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "canaryop.name" . }}
+app.kubernetes.io/component: controller-manager
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "canaryop.managerName" -}}
+{{- include "canaryop.fullname" . }}-controller-manager
+{{- end -}}
+
+{{- define "canaryop.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "canaryop.managerName" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- required "serviceAccount.name: name the existing ServiceAccount when serviceAccount.create is false" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "canaryop.tag" -}}
+{{- default .Chart.AppVersion .Values.image.tag -}}
+{{- end -}}
+
+{{- define "canaryop.image" -}}
+{{- $ref := printf "%s:%s" .Values.image.repository (include "canaryop.tag" .) -}}
+{{- with .Values.image.digest -}}
+{{- if not (regexMatch "^sha256:[a-f0-9]{64}$" .) -}}
+{{- fail (printf "image.digest %q: want sha256: and 64 hex digits" .) -}}
+{{- end -}}
+{{- $ref = printf "%s@%s" $ref . -}}
+{{- end -}}
+{{- $ref -}}
+{{- end -}}
+
+{{/* Namespace of the credential Secrets and of the Role that reads them. */}}
+{{- define "canaryop.credentialsNamespace" -}}
+{{- default .Release.Namespace .Values.gitWriteBack.credentialsNamespace -}}
+{{- end -}}
+
+{{- define "canaryop.leaderElectionNamespace" -}}
+{{- default .Release.Namespace .Values.leaderElection.namespace -}}
+{{- end -}}
+
+{{- define "canaryop.signingDir" -}}/etc/canaryop/signing{{- end -}}
+
+{{/*
+The manager's flags, one per line. The first five are config/manager's; a
+value left empty passes no flag, so the operator's own default applies.
+*/}}
+{{- define "canaryop.args" -}}
+{{- $v := .Values -}}
+{{- if $v.leaderElection.enabled }}
+- --leader-elect
+{{- end }}
+- --metrics-bind-address=:{{ $v.metrics.port }}
+- --health-probe-bind-address=:{{ $v.healthProbePort }}
+- {{ printf "--git-cache-dir=%v" $v.gitWriteBack.cacheDir | quote }}
+{{- with $v.prometheusAllowedURLs }}
+- {{ printf "--prometheus-allowed-urls=%v" (join "," .) | quote }}
+{{- end }}
+{{- with $v.leaderElection.namespace }}
+- {{ printf "--leader-election-namespace=%v" . | quote }}
+{{- end }}
+{{- if not (kindIs "invalid" $v.maxConcurrentReconciles) }}
+- {{ printf "--max-concurrent-reconciles=%d" (int $v.maxConcurrentReconciles) | quote }}
+{{- end }}
+{{- with $v.allowedGateways }}
+- {{ printf "--allowed-gateways=%v" (join ";" .) | quote }}
+{{- end }}
+{{- if $v.podsRunAsNonRoot }}
+- --pods-run-as-non-root
+{{- end }}
+{{- if not $v.gitWriteBack.enabled }}
+- --git-writeback=false
+{{- end }}
+{{- with $v.gitWriteBack.authorName }}
+- {{ printf "--git-author-name=%v" . | quote }}
+{{- end }}
+{{- with $v.gitWriteBack.authorEmail }}
+- {{ printf "--git-author-email=%v" . | quote }}
+{{- end }}
+{{- with $v.gitWriteBack.credentialsNamespace }}
+- {{ printf "--git-credentials-namespace=%v" . | quote }}
+{{- end }}
+{{- if not (kindIs "invalid" $v.gitWriteBack.concurrency) }}
+- {{ printf "--write-back-concurrency=%d" (int $v.gitWriteBack.concurrency) | quote }}
+{{- end }}
+{{- with $v.gitWriteBack.timeout }}
+- {{ printf "--write-back-timeout=%v" . | quote }}
+{{- end }}
+{{- with $v.gitWriteBack.maxRepoSize }}
+- {{ printf "--git-max-repo-size=%v" . | quote }}
+{{- end }}
+{{- with $v.gitWriteBack.maxCacheSize }}
+- {{ printf "--git-max-cache-size=%v" . | quote }}
+{{- end }}
+{{- with $v.gitWriteBack.signing.secretName }}
+- {{ printf "--git-signing-key-file=%s/%s" (include "canaryop.signingDir" $) $v.gitWriteBack.signing.keyFileKey | quote }}
+{{- with $v.gitWriteBack.signing.passphraseFileKey }}
+- {{ printf "--git-signing-passphrase-file=%s/%s" (include "canaryop.signingDir" $) . | quote }}
+{{- end }}
+{{- end }}
+{{- with $v.argocd.namespace }}
+- {{ printf "--argocd-namespace=%v" . | quote }}
+{{- end }}
+{{- with $v.argocd.applicationNamespaces }}
+- {{ printf "--argocd-application-namespaces=%v" (join "," .) | quote }}
+{{- end }}
+{{- with $v.logging.level }}
+- {{ printf "--zap-log-level=%v" . | quote }}
+{{- end }}
+{{- with $v.logging.encoder }}
+- {{ printf "--zap-encoder=%v" . | quote }}
+{{- end }}
+{{- if $v.logging.development }}
+- --zap-devel
+{{- end }}
+{{- with $v.logging.stacktraceLevel }}
+- {{ printf "--zap-stacktrace-level=%v" . | quote }}
+{{- end }}
+{{- with $v.logging.timeEncoding }}
+- {{ printf "--zap-time-encoding=%v" . | quote }}
+{{- end }}
+{{- range $v.extraArgs }}
+- {{ . | quote }}
+{{- end }}
+{{- end -}}
