@@ -9,7 +9,9 @@ COPY cmd/ cmd/
 COPY controllers/ controllers/
 COPY gitops/ gitops/
 COPY internal/ internal/
-RUN CGO_ENABLED=0 GOOS=linux go build -trimpath -ldflags="-s -w" -o /out/manager ./cmd
+# make docker-build passes the version canaryop_build_info reports.
+ARG VERSION=dev
+RUN CGO_ENABLED=0 GOOS=linux go build -trimpath -ldflags="-s -w -X github.com/atzedevries/canaryop/internal/opmetrics.Version=${VERSION}" -o /out/manager ./cmd
 
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/manager /manager

@@ -5,8 +5,13 @@ KUBE_VERSION ?= v1.37.2
 BIN          := $(CURDIR)/bin
 ENVTEST_DIR  := $(BIN)/k8s/$(KUBE_VERSION)
 CONTROLLER_GEN := $(BIN)/controller-gen
-KUBECTL      ?= $(ENVTEST_DIR)/kubectl
+# kubectl on the PATH when there is one, else the one built for envtest.
+KUBECTL      ?= $(or $(shell command -v kubectl 2>/dev/null),$(ENVTEST_DIR)/kubectl)
 IMG          ?= canaryop:dev
+# The version stamped into the manager (canaryop_build_info) and the image;
+# make release takes it as the release's version.
+VERSION      ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS       = -s -w -X github.com/atzedevries/canaryop/internal/opmetrics.Version=$(VERSION)
 GO_TEST_FLAGS ?= -count=1
 HELM_VERSION ?= v3.22.0
 HELM         ?= $(BIN)/helm/$(HELM_VERSION)/helm
@@ -53,7 +58,7 @@ bench: envtest ## Benchmarks reported in BENCHMARKS.md.
 
 .PHONY: build
 build: ## Build the manager binary.
-	CGO_ENABLED=0 go build -trimpath -o $(BIN)/manager ./cmd
+	CGO_ENABLED=0 go build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/manager ./cmd
 
 .PHONY: run
 run: ## Run the manager against the current kubeconfig.
@@ -92,25 +97,37 @@ e2e: ## End-to-end suite (test/e2e, build tag e2e) against the local stack.
 
 ##@ Deployment
 
+.PHONY: kubectl
+kubectl: ## Use kubectl from the PATH; without one, build it (first run only).
+	@[ -x "$(KUBECTL)" ] || hack/build-kube-bins.sh kubectl >/dev/null
+
 .PHONY: install
-install: envtest ## Install the CRD into the current cluster.
+install: kubectl ## Install the CRD into the current cluster.
 	$(KUBECTL) apply -k config/crd
 
 .PHONY: uninstall
-uninstall: envtest
+uninstall: kubectl
 	$(KUBECTL) delete -k config/crd
 
 .PHONY: deploy
-deploy: envtest ## Deploy the operator (CRD, RBAC, manager) into the current cluster.
-	$(KUBECTL) apply -k config/default
+deploy: kubectl ## Deploy the operator (CRD, RBAC, manager) with image IMG into the current cluster.
+	go run ./hack/render -image $(IMG) config/default | $(KUBECTL) apply -f -
 
 .PHONY: undeploy
-undeploy: envtest
+undeploy: kubectl
 	$(KUBECTL) delete -k config/default
 
 .PHONY: docker-build
-docker-build: ## Build the image (needs a Docker engine).
-	docker build -t $(IMG) .
+docker-build: ## Build the image IMG (needs a Docker engine).
+	docker build --build-arg VERSION=$(VERSION) -t $(IMG) .
+
+.PHONY: docker-push
+docker-push: ## Push the image IMG.
+	docker push $(IMG)
+
+.PHONY: release
+release: $(HELM) ## make release VERSION=vX.Y.Z [DIGEST=sha256:...]: dist/install.yaml and the packaged chart.
+	VERSION=$(VERSION) DIGEST=$(DIGEST) HELM=$(HELM) hack/release.sh
 
 .PHONY: help
 help:

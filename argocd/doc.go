@@ -6,7 +6,7 @@
 //   - application.yaml: the Application that syncs the demo app folder with
 //     automated sync (prune, self-heal).
 //   - operator-application.yaml: an Application that installs the operator
-//     from config/default.
+//     from the Helm chart charts/canaryop at a release tag.
 //   - health-canaryapp.lua and argocd-cm-patch.yaml: the CanaryApp health
 //     check and the argocd-cm patch that installs it.
 //

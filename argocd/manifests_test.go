@@ -3,6 +3,7 @@ package argocd_test
 import (
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"testing"
 
@@ -192,7 +193,10 @@ func TestApplicationSyncsTheDemoAppWithinItsProject(t *testing.T) {
 	}
 }
 
-func TestOperatorApplicationInstallsConfigDefault(t *testing.T) {
+// TestOperatorApplicationInstallsAReleasedChart: the operator's Application
+// names a release tag, not a branch, and the chart of this tree carries that
+// version, so the tag holds a chart whose image is the released one.
+func TestOperatorApplicationInstallsAReleasedChart(t *testing.T) {
 	root := repoRoot(t)
 	a := readObject(t, "operator-application.yaml")
 	if a.GetKind() != "Application" || a.GetNamespace() != "argocd" {
@@ -202,21 +206,40 @@ func TestOperatorApplicationInstallsConfigDefault(t *testing.T) {
 		t.Error("the operator cannot be installed through the canaryapps project, which admits CanaryApps only")
 	}
 	path := str(t, a, "spec", "source", "path")
-	if path != "config/default" {
-		t.Errorf("path = %q, want config/default", path)
+	if path != "charts/canaryop" {
+		t.Errorf("path = %q, want charts/canaryop", path)
 	}
-	objs := render(t, filepath.Join(root, path))
-	kinds := map[string]bool{}
-	for _, o := range objs {
-		kinds[o.GetKind()] = true
-		if ns := o.GetNamespace(); ns != "" && ns != str(t, a, "spec", "destination", "namespace") {
-			t.Errorf("config/default renders %s %s in %q, not the destination namespace", o.GetKind(), o.GetName(), ns)
-		}
+	chart, err := os.ReadFile(filepath.Join(root, path, "Chart.yaml"))
+	if err != nil {
+		t.Fatal(err)
 	}
-	for _, k := range []string{"CustomResourceDefinition", "Deployment"} {
-		if !kinds[k] {
-			t.Errorf("config/default renders no %s: %v", k, kinds)
-		}
+	var meta struct {
+		Version    string `json:"version"`
+		AppVersion string `json:"appVersion"`
+	}
+	if err := yaml.Unmarshal(chart, &meta); err != nil {
+		t.Fatal(err)
+	}
+	rev := str(t, a, "spec", "source", "targetRevision")
+	if !regexp.MustCompile(`^v[0-9]+\.[0-9]+\.[0-9]+$`).MatchString(rev) {
+		t.Errorf("targetRevision = %q, want a release tag vX.Y.Z", rev)
+	}
+	if rev != meta.AppVersion || "v"+meta.Version != rev {
+		t.Errorf("targetRevision %s, but the chart is version %s, appVersion %s: make release checks they agree", rev, meta.Version, meta.AppVersion)
+	}
+	// The release name gives the ServiceAccount the name operator-rbac.yaml binds.
+	if got := str(t, a, "spec", "source", "helm", "releaseName"); got != "canaryop" {
+		t.Errorf("helm.releaseName = %q, want canaryop", got)
+	}
+	if got := str(t, a, "spec", "destination", "namespace"); got != "canaryop-system" {
+		t.Errorf("destination namespace = %q, want canaryop-system", got)
+	}
+	opts, _, _ := unstructured.NestedStringSlice(a.Object, "spec", "syncPolicy", "syncOptions")
+	if !slices.Contains(opts, "CreateNamespace=true") {
+		t.Errorf("syncOptions %v: the chart does not create its namespace", opts)
+	}
+	if got, _, _ := unstructured.NestedString(a.Object, "spec", "syncPolicy", "managedNamespaceMetadata", "labels", "pod-security.kubernetes.io/enforce"); got != "restricted" {
+		t.Errorf("the namespace is not labelled for the restricted Pod Security Standard (as config/manager's is): %q", got)
 	}
 }
 

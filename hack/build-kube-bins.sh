@@ -2,7 +2,8 @@
 # Builds etcd and the Kubernetes control-plane binaries from the Go module proxy
 # (no release download is reachable from CI) and caches them under
 # bin/k8s/<version>/, which is what KUBEBUILDER_ASSETS points at.
-# Usage: hack/build-kube-bins.sh [envtest|all]
+# Usage: hack/build-kube-bins.sh [kubectl|envtest|all]
+#   kubectl: kubectl only (make install/deploy without a kubectl on the PATH)
 #   envtest: etcd, kube-apiserver, kubectl  (enough for `make test`)
 #   all:     also kube-controller-manager, kube-scheduler (the local cluster)
 set -euo pipefail
@@ -27,6 +28,11 @@ build_kube() {
   mv "$out/$name.tmp" "$out/$name"
 }
 
+if [ "$set_what" = kubectl ]; then
+  build_kube kubectl
+  echo "$out"
+  exit 0
+fi
 if [ ! -x "$out/etcd" ]; then
   echo "building etcd (first run only)" >&2
   (cd "$root/hack/tools/etcd" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$out/etcd.tmp" .)
