@@ -3,7 +3,6 @@ package controllers_test
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -11,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/atzedevries/canaryop/internal/testhostile"
 
 	. "github.com/onsi/gomega"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -22,55 +23,7 @@ import (
 	"github.com/atzedevries/canaryop/gitops/gitrepo"
 )
 
-// aliasBomb is review finding H1's 450-byte CanaryApp whose nine levels of
-// YAML aliases stand for 9^9 scalars once a kustomize render expands them.
-const aliasBomb = `apiVersion: canary.atze.io/v1
-kind: CanaryApp
-metadata:
-  name: canaryapp-sample
-spec:
-  image: atzedevries/go-status-code-server:v3
-  a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]
-  b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]
-  c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]
-  d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]
-  e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]
-  f: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]
-  g: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]
-  h: &h [*g,*g,*g,*g,*g,*g,*g,*g,*g]
-  i: &i [*h,*h,*h,*h,*h,*h,*h,*h,*h]
-`
-
 func patchFrom(base *v1.CanaryApp) client.Patch { return client.MergeFrom(base) }
-
-// tarpit accepts connections and never answers.
-func tarpit(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	var conns []net.Conn
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				close(done)
-				return
-			}
-			conns = append(conns, c)
-		}
-	}()
-	t.Cleanup(func() {
-		_ = l.Close()
-		<-done
-		for _, c := range conns {
-			_ = c.Close()
-		}
-	})
-	return "http://" + l.Addr().String()
-}
 
 // hugeProm answers every query with an endless JSON body.
 func hugeProm(t *testing.T) string {
@@ -101,7 +54,7 @@ func TestHostileAppsDoNotDelayAnHonestRollback(t *testing.T) {
 	bombDir := filepath.Join(repo.work, "apps", "bomb")
 	g.Expect(os.MkdirAll(bombDir, 0o755)).To(Succeed())
 	g.Expect(os.WriteFile(filepath.Join(bombDir, "kustomization.yaml"), []byte("resources: [canaryapp.yaml]\n"), 0o644)).To(Succeed())
-	g.Expect(os.WriteFile(filepath.Join(bombDir, "canaryapp.yaml"), []byte(aliasBomb), 0o644)).To(Succeed())
+	g.Expect(os.WriteFile(filepath.Join(bombDir, "canaryapp.yaml"), []byte(testhostile.AliasBomb(appName, image("v3"))), 0o644)).To(Succeed())
 	repo.git("add", "-A")
 	repo.git("commit", "-q", "-m", "a hostile team's folder")
 	repo.git("push", "-q", "origin", "main")
@@ -125,7 +78,7 @@ func TestHostileAppsDoNotDelayAnHonestRollback(t *testing.T) {
 	}
 	var hostile []*v1.CanaryApp
 	for _, mutate := range []func(*v1.CanaryApp){
-		slow(tarpit(t)), slow(tarpit(t)), slow(tarpit(t)), slow(hugeProm(t)),
+		slow("http://" + testhostile.Tarpit(t)), slow("http://" + testhostile.Tarpit(t)), slow("http://" + testhostile.Tarpit(t)), slow(hugeProm(t)),
 	} {
 		// The hostile apps become stable on the honest Prometheus, then
 		// turn to their own.

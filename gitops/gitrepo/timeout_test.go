@@ -9,47 +9,16 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/atzedevries/canaryop/internal/testhostile"
 
 	"golang.org/x/crypto/ssh"
 )
 
-// tarpit accepts TCP connections on 127.0.0.1 and never writes a byte, as a
-// stuck or hostile Git server would. It returns the address.
-func tarpit(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var conns []net.Conn
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		_ = ln.Close()
-		<-done
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			_ = c.Close()
-		}
-	})
-	return ln.Addr().String()
-}
+// tarpit is a stuck or hostile Git server: it accepts and never writes.
+func tarpit(t *testing.T) string { return testhostile.Tarpit(t) }
 
 // updateWithin runs an Update and fails the test when it has not returned
 // within bound. It returns the Update's error.

@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/atzedevries/canaryop/internal/testhostile"
+
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 
 	v1 "github.com/atzedevries/canaryop/api/v1"
@@ -281,22 +283,7 @@ patches:
 
 // laughs is the review's 450-byte CanaryApp whose nine levels of aliases
 // stand for 9^9 scalars.
-const laughs = `apiVersion: canary.atze.io/v1
-kind: CanaryApp
-metadata:
-  name: lol
-spec:
-  image: app:v1
-  a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]
-  b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]
-  c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]
-  d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]
-  e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]
-  f: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]
-  g: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]
-  h: &h [*g,*g,*g,*g,*g,*g,*g,*g,*g]
-  i: &i [*h,*h,*h,*h,*h,*h,*h,*h,*h]
-`
+var laughs = testhostile.AliasBomb("lol", "app:v1")
 
 // H1/H4: YAML that stands for far more than it holds is refused before
 // anything expands it. Before the fix the bomb under a kustomization ran the

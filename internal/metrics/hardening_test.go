@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/atzedevries/canaryop/internal/testhostile"
+
 	v1 "github.com/atzedevries/canaryop/api/v1"
 )
 
@@ -118,36 +120,8 @@ func TestDialHasItsOwnTimeout(t *testing.T) {
 	}
 }
 
-// tarpit accepts connections and never writes a byte.
-func tarpit(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var conns []net.Conn
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		_ = l.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			_ = c.Close()
-		}
-	})
-	return "http://" + l.Addr().String()
-}
+// tarpit is a Prometheus that accepts connections and never answers.
+func tarpit(t *testing.T) string { return "http://" + testhostile.Tarpit(t) }
 
 func TestNeverAnsweringServerTimesOut(t *testing.T) {
 	u := tarpit(t)
