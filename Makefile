@@ -15,6 +15,8 @@ LDFLAGS       = -s -w -X github.com/atzedevries/canaryop/internal/opmetrics.Vers
 GO_TEST_FLAGS ?= -count=1
 HELM_VERSION ?= v3.22.0
 HELM         ?= $(BIN)/helm/$(HELM_VERSION)/helm
+# Debian's prometheus package ships promtool (hack/stack/install-deps.sh).
+PROMTOOL     ?= promtool
 
 export KUBEBUILDER_ASSETS := $(ENVTEST_DIR)
 # The chart tests (charts/) run this Helm.
@@ -80,6 +82,17 @@ chart-check: $(HELM) ## helm lint and template over the values matrix; chart vs 
 .PHONY: chart-docs
 chart-docs: ## Regenerate the values table in charts/canaryop/README.md from values.yaml.
 	go test ./charts/ -run '^TestValuesTable$$' -count=1 -args -update
+
+.PHONY: monitoring
+monitoring: ## Regenerate the Grafana dashboard (charts/canaryop/files/dashboard.json) from monitoring/.
+	go test ./monitoring/ -run '^TestDashboardFileIsGenerated$$' -count=1 -args -update
+
+.PHONY: monitoring-check
+monitoring-check: ## promtool check and unit tests of the alert rules; dashboard queries vs exported metrics.
+	hack/stack/install-deps.sh
+	$(PROMTOOL) check rules charts/canaryop/files/prometheus-rules.yaml
+	$(PROMTOOL) test rules monitoring/testdata/alerts_test.yaml
+	PROMTOOL=$$(command -v $(PROMTOOL)) go test $(GO_TEST_FLAGS) ./monitoring/ ./internal/opmetrics/
 
 ##@ Local demo and end-to-end suite (hack/stack: kwok, Argo CD, Prometheus, Git)
 
