@@ -44,6 +44,7 @@ import (
 	"github.com/atzedevries/canaryop/gitops/gitrepo"
 	"github.com/atzedevries/canaryop/gitops/manifest"
 	"github.com/atzedevries/canaryop/gitops/report"
+	"github.com/atzedevries/canaryop/internal/safetext"
 )
 
 // Writer writes status.writeBack of a CanaryApp to Git.
@@ -214,7 +215,7 @@ func (w *GitWriter) Write(ctx context.Context, app *v1.CanaryApp) (Result, error
 			return Result{}, stalled(v1.ReasonRepositoryUnknown, fmt.Errorf("gitops: pull requests need a repository on the GitHub host of the credentials: %w", err))
 		}
 	}
-	ctx = ctrl.LoggerInto(ctx, ctrl.LoggerFrom(ctx).WithValues("repo", gitrepo.SanitizeURL(loc.RepoURL), "branch", loc.Branch, "path", loc.Path, "mode", mode, "credentials", creds.Secret))
+	ctx = ctrl.LoggerInto(ctx, ctrl.LoggerFrom(ctx).WithValues("repo", safetext.RedactURL(loc.RepoURL), "branch", loc.Branch, "path", loc.Path, "mode", mode, "credentials", creds.Secret))
 
 	out, err := w.commitOutcome(ctx, app, loc, creds, mode)
 	if err != nil {

@@ -59,6 +59,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/atzedevries/canaryop/gitops/gitrepo"
+	"github.com/atzedevries/canaryop/internal/safetext"
 )
 
 // LabelKey marks a Secret as Git credentials; its value must be "true".
@@ -201,7 +202,7 @@ func (s *Store) Lookup(ctx context.Context, repoURL string, scope Scope) (Creds,
 	}
 	if best == nil {
 		return Creds{}, fmt.Errorf("%w: %s (add a Secret labelled %s=true with a matching url in namespace %s)",
-			ErrNoCredentials, gitrepo.SanitizeURL(repoURL), LabelKey, s.namespace)
+			ErrNoCredentials, safetext.RedactURL(repoURL), LabelKey, s.namespace)
 	}
 	c, err := parse(best)
 	if err != nil {
@@ -215,7 +216,7 @@ func parse(sec *corev1.Secret) (Creds, error) {
 	d := sec.Data
 	c := Creds{
 		Secret:       sec.Name,
-		URL:          gitrepo.SanitizeURL(string(d[KeyURL])),
+		URL:          safetext.RedactURL(string(d[KeyURL])),
 		GitHubToken:  strings.TrimSpace(string(d[KeyGitHubToken])),
 		GitHubAPIURL: strings.TrimSpace(string(d[KeyGitHubAPIURL])),
 	}

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+
+	"github.com/atzedevries/canaryop/internal/safetext"
 )
 
 // ParseRepoFor is ParseRepo for a pull request through the GitHub API at
@@ -62,12 +64,12 @@ func parseBase(baseURL string) (*url.URL, error) {
 	}
 	u, err := url.Parse(baseURL)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Hostname() == "" {
-		return nil, fmt.Errorf("github: base URL %q must be an http(s) URL with a host", redactURL(baseURL))
+		return nil, fmt.Errorf("github: base URL %q must be an http(s) URL with a host", safetext.RedactURL(baseURL))
 	}
 	if u.User != nil || u.RawQuery != "" || u.ForceQuery || u.Fragment != "" {
 		// User information would be sent as Basic credentials, next to
 		// the token.
-		return nil, fmt.Errorf("github: base URL %q must have no user information, query or fragment", redactURL(baseURL))
+		return nil, fmt.Errorf("github: base URL %q must have no user information, query or fragment", safetext.RedactURL(baseURL))
 	}
 	if !strings.HasSuffix(u.Path, "/") {
 		u.Path += "/"

@@ -13,7 +13,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/atzedevries/canaryop/gitops/report/safetext"
+	"github.com/atzedevries/canaryop/internal/safetext"
 )
 
 // Limits of one API call. GitHub answers these calls in well under a second

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+
+	"github.com/atzedevries/canaryop/internal/safetext"
 )
 
 // ParseRepo reads owner and name from a Git remote URL in the forms people
@@ -26,7 +28,7 @@ func parseRemote(repoURL string) (host string, r Repo, err error) {
 		if why != "" {
 			why = ": " + why
 		}
-		return "", Repo{}, fmt.Errorf("%w: %q%s", ErrInvalidRepo, redactURL(s), why)
+		return "", Repo{}, fmt.Errorf("%w: %q%s", ErrInvalidRepo, safetext.RedactURL(s), why)
 	}
 	var path string
 	switch {
@@ -105,24 +107,4 @@ func validName(s string) bool {
 
 func isAlnum(r rune) bool {
 	return (r >= 'a' && r <= 'z') || (r >= 'A' && r <= 'Z') || (r >= '0' && r <= '9')
-}
-
-// redactURL drops the user information of a URL ("https://TOKEN@host/..."
-// or "user:pass@host") so that an error message can quote the rest.
-func redactURL(s string) string {
-	if i := strings.Index(s, "://"); i >= 0 {
-		rest := s[i+3:]
-		end := strings.IndexAny(rest, "/?#")
-		if end < 0 {
-			end = len(rest)
-		}
-		if at := strings.LastIndex(rest[:end], "@"); at >= 0 {
-			return s[:i+3] + "redacted@" + rest[at+1:]
-		}
-		return s
-	}
-	if at := strings.Index(s, "@"); at >= 0 && at < strings.IndexAny(s+":", ":") {
-		return "redacted@" + s[at+1:]
-	}
-	return s
 }

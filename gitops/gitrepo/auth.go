@@ -16,6 +16,8 @@ import (
 	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
 	gitssh "github.com/go-git/go-git/v5/plumbing/transport/ssh"
 	"github.com/skeema/knownhosts"
+
+	"github.com/atzedevries/canaryop/internal/safetext"
 )
 
 // Auth holds the credentials for one repository: an HTTPS user name and
@@ -160,22 +162,21 @@ func writeKnownHosts(dir string, lines []byte) (string, error) {
 	return path, nil
 }
 
-// SanitizeURL removes the user info (user name and password) from a URL so
-// that it can be logged, keyed on or shown in status. scp-like SSH addresses
-// (git@host:path) keep their user, which is not a secret.
+// SanitizeURL is the address of a repository without its credentials: the
+// key of its clone, the URL fetched and pushed, what credentials are matched
+// on. It drops the user info of a URL (an https://TOKEN@host user name is a
+// token) but keeps the login of an ssh:// URL and of an scp-like address
+// (git@host:path), which are part of the address and no secret. To show a
+// URL, or a message quoting one, use safetext.RedactURL, which drops those
+// too.
 func SanitizeURL(rawURL string) string {
 	if !strings.Contains(rawURL, "://") {
 		return rawURL
 	}
 	u, err := url.Parse(rawURL)
 	if err != nil {
-		// An unparsable URL may still hold user info: cut everything
-		// between the scheme and the last '@' before the host.
-		scheme, rest, _ := strings.Cut(rawURL, "://")
-		if at := strings.LastIndex(strings.SplitN(rest, "/", 2)[0], "@"); at >= 0 {
-			rest = rest[at+1:]
-		}
-		return scheme + "://" + rest
+		// Not a URL to fetch from; whatever it holds, cut it.
+		return safetext.RedactURL(rawURL)
 	}
 	if u.Scheme == "ssh" && u.User != nil {
 		if _, hasPassword := u.User.Password(); !hasPassword {
@@ -262,27 +263,5 @@ func redactString(msg string, secrets ...string) string {
 		}
 		msg = strings.ReplaceAll(msg, s, "***")
 	}
-	return stripUserinfo(msg)
-}
-
-// stripUserinfo removes "user:password@" from every URL in a message.
-func stripUserinfo(msg string) string {
-	var b strings.Builder
-	for {
-		i := strings.Index(msg, "://")
-		if i < 0 {
-			b.WriteString(msg)
-			return b.String()
-		}
-		b.WriteString(msg[:i+3])
-		rest := msg[i+3:]
-		end := strings.IndexAny(rest, " \t\n\"'/")
-		if end < 0 {
-			end = len(rest)
-		}
-		if at := strings.LastIndex(rest[:end], "@"); at >= 0 {
-			rest = rest[at+1:]
-		}
-		msg = rest
-	}
+	return safetext.RedactURL(msg)
 }

@@ -8,6 +8,8 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/storage/memory"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
+
+	"github.com/atzedevries/canaryop/internal/safetext"
 )
 
 // Edit changes files in fsys, which shows the branch tip's tree rooted at the
@@ -74,7 +76,7 @@ func (r *repo) edit(ctx context.Context, req UpdateRequest, maxFile int64, tip p
 func runEdit(ctx context.Context, req UpdateRequest, fs *treeFS, h History) (res EditResult, err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			res, err = EditResult{}, panicError(ctx, "edit of "+SanitizeURL(req.URL), p, append(req.Auth.secrets(), urlSecrets(req.URL)...))
+			res, err = EditResult{}, panicError(ctx, "edit of "+safetext.RedactURL(req.URL), p, append(req.Auth.secrets(), urlSecrets(req.URL)...))
 		}
 	}()
 	return req.Edit(fs, h)

@@ -3,6 +3,8 @@ package gitrepo
 import (
 	"fmt"
 	"strings"
+
+	"github.com/atzedevries/canaryop/internal/safetext"
 )
 
 // Author names the author and committer of a commit.
@@ -52,7 +54,7 @@ type Commit struct {
 
 // String describes the request without credentials, for logs.
 func (r UpdateRequest) String() string {
-	s := fmt.Sprintf("update %s branch %s", SanitizeURL(r.URL), r.Branch)
+	s := fmt.Sprintf("update %s branch %s", safetext.RedactURL(r.URL), r.Branch)
 	if r.PushBranch != "" {
 		s += " via " + r.PushBranch
 	}

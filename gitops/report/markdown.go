@@ -8,7 +8,7 @@ import (
 	"time"
 
 	v1 "github.com/atzedevries/canaryop/api/v1"
-	"github.com/atzedevries/canaryop/gitops/report/safetext"
+	"github.com/atzedevries/canaryop/internal/safetext"
 )
 
 // PullRequest renders the title and GitHub-flavoured markdown body of the

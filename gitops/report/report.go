@@ -19,7 +19,7 @@ import (
 	"unicode/utf8"
 
 	v1 "github.com/atzedevries/canaryop/api/v1"
-	"github.com/atzedevries/canaryop/gitops/report/safetext"
+	"github.com/atzedevries/canaryop/internal/safetext"
 )
 
 // Trailer keys of the commit message. Tools (and the writer itself) find

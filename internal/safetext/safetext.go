@@ -1,10 +1,13 @@
 // Package safetext prepares untrusted text (Prometheus queries and values,
 // image names from Git, reasons, messages of remote servers) for places a
-// person reads: commit messages, pull requests, errors in status.
+// person reads: commit messages, pull requests, errors in status, events and
+// logs.
 //
 // It has no dependency besides the standard library so that every package
-// that shows such text, gitops/report and gitops/github among them, uses the
-// same definition of what a reader cannot see.
+// that shows such text uses the same definitions: of what a reader cannot
+// see (Clean, Line, Defang), of how text is cut to a length (Truncate, the
+// one truncation of the module), and of what of a URL must not be shown
+// (RedactURL, its one URL redaction).
 package safetext
 
 import (
