@@ -30,6 +30,7 @@ import (
 	"github.com/atzedevries/canaryop/internal/metrics"
 	"github.com/atzedevries/canaryop/internal/opmetrics"
 	"github.com/atzedevries/canaryop/internal/rollout"
+	"github.com/atzedevries/canaryop/internal/safetext"
 	"github.com/atzedevries/canaryop/internal/traffic"
 	"github.com/atzedevries/canaryop/internal/workload"
 )
@@ -295,12 +296,8 @@ func (r *CanaryAppReconciler) runCheck(ctx context.Context, app *v1.CanaryApp, n
 	}
 }
 
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n-3] + "..."
-}
+// truncate cuts a status message to n characters (see safetext.Truncate).
+func truncate(s string, n int) string { return safetext.Truncate(s, n) }
 
 // notify records a transition as a Kubernetes Event and logs it: the one
 // place both happen, so they never disagree.

@@ -474,7 +474,7 @@ func changeFor(app *v1.CanaryApp, wb *v1.WriteBackStatus, path string, target ma
 			// Revert only what failed; a newer image a person committed
 			// stays, and only the failure is recorded.
 			ExpectImages: []string{wb.FailedImage},
-			FailedImage:  &v1.FailedImage{Image: wb.FailedImage, Reason: truncate(wb.Reason, 1024), Time: &decided},
+			FailedImage:  &v1.FailedImage{Image: wb.FailedImage, Reason: safetext.Truncate(wb.Reason, 1024), Time: &decided},
 		}, nil
 	case v1.OutcomePromoted:
 		c := manifest.Change{Image: wb.Image}
@@ -607,15 +607,3 @@ func pullNumber(url string) (int, error) {
 	}
 	return strconv.Atoi(m[1])
 }
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8RuneStart(s[n]) {
-		n--
-	}
-	return s[:n]
-}
-
-func utf8RuneStart(b byte) bool { return b&0xC0 != 0x80 }

@@ -9,6 +9,8 @@ import (
 
 	"github.com/go-git/go-git/v5/plumbing/transport"
 	"github.com/go-logr/logr"
+
+	"github.com/atzedevries/canaryop/internal/safetext"
 )
 
 var (
@@ -89,10 +91,7 @@ func markTimeout(err error) error {
 // panicError turns a recovered panic into an error without its stack; the
 // stack goes to the log at V(1), for whoever debugs the cause.
 func panicError(ctx context.Context, what string, p any, secrets []string) error {
-	value := redactString(fmt.Sprint(p), secrets...)
-	if len(value) > 200 {
-		value = value[:200] + "..."
-	}
+	value := safetext.Truncate(redactString(fmt.Sprint(p), secrets...), 200)
 	logr.FromContextOrDiscard(ctx).V(1).Info("Recovered from a panic", "during", what, "panic", value,
 		"stack", redactString(string(debug.Stack()), secrets...))
 	return fmt.Errorf("%w: %s: %s", ErrPanic, what, value)

@@ -3,6 +3,8 @@ package manifest
 import (
 	"regexp"
 	"strings"
+
+	"github.com/atzedevries/canaryop/internal/safetext"
 )
 
 // The messages of the YAML parser and of kustomize quote what they read:
@@ -19,7 +21,7 @@ var quoted = regexp.MustCompile("'[^']{2,}'|\"[^\"]{2,}\"|`[^`]{2,}`")
 // parser's own messages are fixed phrases with a line number.
 func yamlProblem(err error) string {
 	msg := strings.TrimPrefix(err.Error(), "yaml: ")
-	return clip(quoted.ReplaceAllString(msg, "…"), 200)
+	return safetext.Truncate(quoted.ReplaceAllString(msg, "…"), 200)
 }
 
 // kustomizeProblems map a phrase of kustomize's error to what it means, the

@@ -35,11 +35,11 @@ import (
 	"slices"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 
 	v1 "github.com/atzedevries/canaryop/api/v1"
+	"github.com/atzedevries/canaryop/internal/safetext"
 )
 
 // Target identifies the CanaryApp document.
@@ -159,24 +159,16 @@ func (e *Error) Error() string {
 	var b strings.Builder
 	b.WriteString("manifest: ")
 	if e.Path != "" {
-		b.WriteString(clip(e.Path, maxPathChars) + ": ")
+		b.WriteString(safetext.Truncate(e.Path, maxPathChars) + ": ")
 	}
 	b.WriteString(e.Kind.Error())
 	if e.Detail != "" {
-		b.WriteString(": " + clip(e.Detail, maxDetailChars))
+		b.WriteString(": " + safetext.Truncate(e.Detail, maxDetailChars))
 	}
 	if e.Err != nil {
-		b.WriteString(": " + clip(e.Err.Error(), maxDetailChars))
+		b.WriteString(": " + safetext.Truncate(e.Err.Error(), maxDetailChars))
 	}
 	return b.String()
-}
-
-// clip cuts s to n characters.
-func clip(s string, n int) string {
-	if utf8.RuneCountInString(s) <= n {
-		return s
-	}
-	return string([]rune(s)[:n-1]) + "…"
 }
 
 func (e *Error) Unwrap() []error {
@@ -204,7 +196,7 @@ func isImage(s string) bool {
 
 func (c Change) validate() error {
 	bad := func(what, img string) error {
-		return &Error{Kind: ErrInvalidChange, Detail: fmt.Sprintf("%s %q is not an image reference", what, clip(img, 100))}
+		return &Error{Kind: ErrInvalidChange, Detail: fmt.Sprintf("%s %q is not an image reference", what, safetext.Truncate(img, 100))}
 	}
 	if !isImage(c.Image) {
 		return bad("image", c.Image)
@@ -441,11 +433,7 @@ func (tr *tree) imageOps(docs []document, t Target, current, want string) (*sour
 func failedItem(f v1.FailedImage) [][2]string {
 	item := [][2]string{{"image", f.Image}}
 	if f.Reason != "" {
-		reason := f.Reason
-		if utf8.RuneCountInString(reason) > maxReasonChars {
-			reason = string([]rune(reason)[:maxReasonChars-1]) + "…"
-		}
-		item = append(item, [2]string{"reason", reason})
+		item = append(item, [2]string{"reason", safetext.Truncate(f.Reason, maxReasonChars)})
 	}
 	if f.Time != nil && !f.Time.IsZero() {
 		item = append(item, [2]string{"time", f.Time.UTC().Format(time.RFC3339)})

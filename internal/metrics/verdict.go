@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	v1 "github.com/atzedevries/canaryop/api/v1"
+	"github.com/atzedevries/canaryop/internal/safetext"
 )
 
 // maxMessage bounds Result.Message: it lands in status and events, where a
@@ -104,17 +105,5 @@ func inconclusive(value, msg string) Result {
 	return Result{Verdict: v1.CheckInconclusive, Value: value, Message: truncate(msg)}
 }
 
-// truncate cuts s to at most maxMessage bytes, marking the cut with "...",
-// without splitting a UTF-8 character.
-func truncate(s string) string {
-	if len(s) <= maxMessage {
-		return s
-	}
-	cut := maxMessage - len("...")
-	for cut > 0 && !isRuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + "..."
-}
-
-func isRuneStart(b byte) bool { return b&0xC0 != 0x80 }
+// truncate cuts a message to maxMessage characters (see safetext.Truncate).
+func truncate(s string) string { return safetext.Truncate(s, maxMessage) }

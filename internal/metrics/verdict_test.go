@@ -4,6 +4,7 @@ import (
 	"math"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/prometheus/common/model"
 
@@ -91,13 +92,13 @@ func TestFormatFloat(t *testing.T) {
 }
 
 func TestTruncateKeepsMessagesShortAndValidUTF8(t *testing.T) {
-	long := strings.Repeat("é", maxMessage) // 2 bytes each
+	long := strings.Repeat("é", 2*maxMessage) // 2 bytes each
 	got := truncate(long)
-	if len(got) > maxMessage {
-		t.Errorf("len = %d, want <= %d", len(got), maxMessage)
+	if n := utf8.RuneCountInString(got); n > maxMessage {
+		t.Errorf("%d characters, want <= %d", n, maxMessage)
 	}
-	if !strings.HasSuffix(got, "...") || !strings.HasPrefix(got, "éé") {
-		t.Errorf("truncate() = %q, want a prefix of é followed by ...", got)
+	if !strings.HasSuffix(got, "…") || !strings.HasPrefix(got, "éé") {
+		t.Errorf("truncate() = %q, want a prefix of é followed by …", got)
 	}
 	if strings.ContainsRune(got, '\uFFFD') || !isValidUTF8(got) {
 		t.Errorf("truncate() split a character: %q", got)
