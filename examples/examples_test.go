@@ -109,8 +109,12 @@ func TestReadmeFlow(t *testing.T) {
 	s := app.Spec
 	if s.Image != "atzedevries/go-status-code-server:v1" || s.ImageListenPort != 8088 || s.Replicas != 2 || s.TestReplicas != 1 ||
 		s.PrometheusQuery != `increase(istio_requests_total{destination_service_name="canaryapp-sample",response_code=~"5.*"}[20s]) > 2` ||
-		s.PrometheusURL != "http://prometheus.istio-system.svc:9090" || s.Analysis != nil || s.GitOps != nil {
+		s.PrometheusURL != "http://prometheus.istio-system.svc:9090" || s.Analysis != nil {
 		t.Errorf("the sample differs from the original README's: %+v", s)
+	}
+	// The folder the README presents as the write-back example writes back.
+	if g := s.GitOps; g == nil || g.Promotion != v1.WriteCommit || g.Rollback != v1.WriteCommit {
+		t.Errorf("the sample's spec.gitops = %+v, want promotion and rollback by commit", g)
 	}
 
 	// The README's commands, in its order: the service account first.
