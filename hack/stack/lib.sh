@@ -71,29 +71,57 @@ start_bg() {
   die "$name (pid $pid) did not start $exe"
 }
 
-# stop_pid FILE: stops the process recorded in FILE (SIGTERM, then SIGKILL after
-# 10s) if it is still the recorded binary, and removes FILE.
+# stop_pid FILE: stops the process recorded in FILE if it is still the recorded
+# binary (SIGTERM, then SIGKILL after 10s), waits until it has exited, and
+# removes FILE.
 stop_pid() {
-  local file=$1 name pid exe
+  local file=$1 name pid exe st
   name=$(basename "$file" .pid)
   { read -r pid && read -r exe; } <"$file" || { rm -f "$file"; return 0; }
-  if [ "$(readlink -f "/proc/$pid/exe" 2>/dev/null)" != "$exe" ]; then
+  if [ "$(readlink -f "/proc/$pid/exe" 2>/dev/null)" != "$exe" ] || ! st=$(proc_stat "$pid"); then
     rm -f "$file"
     return 0
   fi
+  stop_started "$pid" "${st#* }" "$name"
+  rm -f "$file"
+}
+
+# stop_started PID START NAME: SIGTERM to PID if it is still the process that
+# started at START, SIGKILL after 10s; returns once it has exited (says so
+# when it had to kill, or when even SIGKILL did not end it within 10s).
+stop_started() {
+  local pid=$1 start=$2 name=$3
   kill -TERM "$pid" 2>/dev/null || true
-  local i
-  for ((i = 0; i < 100; i++)); do
-    [ -e "/proc/$pid" ] || break
-    # A zombie (exited, parent gone or not reaping) counts as stopped.
-    [ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" = Z ] && break
+  wait_gone "$pid" "$start" 10 && return 0
+  log "$name (pid $pid) ignored SIGTERM for 10s; sending SIGKILL"
+  kill -KILL "$pid" 2>/dev/null || true
+  wait_gone "$pid" "$start" 10 || log "$name (pid $pid) still runs 10s after SIGKILL"
+}
+
+# proc_stat PID: prints the process's state and start time (fields 3 and 22 of
+# /proc/PID/stat); fails when there is no such process. The start time stays
+# readable while a process exits (its exe link does not) and tells a reused
+# PID from the process that was recorded.
+proc_stat() {
+  local s f
+  s=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+  s=${s##*) }
+  read -r -a f <<<"$s"
+  printf '%s %s\n' "${f[0]}" "${f[19]}"
+}
+
+# wait_gone PID START SECONDS: waits until PID no longer runs the process that
+# started at START (exited; a zombie has closed its ports and counts as
+# exited); fails after SECONDS.
+wait_gone() {
+  local pid=$1 start=$2 deadline=$((SECONDS + $3)) st
+  while st=$(proc_stat "$pid"); do
+    [ "${st#* }" = "$start" ] || return 0
+    [ "${st%% *}" = Z ] && return 0
+    [ "$SECONDS" -lt "$deadline" ] || return 1
     sleep 0.1
   done
-  if [ -e "/proc/$pid" ] && [ "$(readlink -f "/proc/$pid/exe" 2>/dev/null)" = "$exe" ]; then
-    log "$name (pid $pid) ignored SIGTERM for 10s; sending SIGKILL"
-    kill -KILL "$pid" 2>/dev/null || true
-  fi
-  rm -f "$file"
+  return 0
 }
 
 # pick_port VAR: sets VAR to a TCP port on 127.0.0.1 that nothing listens on and
