@@ -45,6 +45,11 @@ manifests: $(CONTROLLER_GEN) ## Generate the CRD and the manager's RBAC role fro
 verify: generate manifests ## Fail when generated files are stale.
 	@git diff --exit-code -- api/v1/zz_generated.deepcopy.go config/crd/bases config/rbac/role.yaml charts/canaryop/crds charts/canaryop/files/manager-role.yaml || { echo "generated files are stale: run 'make generate manifests' and commit"; exit 1; }
 
+.PHONY: tidy-check
+tidy-check: ## Fail when go mod tidy would change go.mod or go.sum (this module, hack/tools/helm).
+	@go mod tidy -diff || { echo "go.mod/go.sum are not tidy: run 'go mod tidy' and commit"; exit 1; }
+	@cd hack/tools/helm && go mod tidy -diff || { echo "hack/tools/helm: run 'go mod tidy' there and commit"; exit 1; }
+
 .PHONY: envtest
 envtest: ## Build etcd and kube-apiserver for envtest (first run only: several minutes).
 	hack/build-kube-bins.sh envtest

@@ -20,11 +20,37 @@ for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
   ldflags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
 done
 
+# with_progress NAME COMMAND...: runs COMMAND and, while it runs, says every
+# 30s that NAME is still building, so a cold build (minutes per binary on 2
+# cores) never looks hung; then how long it took.
+with_progress() {
+  local name=$1 start=$SECONDS pid rc
+  shift
+  "$@" &
+  pid=$!
+  while ! wait_up_to 30 "$pid"; do
+    echo "  ... still building $name ($((SECONDS - start))s)" >&2
+  done
+  wait "$pid" && rc=0 || rc=$?
+  [ "$rc" -eq 0 ] && echo "  built $name in $((SECONDS - start))s" >&2
+  return "$rc"
+}
+
+# wait_up_to SECONDS PID: true once PID (a child) has exited, false after SECONDS.
+wait_up_to() {
+  local i
+  for ((i = 0; i < $1 * 10; i++)); do
+    kill -0 "$2" 2>/dev/null || return 0
+    sleep 0.1
+  done
+  return 1
+}
+
 build_kube() {
   local name=$1
   if [ -x "$out/$name" ]; then return; fi
-  echo "building $name $KUBE_VERSION (first run only, several minutes on 2 cores)" >&2
-  (cd "$root/hack/tools/kube" && CGO_ENABLED=0 go build -trimpath -ldflags "$ldflags" -o "$out/$name.tmp" "k8s.io/kubernetes/cmd/$name")
+  echo "building $name $KUBE_VERSION (first run only: 3-6 minutes each on 2 cores)" >&2
+  with_progress "$name" bash -c 'cd "$1/hack/tools/kube" && CGO_ENABLED=0 go build -trimpath -ldflags "$2" -o "$3.tmp" "k8s.io/kubernetes/cmd/$4"' _ "$root" "$ldflags" "$out/$name" "$name"
   mv "$out/$name.tmp" "$out/$name"
 }
 
@@ -35,7 +61,7 @@ if [ "$set_what" = kubectl ]; then
 fi
 if [ ! -x "$out/etcd" ]; then
   echo "building etcd (first run only)" >&2
-  (cd "$root/hack/tools/etcd" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$out/etcd.tmp" .)
+  with_progress etcd bash -c 'cd "$1/hack/tools/etcd" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$2.tmp" .' _ "$root" "$out/etcd"
   mv "$out/etcd.tmp" "$out/etcd"
 fi
 build_kube kube-apiserver
