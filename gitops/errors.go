@@ -2,6 +2,7 @@ package gitops
 
 import (
 	"errors"
+	"time"
 
 	v1 "github.com/atzedevries/canaryop/api/v1"
 	"github.com/atzedevries/canaryop/gitops/credentials"
@@ -48,6 +49,15 @@ func (e *Error) Stalled() bool { return e.stalled }
 
 func stalled(reason string, err error) error {
 	return &Error{reason: reason, stalled: true, err: err}
+}
+
+// RetryAfter reports how long the forge asked to wait when err is a rate
+// limit (GitHub's Retry-After or X-RateLimit-Reset).
+func RetryAfter(err error) (time.Duration, bool) {
+	if rl, ok := errors.AsType[*github.RateLimitedError](err); ok {
+		return rl.RetryAfter, true
+	}
+	return 0, false
 }
 
 // IsStalled reports whether err needs a person rather than a retry.
