@@ -190,6 +190,7 @@ func (r *CanaryAppReconciler) writeOutcome(ctx context.Context, base, app *v1.Ca
 	wb.Commit = res.Commit
 	wb.PullRequestURL = res.PullRequestURL
 	wb.PullRequestState = res.PullRequestState
+	wb.PullRequest = res.PullRequest
 	wb.Message = res.Message
 	opmetrics.WriteBack(app, "ok")
 	reason, msg := writeBackCondition(app)
@@ -217,11 +218,12 @@ func (r *CanaryAppReconciler) attempt(ctx context.Context, app *v1.CanaryApp) (r
 		}
 	}()
 	out, err := r.Writer.Write(ctx, app)
-	return writeResult{Commit: out.Commit, PullRequestURL: out.PullRequestURL, PullRequestState: out.PullRequestState, Message: out.Message}, err
+	return writeResult{Commit: out.Commit, PullRequestURL: out.PullRequestURL, PullRequestState: out.PullRequestState, PullRequest: out.PullRequest, Message: out.Message}, err
 }
 
 type writeResult struct {
 	Commit, PullRequestURL, PullRequestState, Message string
+	PullRequest                                       *v1.PullRequestRef
 }
 
 // writeBackWait is how long to wait before the next attempt: backoff after

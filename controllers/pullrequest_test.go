@@ -122,6 +122,10 @@ func TestWriteBackPullRequest(t *testing.T) {
 		}, Equal("https://github.example.com/team/apps/pull/7 open")),
 		haveCondition(v1.ConditionWriteBack, metav1.ConditionTrue, v1.ReasonPullRequestOpen),
 	))
+	ref := get(g, app).Status.WriteBack.PullRequest
+	g.Expect(ref).NotTo(BeNil())
+	g.Expect(*ref).To(Equal(v1.PullRequestRef{Repository: "team/apps", Branch: ref.Branch, Base: "main", Number: 7}))
+	g.Expect(ref.Branch).To(HavePrefix("canaryop/" + ns + "/" + appName + "/"))
 	created, labels := github.snapshot()
 	g.Expect(created).To(HaveLen(1))
 	g.Expect(created[0]["base"]).To(Equal("main"))

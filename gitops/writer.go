@@ -66,6 +66,9 @@ type Result struct {
 	// PullRequest mode.
 	PullRequestURL   string
 	PullRequestState string
+	// PullRequest names the pull request (repository, head branch, number)
+	// in PullRequest mode.
+	PullRequest *v1.PullRequestRef
 	// Message says what happened, for status.
 	Message string
 }
@@ -232,6 +235,7 @@ func (w *GitWriter) Write(ctx context.Context, app *v1.CanaryApp) (Result, error
 		return Result{}, err
 	}
 	res.PullRequestURL, res.PullRequestState = pr.URL, pr.State
+	res.PullRequest = &v1.PullRequestRef{Repository: repo.String(), Branch: out.pushBranch, Base: loc.Branch, Number: int32(pr.Number)}
 	return res, nil
 }
 

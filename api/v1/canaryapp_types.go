@@ -456,6 +456,9 @@ type WriteBackStatus struct {
 	// pullRequestState is open, merged or closed.
 	// +optional
 	PullRequestState string `json:"pullRequestState,omitempty"`
+	// pullRequest names the write-back pull request.
+	// +optional
+	PullRequest *PullRequestRef `json:"pullRequest,omitempty"`
 	// pullRequestCheckedAt is when the pull request's state was last asked
 	// for: an open pull request is polled on its own interval, not on every
 	// reconcile, so one app costs about 60 GitHub requests an hour.
@@ -495,6 +498,22 @@ type WriteBackStatus struct {
 	// the operator for every tenant.
 	// +optional
 	InterruptedAttempts int32 `json:"interruptedAttempts,omitempty"`
+}
+
+// PullRequestRef names a write-back pull request.
+type PullRequestRef struct {
+	// repository is "owner/name" on the forge.
+	// +required
+	Repository string `json:"repository"`
+	// branch is the pull request's head branch, the app's own.
+	// +required
+	Branch string `json:"branch"`
+	// base is the branch it merges into, the one Argo CD syncs.
+	// +required
+	Base string `json:"base"`
+	// number is the pull request's number.
+	// +required
+	Number int32 `json:"number"`
 }
 
 // CanaryAppList is a list of CanaryApps.
