@@ -28,13 +28,28 @@
 //     someone else in between is refused by the API server instead of
 //     adopted.
 //
+// Apply always writes when the object exists; Unchanged tells a caller
+// beforehand, from the cache, that there is nothing to write, so that a
+// reconcile of a steady app writes nothing. It compares the fields
+// FieldManager owns on the object with the configuration (holdsIntent says
+// why that catches every drift). Package traffic compares the Istio
+// objects itself.
+//
 // A create records its fields under FieldManager with operation Update, not
-// Apply. Both entries would then own them, and a field that a later apply no
+// Apply, and with them the defaults the API server filled in. Both entries
+// would own fields after a later apply, and a field that the apply no
 // longer sets would stay forever, because server-side apply only removes
-// fields nobody else owns. So after a create (and whenever an owned object
-// still has such an entry) Apply hands that entry's fields to the Apply
-// entry, the way kubectl upgrades client-side-applied objects (package
+// fields nobody else owns. So right after a create Apply rewrites that
+// entry into the Apply entry an apply of the configuration records
+// (ownAsApplied), and whenever an owned object still has such an entry
+// (kinds client-go has no schema for, or the rewrite met a conflict) Apply
+// hands its fields to the Apply entry before applying, the way kubectl
+// upgrades client-side-applied objects (package
 // k8s.io/client-go/util/csaupgrade).
+//
+// With a manager's client, give the manager's cache TrimManagedFields as
+// its transform, or none: Apply reads FieldManager's managedFields entries
+// from what its client returns.
 //
 // Apply takes apply configurations from k8s.io/client-go/applyconfigurations
 // and istio.io/client-go/pkg/applyconfiguration alike: it sends their JSON
@@ -116,7 +131,8 @@ func WithAPIReader(r client.Reader) Option {
 // *ForeignObjectError, and is left unchanged.
 //
 // Applying the same configuration again changes nothing on the server: no
-// new resourceVersion, no new generation.
+// new resourceVersion, no new generation. Unchanged tells beforehand
+// whether there is anything to apply at all.
 func Apply(ctx context.Context, c client.Client, owner client.Object, obj any, opts ...Option) error {
 	o := options{}
 	for _, opt := range opts {
@@ -127,39 +143,27 @@ func Apply(ctx context.Context, c client.Client, owner client.Object, obj any, o
 		reader = o.reader
 	}
 
-	u, err := toUnstructured(obj)
+	u, ownerKind, err := intent(c, owner, obj)
 	if err != nil {
 		return err
 	}
-	ownerGVK, err := apiutil.GVKForObject(owner, c.Scheme())
-	if err != nil {
-		return fmt.Errorf("owner %s: %w", klog.KObj(owner), err)
-	}
-	if owner.GetUID() == "" {
-		return fmt.Errorf("owner %s %s has no UID: it must be read from the API server", ownerGVK.Kind, klog.KObj(owner))
-	}
-	if u.GetNamespace() != owner.GetNamespace() {
-		return fmt.Errorf("%s %s: owner %s %s is in another namespace", u.GetKind(), klog.KObj(u), ownerGVK.Kind, klog.KObj(owner))
-	}
 	gvk, key := u.GroupVersionKind(), client.ObjectKeyFromObject(u)
-	u.SetOwnerReferences([]metav1.OwnerReference{{
-		APIVersion:         ownerGVK.GroupVersion().String(),
-		Kind:               ownerGVK.Kind,
-		Name:               owner.GetName(),
-		UID:                owner.GetUID(),
-		Controller:         ptr.To(true),
-		BlockOwnerDeletion: ptr.To(true),
-	}})
 
 	existing, err := read(ctx, c, c.Scheme().New, gvk, key)
 	if apierrors.IsNotFound(err) {
-		existing, err = create(ctx, c, reader, u)
+		var created bool
+		existing, created, err = create(ctx, c, reader, u)
+		if created {
+			if done, err := ownAsApplied(ctx, c, existing, u); done || err != nil {
+				return err
+			}
+		}
 	}
 	if err != nil {
 		return err
 	}
 	if !controlledBy(existing, owner) {
-		return foreign(gvk, key, owner, ownerGVK.Kind)
+		return foreign(gvk, key, owner, ownerKind)
 	}
 	if err := ownCreatedFields(ctx, c, gvk, existing); err != nil {
 		return err
@@ -171,7 +175,7 @@ func Apply(ctx context.Context, c client.Client, owner client.Object, obj any, o
 		// replaced since it was read; a replacement someone else made is
 		// foreign, not an error to retry.
 		if now, rerr := read(ctx, reader, c.Scheme().New, gvk, key); rerr == nil && now.GetUID() != existing.GetUID() && !controlledBy(now, owner) {
-			return foreign(gvk, key, owner, ownerGVK.Kind)
+			return foreign(gvk, key, owner, ownerKind)
 		}
 		return fmt.Errorf("applying %s %s: %w", u.GetKind(), klog.KObj(u), err)
 	}
@@ -179,18 +183,48 @@ func Apply(ctx context.Context, c client.Client, owner client.Object, obj any, o
 	return nil
 }
 
+// intent is obj as Apply writes it: unstructured, with the controller
+// owner reference to owner. It checks owner and namespace, and returns the
+// owner's kind too.
+func intent(c client.Client, owner client.Object, obj any) (*unstructured.Unstructured, string, error) {
+	u, err := toUnstructured(obj)
+	if err != nil {
+		return nil, "", err
+	}
+	ownerGVK, err := apiutil.GVKForObject(owner, c.Scheme())
+	if err != nil {
+		return nil, "", fmt.Errorf("owner %s: %w", klog.KObj(owner), err)
+	}
+	if owner.GetUID() == "" {
+		return nil, "", fmt.Errorf("owner %s %s has no UID: it must be read from the API server", ownerGVK.Kind, klog.KObj(owner))
+	}
+	if u.GetNamespace() != owner.GetNamespace() {
+		return nil, "", fmt.Errorf("%s %s: owner %s %s is in another namespace", u.GetKind(), klog.KObj(u), ownerGVK.Kind, klog.KObj(owner))
+	}
+	u.SetOwnerReferences([]metav1.OwnerReference{{
+		APIVersion:         ownerGVK.GroupVersion().String(),
+		Kind:               ownerGVK.Kind,
+		Name:               owner.GetName(),
+		UID:                owner.GetUID(),
+		Controller:         ptr.To(true),
+		BlockOwnerDeletion: ptr.To(true),
+	}})
+	return u, ownerGVK.Kind, nil
+}
+
 // create creates u, which a read did not find, and returns the object that
-// then exists under its name: the one created, or on AlreadyExists the one
-// found by reader, for the caller to check its controller.
-func create(ctx context.Context, c client.Client, reader client.Reader, u *unstructured.Unstructured) (client.Object, error) {
-	created := u.DeepCopy()
-	err := c.Create(ctx, created, client.FieldOwner(FieldManager))
+// then exists under its name, for the caller to check its controller: the
+// one created (created is true), or on AlreadyExists the one found by
+// reader.
+func create(ctx context.Context, c client.Client, reader client.Reader, u *unstructured.Unstructured) (obj client.Object, created bool, err error) {
+	obj = u.DeepCopy()
+	err = c.Create(ctx, obj, client.FieldOwner(FieldManager))
 	if err == nil {
 		ctrl.LoggerFrom(ctx).V(4).Info("Created object", "kind", u.GetKind(), "object", klog.KObj(u))
-		return created, nil
+		return obj, true, nil
 	}
 	if !apierrors.IsAlreadyExists(err) {
-		return nil, fmt.Errorf("creating %s %s: %w", u.GetKind(), klog.KObj(u), err)
+		return nil, false, fmt.Errorf("creating %s %s: %w", u.GetKind(), klog.KObj(u), err)
 	}
 	// Unstructured, because a manager's client does not cache unstructured
 	// objects by default: without an API reader the read still reaches the
@@ -199,9 +233,9 @@ func create(ctx context.Context, c client.Client, reader client.Reader, u *unstr
 	if err != nil {
 		// Deleted again, or not in the reader's cache yet: nothing is
 		// known about its owner, so write nothing now.
-		return nil, fmt.Errorf("%s %s exists but could not be read: %w", u.GetKind(), klog.KObj(u), err)
+		return nil, false, fmt.Errorf("%s %s exists but could not be read: %w", u.GetKind(), klog.KObj(u), err)
 	}
-	return existing, nil
+	return existing, false, nil
 }
 
 // ownCreatedFields moves the fields obj's create recorded under
@@ -212,7 +246,14 @@ func create(ctx context.Context, c client.Client, reader client.Reader, u *unstr
 // conflict instead of overwriting newer managed fields; such a conflict is
 // no error, because the entry is still there at the next Apply, which tries
 // again with a fresher read.
+//
+// The patch replaces the whole managedFields list, built from obj's. That
+// is safe with a cache that trims managedFields, because TrimManagedFields
+// keeps every entry of an object that still has such an Update entry.
 func ownCreatedFields(ctx context.Context, c client.Client, gvk schema.GroupVersionKind, obj client.Object) error {
+	if !hasCreatedFields(obj) {
+		return nil
+	}
 	patch, err := csaupgrade.UpgradeManagedFieldsPatch(obj, sets.New(FieldManager), FieldManager)
 	if err != nil {
 		return fmt.Errorf("managed fields of %s %s: %w", gvk.Kind, klog.KObj(obj), err)
@@ -233,6 +274,84 @@ func ownCreatedFields(ctx context.Context, c client.Client, gvk schema.GroupVers
 		return fmt.Errorf("taking over the created fields of %s %s: %w", gvk.Kind, klog.KObj(obj), err)
 	}
 	return nil
+}
+
+// ownAsApplied turns the managedFields entry of created, which Apply has
+// just created from u, into the entry an apply of u records, and reports
+// whether it did. A create records every field of the stored object under
+// FieldManager with operation Update, the defaults the API server filled
+// in included. Handing that to the Apply entry (ownCreatedFields) would
+// make canaryop own the defaults until the next apply, so that would take
+// a hand-over and an apply after every create. Instead the entry becomes an
+// Apply entry with exactly u's fields, computed with client-go's schemas
+// the way the API server computes an apply's (without the fields
+// managedFields never record), in one patch: a created object costs two
+// writes, and holds then what it would after an apply.
+//
+// It returns false, and sends nothing, for kinds client-go has no schema
+// for (the Istio objects); and false when the object changed since it was
+// created (a conflict, as in ownCreatedFields). Apply then goes on the old
+// way.
+func ownAsApplied(ctx context.Context, c client.Client, created client.Object, u *unstructured.Unstructured) (bool, error) {
+	fields, err := appliedFieldSet(u)
+	if err != nil {
+		ctrl.LoggerFrom(ctx).V(5).Info("No schema to compute the applied fields; applying after the create", "kind", u.GetKind(), "object", klog.KObj(u), "reason", err.Error())
+		return false, nil
+	}
+	entries := created.GetManagedFields()
+	found := false
+	for i, e := range entries {
+		if isCreatedEntry(e) {
+			entries[i] = metav1.ManagedFieldsEntry{
+				Manager:    FieldManager,
+				Operation:  metav1.ManagedFieldsOperationApply,
+				APIVersion: e.APIVersion,
+				Time:       e.Time,
+				FieldsType: "FieldsV1",
+				FieldsV1:   &metav1.FieldsV1{Raw: fields},
+			}
+			found = true
+		}
+	}
+	if !found {
+		return false, nil
+	}
+	patch, err := json.Marshal([]map[string]any{
+		{"op": "replace", "path": "/metadata/managedFields", "value": entries},
+		// As in csaupgrade: "replace", not "test", so that a changed
+		// object fails with a conflict.
+		{"op": "replace", "path": "/metadata/resourceVersion", "value": created.GetResourceVersion()},
+	})
+	if err != nil {
+		return false, fmt.Errorf("managed fields of %s %s: %w", u.GetKind(), klog.KObj(u), err)
+	}
+	target := &unstructured.Unstructured{}
+	target.SetGroupVersionKind(u.GroupVersionKind())
+	target.SetNamespace(u.GetNamespace())
+	target.SetName(u.GetName())
+	err = c.Patch(ctx, target, client.RawPatch(types.JSONPatchType, patch))
+	if apierrors.IsConflict(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("recording the applied fields of %s %s: %w", u.GetKind(), klog.KObj(u), err)
+	}
+	return true, nil
+}
+
+// hasCreatedFields reports whether obj has the entry a create under
+// FieldManager records: operation Update on the object itself.
+func hasCreatedFields(obj metav1.Object) bool {
+	for _, e := range obj.GetManagedFields() {
+		if isCreatedEntry(e) {
+			return true
+		}
+	}
+	return false
+}
+
+func isCreatedEntry(e metav1.ManagedFieldsEntry) bool {
+	return e.Manager == FieldManager && e.Operation == metav1.ManagedFieldsOperationUpdate && e.Subresource == ""
 }
 
 // Delete deletes obj (only its kind, namespace and name are used) if it
