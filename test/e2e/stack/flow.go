@@ -249,9 +249,26 @@ func HasWrittenBack(outcome v1.Outcome, image string) func(*v1.CanaryApp, Weight
 }
 
 // RefreshAfterWriteBack refreshes the app's Application once the operator
-// has pushed, as the Git server's webhook would.
+// has pushed, as the Git server's webhook would, and again every second
+// until Argo CD has compared the app with the branch's newest commit: a
+// refresh was seen to go unnoticed once, leaving Argo CD at the old commit
+// until its next resync half a minute later.
 func (f *Flow) RefreshAfterWriteBack(ctx context.Context, app App) error {
-	return f.Cluster.RefreshApplication(ctx, app.Application)
+	head, err := f.Repo.Head(ctx)
+	if err != nil {
+		return err
+	}
+	return Eventually(ctx, 90*time.Second, time.Second, fmt.Sprintf("Argo CD to compare %s with %s", app.Application, head.Short()),
+		func(ctx context.Context) (bool, string, error) {
+			st, err := f.Cluster.Application(ctx, app.Application)
+			if err != nil {
+				return false, "", err
+			}
+			if st.Revision == head.SHA {
+				return true, "", nil
+			}
+			return false, "at " + st.ShortRevision(), f.Cluster.RefreshApplication(ctx, app.Application)
+		})
 }
 
 // ConditionReason returns the reason of condition typ, "" when absent.
