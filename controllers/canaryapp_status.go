@@ -17,37 +17,53 @@ func equalStatus(a, b *v1.CanaryApp) bool {
 	return equality.Semantic.DeepEqual(a.Status, b.Status)
 }
 
-// setConditions derives Ready, Progressing, Stalled and Analysis from the
-// status the planner produced and what the sub-reconcilers observed. It is
-// pure: the conditions are a function of the status, never state of their
-// own.
+// setConditions derives Ready, Progressing, Reconciling, Stalled, Analysis
+// and WriteBack from the status the planner produced and what the
+// sub-reconcilers observed. It is pure: the conditions are a function of
+// the status, never state of their own.
 func setConditions(app *v1.CanaryApp, obs *observation) {
-	st := &app.Status
-	gen := app.Generation
-	set := func(t string, s metav1.ConditionStatus, reason, msg string) {
-		meta.SetStatusCondition(&st.Conditions, metav1.Condition{Type: t, Status: s, Reason: reason, Message: msg, ObservedGeneration: gen})
-	}
-
-	if obs.foreign != nil {
+	set := conditionSetter(app)
+	switch {
+	case obs.foreign != nil:
 		msg := obs.foreign.Error()
-		st.Phase = v1.PhaseStalled
+		app.Status.Phase = v1.PhaseStalled
 		set(v1.ConditionStalled, metav1.ConditionTrue, v1.ReasonForeignObject, msg)
 		set(v1.ConditionReady, metav1.ConditionFalse, v1.ReasonForeignObject, msg)
 		set(v1.ConditionProgressing, metav1.ConditionFalse, v1.ReasonForeignObject, msg)
 		setReconciling(app)
 		return
-	}
-
-	if obs.err != nil {
+	case obs.err != nil:
 		// The sub-reconcilers stopped early, so what they observed is
 		// incomplete: say what happened instead of guessing the rest.
 		set(v1.ConditionReady, metav1.ConditionFalse, v1.ReasonReconcileError, truncate(obs.err.Error(), 1024))
-		setReconciling(app)
-		setWriteBackConditions(app)
-		return
+	default:
+		setRolloutConditions(app, obs)
+		if obs.routeRefused != nil {
+			set(v1.ConditionStalled, metav1.ConditionTrue, v1.ReasonRouteNotAllowed, truncate(obs.routeRefused.Error(), 1024))
+		}
+		setAnalysisCondition(app)
 	}
+	setReconciling(app)
+	setWriteBackConditions(app)
+}
 
+// conditionSetter sets a condition of app at its generation.
+func conditionSetter(app *v1.CanaryApp) func(t string, s metav1.ConditionStatus, reason, msg string) {
+	return func(t string, s metav1.ConditionStatus, reason, msg string) {
+		meta.SetStatusCondition(&app.Status.Conditions, metav1.Condition{Type: t, Status: s, Reason: reason, Message: msg, ObservedGeneration: app.Generation})
+	}
+}
+
+// setRolloutConditions derives Ready, Progressing and Stalled from where the
+// rollout stands: a failed image in the spec, a canary, a primary not yet
+// available, or stable.
+func setRolloutConditions(app *v1.CanaryApp, obs *observation) {
+	st := &app.Status
+	set := conditionSetter(app)
 	failedSpec := st.CanaryImage == "" && app.Spec.Image != st.StableImage && app.IsFailedImage(app.Spec.Image)
+	if !failedSpec {
+		meta.RemoveStatusCondition(&st.Conditions, v1.ConditionStalled)
+	}
 	switch {
 	case failedSpec:
 		reason := v1.ReasonImagePreviouslyFailed
@@ -59,17 +75,14 @@ func setConditions(app *v1.CanaryApp, obs *observation) {
 		set(v1.ConditionReady, metav1.ConditionFalse, reason, msg)
 		set(v1.ConditionProgressing, metav1.ConditionFalse, reason, msg)
 	case st.CanaryImage != "":
-		meta.RemoveStatusCondition(&st.Conditions, v1.ConditionStalled)
 		reason, msg := progressReason(st)
 		set(v1.ConditionProgressing, metav1.ConditionTrue, reason, msg)
 		set(v1.ConditionReady, metav1.ConditionFalse, reason, msg)
 	case !obs.primaryAvailable:
-		meta.RemoveStatusCondition(&st.Conditions, v1.ConditionStalled)
 		msg := fmt.Sprintf("waiting for Deployment %s to run %s with all replicas available", app.Name, st.StableImage)
 		set(v1.ConditionProgressing, metav1.ConditionTrue, v1.ReasonInitializing, msg)
 		set(v1.ConditionReady, metav1.ConditionFalse, v1.ReasonPrimaryNotReady, msg)
 	default:
-		meta.RemoveStatusCondition(&st.Conditions, v1.ConditionStalled)
 		reason, msg := v1.ReasonStable, fmt.Sprintf("running %s with all traffic", st.StableImage)
 		if wb := st.WriteBack; wb != nil && wb.Outcome == v1.OutcomePromoted && wb.Image == st.StableImage {
 			reason = v1.ReasonPromoted
@@ -77,12 +90,6 @@ func setConditions(app *v1.CanaryApp, obs *observation) {
 		set(v1.ConditionReady, metav1.ConditionTrue, reason, msg)
 		set(v1.ConditionProgressing, metav1.ConditionFalse, reason, msg)
 	}
-	setReconciling(app)
-	if obs.routeRefused != nil {
-		set(v1.ConditionStalled, metav1.ConditionTrue, v1.ReasonRouteNotAllowed, truncate(obs.routeRefused.Error(), 1024))
-	}
-	setAnalysisCondition(app)
-	setWriteBackConditions(app)
 }
 
 func progressReason(st *v1.CanaryAppStatus) (string, string) {
