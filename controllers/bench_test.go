@@ -50,6 +50,8 @@ func BenchmarkErrorToRollback(b *testing.B) {
 				prom.set("bad")
 				g.Eventually(func(g Gomega) int32 { return canaryWeight(g, ns, appName) }, timeout, 20*time.Millisecond).Should(Equal(int32(0)))
 				total += time.Since(start)
+				b.StopTimer()
+				retire(b, ns)
 			}
 			b.ReportMetric(total.Seconds()/float64(b.N), "s/rollback")
 		})

@@ -54,7 +54,8 @@ type CanaryAppReconciler struct {
 	// PullRequestPoll is how often an open write-back pull request is
 	// looked at; one minute when zero.
 	PullRequestPoll time.Duration
-	// MaxConcurrentReconciles bounds parallel reconciles; 4 when zero.
+	// MaxConcurrentReconciles bounds parallel reconciles;
+	// DefaultMaxConcurrentReconciles when zero.
 	MaxConcurrentReconciles int
 	// WriteBackConcurrency bounds parallel Git write-backs, which run in a
 	// controller of their own; 2 when zero.
@@ -76,7 +77,7 @@ type CanaryAppReconciler struct {
 func (r *CanaryAppReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	n := r.MaxConcurrentReconciles
 	if n <= 0 {
-		n = 4
+		n = DefaultMaxConcurrentReconciles
 	}
 	err := ctrl.NewControllerManagedBy(mgr).
 		For(&v1.CanaryApp{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
@@ -92,13 +93,20 @@ func (r *CanaryAppReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return r.setupWriteBack(mgr)
 }
 
-// apply writes an owned object; a create that meets an object the cache
-// had not seen is re-read uncached, so it is never adopted.
+// apply writes an owned object unless the cache shows it already holds
+// obj (apply.Unchanged: the fields canaryop owns, so a drifted one is still
+// written), so that a steady app costs no writes; a create that meets an
+// object the cache had not seen is re-read uncached, so it is never
+// adopted.
 func (r *CanaryAppReconciler) apply(ctx context.Context, app *v1.CanaryApp, obj any) error {
+	if apply.Unchanged(ctx, r.Client, app, obj) {
+		return nil
+	}
 	return apply.Apply(ctx, r.Client, app, obj, apply.WithAPIReader(r.APIReader))
 }
 
-// reader reads CanaryApps uncached (see APIReader).
+// reader reads uncached (see APIReader): the CanaryApp, and a Deployment
+// the cache should have and has not.
 func (r *CanaryAppReconciler) reader() client.Reader {
 	if r.APIReader != nil {
 		return r.APIReader
@@ -211,11 +219,11 @@ func (r *CanaryAppReconciler) reconcileService(ctx context.Context, app *v1.Cana
 // one is due, plans, and applies the plan: primary, canary, routing, then
 // removal of a canary that is no longer wanted (after traffic left it).
 func (r *CanaryAppReconciler) reconcileRollout(ctx context.Context, app *v1.CanaryApp, obs *observation) (ctrl.Result, error) {
-	primary, err := r.observeDeployment(ctx, app, workload.PrimaryName(app))
+	primary, err := r.observeDeployment(ctx, app, workload.PrimaryName(app), app.Status.StableImage != "")
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	canary, err := r.observeDeployment(ctx, app, workload.CanaryName(app))
+	canary, err := r.observeDeployment(ctx, app, workload.CanaryName(app), app.Status.CanaryImage != "")
 	if err != nil {
 		return ctrl.Result{}, err
 	}
@@ -258,9 +266,20 @@ func (r *CanaryAppReconciler) reconcileRollout(ctx context.Context, app *v1.Cana
 	return ctrl.Result{RequeueAfter: plan.RequeueAfter}, nil
 }
 
-func (r *CanaryAppReconciler) observeDeployment(ctx context.Context, app *v1.CanaryApp, name string) (rollout.Deployment, error) {
+// observeDeployment reads the Deployment name from the cache. The cache
+// holds only objects labelled as canaryop's (CacheOptions), so when status
+// says the Deployment should exist (expected) and the cache does not have
+// it, it is read uncached: someone may have removed its labels, and the
+// plan must not take a running primary for a missing one. Its next apply
+// puts the labels back.
+func (r *CanaryAppReconciler) observeDeployment(ctx context.Context, app *v1.CanaryApp, name string, expected bool) (rollout.Deployment, error) {
 	d := &appsv1.Deployment{}
-	if err := r.Get(ctx, types.NamespacedName{Namespace: app.Namespace, Name: name}, d); err != nil {
+	key := types.NamespacedName{Namespace: app.Namespace, Name: name}
+	err := r.Get(ctx, key, d)
+	if apierrors.IsNotFound(err) && expected {
+		err = r.reader().Get(ctx, key, d)
+	}
+	if err != nil {
 		if apierrors.IsNotFound(err) {
 			return rollout.Deployment{}, nil
 		}

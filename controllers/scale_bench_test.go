@@ -3,13 +3,19 @@ package controllers_test
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"runtime"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	. "github.com/onsi/gomega"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	k8sruntime "k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/atzedevries/canaryop/api/v1"
@@ -17,10 +23,27 @@ import (
 	"github.com/atzedevries/canaryop/internal/traffic"
 )
 
-// writeCounter counts the API writes the reconciler makes.
+// writeCounter counts the API writes the reconciler makes: creates,
+// patches (the managedFields ones too), updates, applies, deletes and
+// status patches.
 type writeCounter struct {
 	client.Client
 	n *atomic.Int64
+}
+
+func (c writeCounter) Create(ctx context.Context, obj client.Object, opts ...client.CreateOption) error {
+	c.n.Add(1)
+	return c.Client.Create(ctx, obj, opts...)
+}
+
+func (c writeCounter) Patch(ctx context.Context, obj client.Object, patch client.Patch, opts ...client.PatchOption) error {
+	c.n.Add(1)
+	return c.Client.Patch(ctx, obj, patch, opts...)
+}
+
+func (c writeCounter) Update(ctx context.Context, obj client.Object, opts ...client.UpdateOption) error {
+	c.n.Add(1)
+	return c.Client.Update(ctx, obj, opts...)
 }
 
 func (c writeCounter) Apply(ctx context.Context, obj k8sruntime.ApplyConfiguration, opts ...client.ApplyOption) error {
@@ -47,6 +70,52 @@ func (s statusCounter) Patch(ctx context.Context, obj client.Object, patch clien
 	return s.SubResourceWriter.Patch(ctx, obj, patch, opts...)
 }
 
+// requestCounter counts the HTTP requests of a manager's clients by
+// method: the reconciler's reads and writes, the informers' lists and
+// watches, the events.
+type requestCounter struct {
+	mu       sync.Mutex
+	byMethod map[string]int64
+}
+
+func (rc *requestCounter) wrap(cfg *rest.Config) *rest.Config {
+	cfg.WrapTransport = func(rt http.RoundTripper) http.RoundTripper {
+		return roundTripFunc(func(req *http.Request) (*http.Response, error) {
+			rc.mu.Lock()
+			rc.byMethod[req.Method]++
+			rc.mu.Unlock()
+			return rt.RoundTrip(req)
+		})
+	}
+	return cfg
+}
+
+func (rc *requestCounter) reset() {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	rc.byMethod = map[string]int64{}
+}
+
+func (rc *requestCounter) get(method string) int64 {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return rc.byMethod[method]
+}
+
+// retire deletes the CanaryApps of a finished benchmark round, so that the
+// next round's manager does not reconcile them too (envtest runs no
+// namespace controller: a deleted namespace keeps its objects).
+func retire(b *testing.B, ns string) {
+	b.Helper()
+	if err := env.Client.DeleteAllOf(context.Background(), &v1.CanaryApp{}, client.InNamespace(ns)); err != nil {
+		b.Fatal(err)
+	}
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(req *http.Request) (*http.Response, error) { return f(req) }
+
 // BenchmarkConcurrentCanaries releases a new image on N apps at once and
 // waits until every one is promoted: wall time per round, API writes per
 // canary, and the heap of the test process (operator, clients, informers).
@@ -58,9 +127,11 @@ func BenchmarkConcurrentCanaries(b *testing.B) {
 			g := NewWithT(b)
 			prom := newFakeProm(b)
 			var writes atomic.Int64
-			startManager(b, nil, func(r *controllers.CanaryAppReconciler) {
+			requests := &requestCounter{}
+			requests.reset()
+			startManagerWith(b, requests.wrap(managerConfig()), nil, func(r *controllers.CanaryAppReconciler) {
 				r.Client = writeCounter{Client: r.Client, n: &writes}
-				r.Router = traffic.NewIstio(r.Client)
+				r.Router = traffic.NewIstio(r.Client, traffic.WithAPIReader(r.APIReader))
 			})
 			var total time.Duration
 			for i := 0; i < b.N; i++ {
@@ -77,6 +148,7 @@ func BenchmarkConcurrentCanaries(b *testing.B) {
 					g.Eventually(func(g Gomega) v1.Phase { return get(g, a).Status.Phase }, 2*timeout, poll).Should(Equal(v1.PhaseStable))
 				}
 				writes.Store(0)
+				requests.reset()
 				b.StartTimer()
 				start := time.Now()
 				for _, a := range apps {
@@ -86,13 +158,145 @@ func BenchmarkConcurrentCanaries(b *testing.B) {
 					g.Eventually(func(g Gomega) string { return get(g, a).Status.StableImage }, 4*timeout, 50*time.Millisecond).Should(Equal(image("v2")))
 				}
 				total += time.Since(start)
+				b.StopTimer()
+				retire(b, ns)
 			}
 			b.ReportMetric(total.Seconds()/float64(b.N), "s/round")
 			b.ReportMetric(float64(writes.Load())/float64(n), "writes/canary")
+			b.ReportMetric(float64(requests.get(http.MethodGet))/float64(n), "GETs/canary")
 			runtime.GC()
 			var ms runtime.MemStats
 			runtime.ReadMemStats(&ms)
 			b.ReportMetric(float64(ms.HeapInuse)/(1<<20), "MiB-heap")
 		})
 	}
+}
+
+// BenchmarkReconcileTuning measures the operator's client rate limits and
+// worker count against each other: 100 apps created at once until all are
+// Ready (s/init), then a new image on all of them until all are promoted
+// (s/round), for each combination of --max-concurrent-reconciles and
+// --kube-api-qps/--kube-api-burst (qps=-1: no client-side limit, the
+// controller-runtime default).
+//
+//	go test ./controllers -run '^$' -bench ReconcileTuning -benchtime 1x -count 3
+func BenchmarkReconcileTuning(b *testing.B) {
+	const n = 100
+	for _, workers := range []int{4, 16} {
+		for _, limit := range []struct {
+			qps   float32
+			burst int
+		}{{-1, 0}, {100, 200}, {20, 30}} {
+			b.Run(fmt.Sprintf("workers=%d/qps=%g", workers, limit.qps), func(b *testing.B) {
+				g := NewWithT(b)
+				prom := newFakeProm(b)
+				var writes atomic.Int64
+				cfg := managerConfig()
+				cfg.QPS, cfg.Burst = limit.qps, limit.burst
+				startManagerWith(b, cfg, nil, func(r *controllers.CanaryAppReconciler) {
+					r.Client = writeCounter{Client: r.Client, n: &writes}
+					r.Router = traffic.NewIstio(r.Client, traffic.WithAPIReader(r.APIReader))
+					r.MaxConcurrentReconciles = workers
+				})
+				var initTotal, roundTotal time.Duration
+				for i := 0; i < b.N; i++ {
+					ns := env.NewNamespace(b)
+					kubelet(b, ns, nil)
+					apps := make([]*v1.CanaryApp, n)
+					start := time.Now()
+					for j := range apps {
+						apps[j] = sample(ns, prom.URL)
+						apps[j].Name = fmt.Sprintf("app-%03d", j)
+						g.Expect(env.Client.Create(context.Background(), apps[j])).To(Succeed())
+					}
+					for _, a := range apps {
+						g.Eventually(func(g Gomega) v1.Phase { return get(g, a).Status.Phase }, 4*timeout, poll).Should(Equal(v1.PhaseStable))
+					}
+					initTotal += time.Since(start)
+					writes.Store(0)
+					start = time.Now()
+					for _, a := range apps {
+						setImage(g, a, image("v2"))
+					}
+					for _, a := range apps {
+						g.Eventually(func(g Gomega) string { return get(g, a).Status.StableImage }, 4*timeout, 50*time.Millisecond).Should(Equal(image("v2")))
+					}
+					roundTotal += time.Since(start)
+					retire(b, ns)
+				}
+				b.ReportMetric(initTotal.Seconds()/float64(b.N), "s/init")
+				b.ReportMetric(roundTotal.Seconds()/float64(b.N), "s/round")
+				b.ReportMetric(float64(writes.Load())/float64(n*b.N), "writes/canary")
+			})
+		}
+	}
+}
+
+// BenchmarkCacheMemory measures what the operator's informer caches hold:
+// the heap the manager adds to the test process (after a GC) once apps
+// CanaryApps are Ready next to others unrelated Deployments, each with a
+// Service, of other teams (created and status-updated by other field
+// managers, as on a shared cluster).
+//
+//	go test ./controllers -run '^$' -bench CacheMemory -benchtime 1x -count 3
+func BenchmarkCacheMemory(b *testing.B) {
+	const apps, others = 100, 1000
+	g := NewWithT(b)
+	ctx := context.Background()
+	prom := newFakeProm(b)
+	otherNS := env.NewNamespace(b)
+	for i := range others {
+		labels := map[string]string{"app": fmt.Sprintf("other-%04d", i)}
+		d := &appsv1.Deployment{
+			ObjectMeta: metav1.ObjectMeta{Namespace: otherNS, Name: labels["app"], Labels: labels},
+			Spec: appsv1.DeploymentSpec{
+				Replicas: ptr(int32(2)),
+				Selector: &metav1.LabelSelector{MatchLabels: labels},
+				Template: corev1.PodTemplateSpec{
+					ObjectMeta: metav1.ObjectMeta{Labels: labels},
+					Spec: corev1.PodSpec{Containers: []corev1.Container{{
+						Name: "web", Image: "registry.example.com/web:1",
+						Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: 8080}},
+						Env:   []corev1.EnvVar{{Name: "MODE", Value: "production"}},
+					}}},
+				},
+			},
+		}
+		g.Expect(env.Client.Create(ctx, d, client.FieldOwner("kubectl-client-side-apply"))).To(Succeed())
+		base := d.DeepCopy()
+		d.Status = appsv1.DeploymentStatus{ObservedGeneration: 1, Replicas: 2, UpdatedReplicas: 2, ReadyReplicas: 2, AvailableReplicas: 2,
+			Conditions: []appsv1.DeploymentCondition{{Type: appsv1.DeploymentAvailable, Status: corev1.ConditionTrue, Reason: "MinimumReplicasAvailable", LastUpdateTime: metav1.Now(), LastTransitionTime: metav1.Now()}}}
+		g.Expect(env.Client.Status().Patch(ctx, d, client.MergeFrom(base), client.FieldOwner("kube-controller-manager"))).To(Succeed())
+		s := &corev1.Service{
+			ObjectMeta: metav1.ObjectMeta{Namespace: otherNS, Name: labels["app"], Labels: labels},
+			Spec:       corev1.ServiceSpec{Selector: labels, Ports: []corev1.ServicePort{{Name: "http", Port: 80}}},
+		}
+		g.Expect(env.Client.Create(ctx, s, client.FieldOwner("kubectl-client-side-apply"))).To(Succeed())
+	}
+	heap := func() float64 {
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return float64(ms.HeapInuse) / (1 << 20)
+	}
+	var total float64
+	for i := 0; i < b.N; i++ {
+		ns := env.NewNamespace(b)
+		kubelet(b, ns, nil)
+		before := heap()
+		m := startManager(b, nil)
+		list := make([]*v1.CanaryApp, apps)
+		for j := range list {
+			list[j] = sample(ns, prom.URL)
+			list[j].Name = fmt.Sprintf("app-%03d", j)
+			g.Expect(env.Client.Create(ctx, list[j])).To(Succeed())
+		}
+		for _, a := range list {
+			g.Eventually(func(g Gomega) v1.Phase { return get(g, a).Status.Phase }, 4*timeout, poll).Should(Equal(v1.PhaseStable))
+		}
+		total += heap() - before
+		m.stop()
+		retire(b, ns)
+	}
+	b.ReportMetric(total/float64(b.N), "MiB-manager")
 }

@@ -3,9 +3,16 @@ package controllers
 import (
 	"time"
 
+	istionetworking "istio.io/client-go/pkg/apis/networking/v1"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/atzedevries/canaryop/gitops"
+	"github.com/atzedevries/canaryop/internal/apply"
 	"github.com/atzedevries/canaryop/internal/metrics"
 	"github.com/atzedevries/canaryop/internal/routepolicy"
 	"github.com/atzedevries/canaryop/internal/traffic"
@@ -53,5 +60,50 @@ func New(mgr ctrl.Manager, o Options) *CanaryAppReconciler {
 		WriteBackConcurrency:    o.WriteBackConcurrency,
 		WriteBackTimeout:        o.WriteBackTimeout,
 		PullRequestPoll:         o.PullRequestPoll,
+	}
+}
+
+// Client-side rate limits of the operator's API clients (cmd/main.go's
+// --kube-api-qps and --kube-api-burst); client-go applies them per API
+// resource client. A negative QPS is no client-side limit, which is what
+// controller-runtime's GetConfig gives: the API server's Priority and
+// Fairness limits the operator instead.
+const (
+	DefaultKubeAPIQPS   = -1
+	DefaultKubeAPIBurst = 0
+)
+
+// DefaultMaxConcurrentReconciles is how many CanaryApps are reconciled in
+// parallel unless the admin says otherwise (--max-concurrent-reconciles).
+const DefaultMaxConcurrentReconciles = 4
+
+// CacheOptions is the manager cache the reconciler is built for; cmd and
+// the envtest suites start their managers with it, so both cache alike.
+// It holds only what the reconciler reads:
+//
+//   - Deployments, Services, VirtualServices and DestinationRules labelled
+//     app.kubernetes.io/managed-by=canaryop, not every one in the cluster.
+//     canaryop has set that label on every object it created since its
+//     first release (workload.Labels), so an upgraded operator sees all of
+//     them. An object without it is not in the cache: Apply then tries to
+//     create it, meets AlreadyExists and reads it uncached, so a foreign
+//     one is refused as before and an own one whose label someone removed
+//     is applied over, which puts the label back (the Deployments the
+//     plan reads are read uncached when status says they exist).
+//   - managedFields: canaryop's own entries only (apply.TrimManagedFields),
+//     which is what apply.Unchanged compares.
+//
+// A caller may add entries to ByObject (cmd limits Secrets to the
+// operator's namespace).
+func CacheOptions() cache.Options {
+	owned := cache.ByObject{Label: labels.SelectorFromSet(labels.Set{workload.LabelManagedBy: workload.ManagedBy})}
+	return cache.Options{
+		DefaultTransform: apply.TrimManagedFields,
+		ByObject: map[client.Object]cache.ByObject{
+			&appsv1.Deployment{}:               owned,
+			&corev1.Service{}:                  owned,
+			&istionetworking.VirtualService{}:  owned,
+			&istionetworking.DestinationRule{}: owned,
+		},
 	}
 }

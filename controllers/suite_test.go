@@ -20,6 +20,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
@@ -106,11 +107,28 @@ type manager struct {
 
 func startManager(t testing.TB, writer gitops.Writer, opts ...func(*controllers.CanaryAppReconciler)) *manager {
 	t.Helper()
-	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
+	return startManagerWith(t, managerConfig(), writer, opts...)
+}
+
+// managerConfig reaches envtest with the operator's default client rate
+// limits (cmd/main.go), not envtest's own 1000 QPS.
+func managerConfig() *rest.Config {
+	cfg := rest.CopyConfig(env.Config)
+	cfg.QPS, cfg.Burst = controllers.DefaultKubeAPIQPS, controllers.DefaultKubeAPIBurst
+	return cfg
+}
+
+// startManagerWith starts a manager on cfg with the operator's cache
+// options (controllers.CacheOptions) and the reconciler from
+// controllers.New, changed by opts.
+func startManagerWith(t testing.TB, cfg *rest.Config, writer gitops.Writer, opts ...func(*controllers.CanaryAppReconciler)) *manager {
+	t.Helper()
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                 env.Client.Scheme(),
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
 		Controller:             config.Controller{SkipNameValidation: ptr(true)},
+		Cache:                  controllers.CacheOptions(),
 	})
 	if err != nil {
 		t.Fatal(err)
