@@ -12,7 +12,6 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -31,6 +30,8 @@ func main() {
 		leaderElect            bool
 		leaderElectionNS       string
 		concurrency            int
+		kubeAPIQPS             float64
+		kubeAPIBurst           int
 		gitFlags               gitOptions
 		promAllowed            metrics.AllowList
 		routes                 routepolicy.Policy
@@ -40,7 +41,9 @@ func main() {
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address of the /healthz and /readyz endpoints.")
 	flag.BoolVar(&leaderElect, "leader-elect", false, "Elect a leader so that only one replica reconciles at a time.")
 	flag.StringVar(&leaderElectionNS, "leader-election-namespace", "", "Namespace of the leader election Lease (default: the operator's namespace).")
-	flag.IntVar(&concurrency, "max-concurrent-reconciles", 4, "CanaryApps reconciled in parallel.")
+	flag.IntVar(&concurrency, "max-concurrent-reconciles", controllers.DefaultMaxConcurrentReconciles, "CanaryApps reconciled in parallel.")
+	flag.Float64Var(&kubeAPIQPS, "kube-api-qps", controllers.DefaultKubeAPIQPS, "Requests per second to the Kubernetes API, per API resource, after the burst; a negative value disables client-side rate limiting (API Priority and Fairness still applies).")
+	flag.IntVar(&kubeAPIBurst, "kube-api-burst", controllers.DefaultKubeAPIBurst, "Requests to the Kubernetes API, per API resource, allowed at once above --kube-api-qps.")
 	gitFlags.bind(flag.CommandLine)
 	flag.Var(&routes, "allowed-gateways", routepolicy.FlagUsage)
 	flag.BoolVar(&runAsNonRoot, "pods-run-as-non-root", false, "Set runAsNonRoot on the pods canaryop creates, so they meet the restricted Pod Security Standard; images must then run as a numeric non-root user.")
@@ -59,7 +62,16 @@ func main() {
 		}
 	}
 
-	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
+	restConfig := ctrl.GetConfigOrDie()
+	restConfig.QPS, restConfig.Burst = float32(kubeAPIQPS), kubeAPIBurst
+	// Owned objects are cached only with canaryop's label and without other
+	// managers' managedFields (see controllers.CacheOptions). Secrets are
+	// read in the operator's own namespace only (the admin's Git and
+	// Prometheus credentials), from a cache: a check every few seconds per
+	// app must not list Secrets from the API server.
+	cacheOptions := controllers.CacheOptions()
+	cacheOptions.ByObject[&corev1.Secret{}] = cache.ByObject{Namespaces: map[string]cache.Config{gitFlags.namespace(): {}}}
+	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
 		Scheme: scheme,
 		Metrics: metricsserver.Options{
 			BindAddress: metricsAddr,
@@ -70,12 +82,7 @@ func main() {
 		LeaderElectionID:              "canaryop.canary.atze.io",
 		LeaderElectionNamespace:       leaderElectionNS,
 		LeaderElectionReleaseOnCancel: true,
-		// Secrets are read in the operator's own namespace only (the admin's
-		// Git and Prometheus credentials), from a cache: a check every few
-		// seconds per app must not list Secrets from the API server.
-		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
-			&corev1.Secret{}: {Namespaces: map[string]cache.Config{gitFlags.namespace(): {}}},
-		}},
+		Cache:                         cacheOptions,
 	})
 	if err != nil {
 		log.Error(err, "Creating the manager")
