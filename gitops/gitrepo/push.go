@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/format/packfile"
@@ -98,11 +99,11 @@ func statusError(rs *packp.ReportStatus) error {
 		return nil
 	}
 	if rs.UnpackStatus != "" && rs.UnpackStatus != "ok" {
-		return fmt.Errorf("push: remote could not unpack: %s", rs.UnpackStatus)
+		return errors.New("push: the remote could not unpack the pack")
 	}
 	for _, cs := range rs.CommandStatuses {
 		if cs.Status != "ok" {
-			return &RejectedError{Ref: cs.ReferenceName.Short(), Reason: cs.Status}
+			return &RejectedError{Ref: cs.ReferenceName.Short(), Reason: rejection(cs.Status)}
 		}
 	}
 	return nil
@@ -124,4 +125,22 @@ func (r *repo) adopt(target plumbing.ReferenceName, p plan) error {
 		return fmt.Errorf("adopt pushed commit: %w", err)
 	}
 	return nil
+}
+
+// rejection names why a remote refused a ref update in fixed words: the
+// remote's own text (a hook's output, say) is another system's answer and
+// never goes into status, events or commits.
+func rejection(status string) string {
+	s := strings.ToLower(status)
+	switch {
+	case strings.Contains(s, "protected"):
+		return "the branch is protected"
+	case strings.Contains(s, "hook"):
+		return "a server-side hook declined the push"
+	case strings.Contains(s, "non-fast-forward"), strings.Contains(s, "fetch first"), strings.Contains(s, "stale info"):
+		return "the branch moved (not a fast-forward)"
+	case strings.Contains(s, "permission"), strings.Contains(s, "denied"), strings.Contains(s, "forbidden"):
+		return "permission denied"
+	}
+	return "refused by the remote"
 }
