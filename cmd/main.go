@@ -43,7 +43,7 @@ func main() {
 	flag.StringVar(&leaderElectionNS, "leader-election-namespace", "", "Namespace of the leader election Lease (default: the operator's namespace).")
 	flag.IntVar(&concurrency, "max-concurrent-reconciles", controllers.DefaultMaxConcurrentReconciles, "CanaryApps reconciled in parallel.")
 	flag.Float64Var(&kubeAPIQPS, "kube-api-qps", controllers.DefaultKubeAPIQPS, "Requests per second to the Kubernetes API, per API resource, after the burst; a negative value disables client-side rate limiting (API Priority and Fairness still applies).")
-	flag.IntVar(&kubeAPIBurst, "kube-api-burst", controllers.DefaultKubeAPIBurst, "Requests to the Kubernetes API, per API resource, allowed at once above --kube-api-qps.")
+	flag.IntVar(&kubeAPIBurst, "kube-api-burst", controllers.DefaultKubeAPIBurst, "Requests to the Kubernetes API, per API resource, allowed at once above --kube-api-qps; 0: twice --kube-api-qps.")
 	gitFlags.bind(flag.CommandLine)
 	flag.Var(&routes, "allowed-gateways", routepolicy.FlagUsage)
 	flag.BoolVar(&runAsNonRoot, "pods-run-as-non-root", false, "Set runAsNonRoot on the pods canaryop creates, so they meet the restricted Pod Security Standard; images must then run as a numeric non-root user.")
@@ -63,6 +63,9 @@ func main() {
 	}
 
 	restConfig := ctrl.GetConfigOrDie()
+	if kubeAPIBurst <= 0 && kubeAPIQPS > 0 {
+		kubeAPIBurst = int(2 * kubeAPIQPS)
+	}
 	restConfig.QPS, restConfig.Burst = float32(kubeAPIQPS), kubeAPIBurst
 	// Owned objects are cached only with canaryop's label and without other
 	// managers' managedFields (see controllers.CacheOptions). Secrets are

@@ -175,60 +175,87 @@ func BenchmarkConcurrentCanaries(b *testing.B) {
 // BenchmarkReconcileTuning measures the operator's client rate limits and
 // worker count against each other: 100 apps created at once until all are
 // Ready (s/init), then a new image on all of them until all are promoted
-// (s/round), for each combination of --max-concurrent-reconciles and
+// (s/round), for combinations of --max-concurrent-reconciles and
 // --kube-api-qps/--kube-api-burst (qps=-1: no client-side limit, the
-// controller-runtime default).
+// default; qps=20: burst 30, cluster-api's default; qps=100: burst 200). envtest
+// answers in well under a millisecond on the machine it shares with the
+// operator, so the latency=10ms cases delay every request of the manager by
+// 10ms, about what a write costs on a real cluster (network and etcd).
+// Each case needs a process of its own (the apps of one case would be
+// reconciled by the next one's manager):
 //
-//	go test ./controllers -run '^$' -bench ReconcileTuning -benchtime 1x -count 3
+//	for c in latency=0s/workers=4/qps=-1 latency=10ms/workers=16/qps=100; do
+//		go test ./controllers -run '^$' -bench "ReconcileTuning/$c\$" -benchtime 1x
+//	done
 func BenchmarkReconcileTuning(b *testing.B) {
 	const n = 100
-	for _, workers := range []int{4, 16} {
-		for _, limit := range []struct {
-			qps   float32
-			burst int
-		}{{-1, 0}, {100, 200}, {20, 30}} {
-			b.Run(fmt.Sprintf("workers=%d/qps=%g", workers, limit.qps), func(b *testing.B) {
-				g := NewWithT(b)
-				prom := newFakeProm(b)
-				var writes atomic.Int64
-				cfg := managerConfig()
-				cfg.QPS, cfg.Burst = limit.qps, limit.burst
-				startManagerWith(b, cfg, nil, func(r *controllers.CanaryAppReconciler) {
-					r.Client = writeCounter{Client: r.Client, n: &writes}
-					r.Router = traffic.NewIstio(r.Client, traffic.WithAPIReader(r.APIReader))
-					r.MaxConcurrentReconciles = workers
-				})
-				var initTotal, roundTotal time.Duration
-				for i := 0; i < b.N; i++ {
-					ns := env.NewNamespace(b)
-					kubelet(b, ns, nil)
-					apps := make([]*v1.CanaryApp, n)
-					start := time.Now()
-					for j := range apps {
-						apps[j] = sample(ns, prom.URL)
-						apps[j].Name = fmt.Sprintf("app-%03d", j)
-						g.Expect(env.Client.Create(context.Background(), apps[j])).To(Succeed())
-					}
-					for _, a := range apps {
-						g.Eventually(func(g Gomega) v1.Phase { return get(g, a).Status.Phase }, 4*timeout, poll).Should(Equal(v1.PhaseStable))
-					}
-					initTotal += time.Since(start)
-					writes.Store(0)
-					start = time.Now()
-					for _, a := range apps {
-						setImage(g, a, image("v2"))
-					}
-					for _, a := range apps {
-						g.Eventually(func(g Gomega) string { return get(g, a).Status.StableImage }, 4*timeout, 50*time.Millisecond).Should(Equal(image("v2")))
-					}
-					roundTotal += time.Since(start)
-					retire(b, ns)
+	type limit struct {
+		qps   float32
+		burst int
+	}
+	unlimited, limited, clusterAPIDefault := limit{-1, 0}, limit{100, 200}, limit{20, 30}
+	cases := []struct {
+		latency time.Duration
+		workers int
+		limit   limit
+	}{
+		{0, 4, unlimited}, {0, 16, unlimited},
+		{0, 4, limited}, {0, 16, limited},
+		{0, 4, clusterAPIDefault}, {0, 16, clusterAPIDefault},
+		{10 * time.Millisecond, 4, unlimited}, {10 * time.Millisecond, 16, unlimited},
+		{10 * time.Millisecond, 4, limited}, {10 * time.Millisecond, 8, limited},
+		{10 * time.Millisecond, 16, limited}, {10 * time.Millisecond, 32, limited},
+	}
+	for _, tc := range cases {
+		b.Run(fmt.Sprintf("latency=%s/workers=%d/qps=%g", tc.latency, tc.workers, tc.limit.qps), func(b *testing.B) {
+			g := NewWithT(b)
+			prom := newFakeProm(b)
+			var writes atomic.Int64
+			cfg := managerConfig()
+			cfg.QPS, cfg.Burst = tc.limit.qps, tc.limit.burst
+			if tc.latency > 0 {
+				cfg.WrapTransport = func(rt http.RoundTripper) http.RoundTripper {
+					return roundTripFunc(func(req *http.Request) (*http.Response, error) {
+						time.Sleep(tc.latency)
+						return rt.RoundTrip(req)
+					})
 				}
-				b.ReportMetric(initTotal.Seconds()/float64(b.N), "s/init")
-				b.ReportMetric(roundTotal.Seconds()/float64(b.N), "s/round")
-				b.ReportMetric(float64(writes.Load())/float64(n*b.N), "writes/canary")
+			}
+			startManagerWith(b, cfg, nil, func(r *controllers.CanaryAppReconciler) {
+				r.Client = writeCounter{Client: r.Client, n: &writes}
+				r.Router = traffic.NewIstio(r.Client, traffic.WithAPIReader(r.APIReader))
+				r.MaxConcurrentReconciles = tc.workers
 			})
-		}
+			var initTotal, roundTotal time.Duration
+			for i := 0; i < b.N; i++ {
+				ns := env.NewNamespace(b)
+				kubelet(b, ns, nil)
+				apps := make([]*v1.CanaryApp, n)
+				start := time.Now()
+				for j := range apps {
+					apps[j] = sample(ns, prom.URL)
+					apps[j].Name = fmt.Sprintf("app-%03d", j)
+					g.Expect(env.Client.Create(context.Background(), apps[j])).To(Succeed())
+				}
+				for _, a := range apps {
+					g.Eventually(func(g Gomega) v1.Phase { return get(g, a).Status.Phase }, 4*timeout, poll).Should(Equal(v1.PhaseStable))
+				}
+				initTotal += time.Since(start)
+				writes.Store(0)
+				start = time.Now()
+				for _, a := range apps {
+					setImage(g, a, image("v2"))
+				}
+				for _, a := range apps {
+					g.Eventually(func(g Gomega) string { return get(g, a).Status.StableImage }, 4*timeout, 50*time.Millisecond).Should(Equal(image("v2")))
+				}
+				roundTotal += time.Since(start)
+				retire(b, ns)
+			}
+			b.ReportMetric(initTotal.Seconds()/float64(b.N), "s/init")
+			b.ReportMetric(roundTotal.Seconds()/float64(b.N), "s/round")
+			b.ReportMetric(float64(writes.Load())/float64(n*b.N), "writes/canary")
+		})
 	}
 }
 
