@@ -99,6 +99,12 @@ value left empty passes no flag, so the operator's own default applies.
 {{- if not (kindIs "invalid" $v.maxConcurrentReconciles) }}
 - {{ printf "--max-concurrent-reconciles=%d" (int $v.maxConcurrentReconciles) | quote }}
 {{- end }}
+{{- if not (kindIs "invalid" $v.kubeAPIQPS) }}
+- {{ printf "--kube-api-qps=%v" $v.kubeAPIQPS | quote }}
+{{- end }}
+{{- if not (kindIs "invalid" $v.kubeAPIBurst) }}
+- {{ printf "--kube-api-burst=%d" (int $v.kubeAPIBurst) | quote }}
+{{- end }}
 {{- with $v.allowedGateways }}
 - {{ printf "--allowed-gateways=%v" (join ";" .) | quote }}
 {{- end }}
