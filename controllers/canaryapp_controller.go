@@ -64,6 +64,10 @@ type CanaryAppReconciler struct {
 	WriteBackTimeout time.Duration
 	// PodOptions are the admin's pod defaults (workload.RunAsNonRoot).
 	PodOptions []workload.Option
+
+	// unchanged remembers which owned objects were found to need no apply
+	// (apply.Memo); nil remembers nothing.
+	unchanged *apply.Memo
 }
 
 // +kubebuilder:rbac:groups=canary.atze.io,resources=canaryapps,verbs=get;list;watch
@@ -99,7 +103,7 @@ func (r *CanaryAppReconciler) SetupWithManager(mgr ctrl.Manager) error {
 // object the cache had not seen is re-read uncached, so it is never
 // adopted.
 func (r *CanaryAppReconciler) apply(ctx context.Context, app *v1.CanaryApp, obj any) error {
-	if apply.Unchanged(ctx, r.Client, app, obj) {
+	if apply.Unchanged(ctx, r.Client, app, obj, apply.WithMemo(r.unchanged)) {
 		return nil
 	}
 	return apply.Apply(ctx, r.Client, app, obj, apply.WithAPIReader(r.APIReader))
@@ -128,6 +132,8 @@ func (r *CanaryAppReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	if err := r.reader().Get(ctx, req.NamespacedName, app); err != nil {
 		if apierrors.IsNotFound(err) {
 			opmetrics.Forget(req.Namespace, req.Name)
+			gone := &v1.CanaryApp{ObjectMeta: metav1.ObjectMeta{Namespace: req.Namespace, Name: req.Name}}
+			r.unchanged.Forget(req.Namespace, workload.ServiceName(gone), workload.PrimaryName(gone), workload.CanaryName(gone))
 			return ctrl.Result{}, nil
 		}
 		return ctrl.Result{}, err

@@ -60,6 +60,7 @@ func New(mgr ctrl.Manager, o Options) *CanaryAppReconciler {
 		WriteBackConcurrency:    o.WriteBackConcurrency,
 		WriteBackTimeout:        o.WriteBackTimeout,
 		PullRequestPoll:         o.PullRequestPoll,
+		unchanged:               apply.NewMemo(),
 	}
 }
 

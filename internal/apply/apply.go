@@ -111,6 +111,7 @@ type Option func(*options)
 
 type options struct {
 	reader client.Reader
+	memo   *Memo
 }
 
 // WithAPIReader gives Apply a reader that goes to the API server (a

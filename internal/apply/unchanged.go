@@ -2,10 +2,12 @@ package apply
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"sync"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -13,6 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/managedfields"
 	"k8s.io/client-go/applyconfigurations"
 	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
@@ -30,30 +33,132 @@ import (
 // Apply when it is true, so a reconcile of a steady app writes nothing.
 // False means "call Apply": also for a missing or foreign object, for kinds
 // Unchanged does not compare (only Deployments and Services), and when it
-// cannot tell.
+// cannot tell. Of the options only WithMemo matters here.
 //
 // Unchanged never writes, so skipping by it can never adopt anything; the
 // adoption guard stays Apply's alone. A cache that still shows an owned
 // object someone has since replaced by a foreign one makes Unchanged say
 // true until the cache catches up; the deletion's watch event reconciles
 // the owner again, and that Apply refuses the replacement.
-func Unchanged(ctx context.Context, c client.Client, owner client.Object, obj any) bool {
+func Unchanged(ctx context.Context, c client.Client, owner client.Object, obj any, opts ...Option) bool {
+	o := options{}
+	for _, opt := range opts {
+		opt(&o)
+	}
 	u, _, err := intent(c, owner, obj)
 	if err != nil {
 		return false
 	}
-	if _, ok := extractors[u.GroupVersionKind()]; !ok {
+	gvk, key := u.GroupVersionKind(), client.ObjectKeyFromObject(u)
+	if _, ok := extractors[gvk]; !ok {
 		return false
 	}
-	existing, err := read(ctx, c, c.Scheme().New, u.GroupVersionKind(), client.ObjectKeyFromObject(u))
+	existing, err := read(ctx, c, c.Scheme().New, gvk, key)
 	if err != nil || !controlledBy(existing, owner) {
+		o.memo.forget(gvk, key)
 		return false
+	}
+	digest, err := digestOf(u)
+	if err != nil {
+		return false
+	}
+	if o.memo.holds(gvk, key, existing, digest) {
+		return true
 	}
 	same, err := holdsIntent(existing, u)
 	if err != nil {
 		ctrl.LoggerFrom(ctx).V(4).Info("Cannot compare the object with its applied configuration", "kind", u.GetKind(), "object", klog.KObj(u), "error", err.Error())
 	}
+	if same {
+		o.memo.remember(gvk, key, existing, digest)
+	}
 	return same
+}
+
+// Memo remembers for which configuration Unchanged last found an object
+// unchanged, by the object's UID and resourceVersion, so that the next
+// reconcile that finds the same object and the same configuration skips
+// the comparison: extracting the owned fields costs about 0.3 ms of CPU per
+// object, a remembered answer under 0.05 ms (BenchmarkUnchanged).
+// An object never changes without a new resourceVersion, so a remembered
+// answer stays right for as long as the object shows that version. It
+// holds one entry per object name; Forget drops an owner's. The zero value
+// is not usable; a nil *Memo remembers nothing.
+type Memo struct {
+	mu      sync.Mutex
+	entries map[memoKey]memoEntry
+}
+
+type memoKey struct {
+	kind            string
+	namespace, name string
+}
+
+type memoEntry struct {
+	uid             types.UID
+	resourceVersion string
+	digest          [sha256.Size]byte
+}
+
+// NewMemo returns an empty Memo.
+func NewMemo() *Memo { return &Memo{entries: map[memoKey]memoEntry{}} }
+
+// WithMemo makes Unchanged remember its answers in m.
+func WithMemo(m *Memo) Option {
+	return func(o *options) { o.memo = m }
+}
+
+// Forget drops what m remembers of the objects named names in namespace,
+// of every kind: the objects of an owner that is gone.
+func (m *Memo) Forget(namespace string, names ...string) {
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for k := range m.entries {
+		if k.namespace == namespace && slices.Contains(names, k.name) {
+			delete(m.entries, k)
+		}
+	}
+}
+
+func (m *Memo) holds(gvk schema.GroupVersionKind, key client.ObjectKey, obj client.Object, digest [sha256.Size]byte) bool {
+	if m == nil {
+		return false
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	e, ok := m.entries[memoKey{gvk.Kind, key.Namespace, key.Name}]
+	return ok && e.uid == obj.GetUID() && e.resourceVersion == obj.GetResourceVersion() && e.digest == digest
+}
+
+func (m *Memo) remember(gvk schema.GroupVersionKind, key client.ObjectKey, obj client.Object, digest [sha256.Size]byte) {
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.entries[memoKey{gvk.Kind, key.Namespace, key.Name}] = memoEntry{uid: obj.GetUID(), resourceVersion: obj.GetResourceVersion(), digest: digest}
+}
+
+func (m *Memo) forget(gvk schema.GroupVersionKind, key client.ObjectKey) {
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.entries, memoKey{gvk.Kind, key.Namespace, key.Name})
+}
+
+// digestOf is the hash of u's JSON form; encoding/json sorts map keys, so
+// equal configurations hash alike.
+func digestOf(u *unstructured.Unstructured) ([sha256.Size]byte, error) {
+	data, err := json.Marshal(u.Object)
+	if err != nil {
+		return [sha256.Size]byte{}, fmt.Errorf("encoding %s %s: %w", u.GetKind(), klog.KObj(u), err)
+	}
+	return sha256.Sum256(data), nil
 }
 
 // holdsIntent reports whether applying u to obj would change nothing. obj

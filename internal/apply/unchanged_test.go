@@ -3,6 +3,7 @@ package apply_test
 import (
 	"context"
 	"fmt"
+	"reflect"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -62,9 +63,9 @@ func (c *writeCounter) Update(ctx context.Context, obj client.Object, opts ...cl
 }
 
 // applyUnlessUnchanged is what a reconciler does with Unchanged.
-func applyUnlessUnchanged(t *testing.T, c client.Client, app *v1.CanaryApp, obj any) {
+func applyUnlessUnchanged(t *testing.T, c client.Client, app *v1.CanaryApp, obj any, opts ...apply.Option) {
 	t.Helper()
-	if apply.Unchanged(t.Context(), c, app, obj) {
+	if apply.Unchanged(t.Context(), c, app, obj, opts...) {
 		return
 	}
 	if err := apply.Apply(t.Context(), c, app, obj); err != nil {
@@ -103,16 +104,17 @@ func TestUnchangedSteadyObjectsCostNoWrites(t *testing.T) {
 			t.Errorf("%s field managers after the create (-want +got):\n%s", obj.GetName(), diff)
 		}
 	}
+	memo := apply.WithMemo(apply.NewMemo())
 	for range 5 {
 		for _, obj := range configs(app.Spec.Image) {
-			applyUnlessUnchanged(t, c, app, obj)
+			applyUnlessUnchanged(t, c, app, obj, memo)
 		}
 	}
 	if c.writes != 6 {
 		t.Fatalf("five rounds with the same configurations wrote %d times, want none", c.writes-6)
 	}
 
-	applyUnlessUnchanged(t, c, app, workload.PrimaryDeployment(app, "registry.example.com/shop:v2"))
+	applyUnlessUnchanged(t, c, app, workload.PrimaryDeployment(app, "registry.example.com/shop:v2"), memo)
 	if c.writes != 7 {
 		t.Errorf("a new image took %d writes, want 1", c.writes-6)
 	}
@@ -123,7 +125,7 @@ func TestUnchangedSteadyObjectsCostNoWrites(t *testing.T) {
 	if diff := cmp.Diff([]string{"canaryop/Apply"}, managers(d)); diff != "" {
 		t.Errorf("field managers (-want +got):\n%s", diff)
 	}
-	applyUnlessUnchanged(t, c, app, workload.PrimaryDeployment(app, "registry.example.com/shop:v2"))
+	applyUnlessUnchanged(t, c, app, workload.PrimaryDeployment(app, "registry.example.com/shop:v2"), memo)
 	if c.writes != 7 {
 		t.Errorf("the applied image again wrote %d times, want none", c.writes-7)
 	}
@@ -239,6 +241,7 @@ func TestUnchangedSeesDrift(t *testing.T) {
 				ns := env.NewNamespace(t)
 				app := newApp(t, ns, "shop")
 				c := trimmingClient{env.Client}
+				memo := apply.WithMemo(apply.NewMemo())
 				if err := apply.Apply(ctx, c, app, tc.config(app)); err != nil {
 					t.Fatal(err)
 				}
@@ -253,18 +256,21 @@ func TestUnchangedSeesDrift(t *testing.T) {
 						}
 					}
 				}
-				if !apply.Unchanged(ctx, c, app, tc.config(app)) {
-					t.Fatal("Unchanged() = false before the drift")
+				// Twice, so that the second answer comes from the memo.
+				for range 2 {
+					if !apply.Unchanged(ctx, c, app, tc.config(app), memo) {
+						t.Fatal("Unchanged() = false before the drift")
+					}
 				}
 				tc.drift(t, ns)
-				if apply.Unchanged(ctx, c, app, tc.config(app)) {
+				if apply.Unchanged(ctx, c, app, tc.config(app), memo) {
 					t.Fatal("Unchanged() = true after the drift")
 				}
 				if err := apply.Apply(ctx, c, app, tc.config(app)); err != nil {
 					t.Fatal(err)
 				}
 				tc.check(t, ns)
-				if !apply.Unchanged(ctx, c, app, tc.config(app)) {
+				if !apply.Unchanged(ctx, c, app, tc.config(app), memo) {
 					t.Error("Unchanged() = false after the repair")
 				}
 			})
@@ -371,5 +377,96 @@ func TestTrimManagedFields(t *testing.T) {
 	}
 	if out, err := apply.TrimManagedFields("not an object"); err != nil || out != "not an object" {
 		t.Errorf("TrimManagedFields(a string) = %v, %v", out, err)
+	}
+}
+
+// fixedClient answers every Get with obj, as a cache would, without a
+// request.
+type fixedClient struct {
+	client.Client
+	obj client.Object
+}
+
+func (c fixedClient) Get(_ context.Context, _ client.ObjectKey, out client.Object, _ ...client.GetOption) error {
+	reflect.ValueOf(out).Elem().Set(reflect.ValueOf(c.obj.DeepCopyObject()).Elem())
+	return nil
+}
+
+// BenchmarkUnchanged is the CPU a reconcile spends to learn that the
+// primary Deployment needs no write (a copy out of the cache included), by
+// comparing and when a Memo remembers the last comparison.
+//
+//	go test ./internal/apply -run '^$' -bench Unchanged
+func BenchmarkUnchanged(b *testing.B) {
+	ns := env.NewNamespace(b)
+	app := env.NewApp(b, ns, "shop")
+	ctx := context.Background()
+	if err := apply.Apply(ctx, env.Client, app, workload.PrimaryDeployment(app, app.Spec.Image)); err != nil {
+		b.Fatal(err)
+	}
+	d := &appsv1.Deployment{}
+	if err := env.Client.Get(ctx, types.NamespacedName{Namespace: ns, Name: "shop"}, d); err != nil {
+		b.Fatal(err)
+	}
+	c := fixedClient{Client: env.Client, obj: d}
+	for _, bc := range []struct {
+		name string
+		opts []apply.Option
+	}{
+		{"compared", nil},
+		{"remembered", []apply.Option{apply.WithMemo(apply.NewMemo())}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if !apply.Unchanged(ctx, c, app, workload.PrimaryDeployment(app, app.Spec.Image), bc.opts...) {
+					b.Fatal("Unchanged() = false")
+				}
+			}
+		})
+	}
+}
+
+// TestMemoForget: a forgotten object is compared again, and an object
+// Unchanged finds missing is forgotten.
+func TestMemoForget(t *testing.T) {
+	ctx := t.Context()
+	ns := env.NewNamespace(t)
+	app := newApp(t, ns, "shop")
+	memo := apply.NewMemo()
+	if err := apply.Apply(ctx, env.Client, app, workload.Service(app)); err != nil {
+		t.Fatal(err)
+	}
+	s := &corev1.Service{}
+	if err := env.Client.Get(ctx, types.NamespacedName{Namespace: ns, Name: "shop"}, s); err != nil {
+		t.Fatal(err)
+	}
+	// A reader that serves the Service with managedFields nobody could
+	// have: only a remembered answer can say "unchanged".
+	emptied := s.DeepCopy()
+	emptied.ManagedFields = nil
+	c := fixedClient{Client: env.Client, obj: s}
+	if !apply.Unchanged(ctx, c, app, workload.Service(app), apply.WithMemo(memo)) {
+		t.Fatal("Unchanged() = false")
+	}
+	if !apply.Unchanged(ctx, fixedClient{Client: env.Client, obj: emptied}, app, workload.Service(app), apply.WithMemo(memo)) {
+		t.Fatal("the second Unchanged() did not use the memo")
+	}
+	memo.Forget(ns, "shop")
+	if apply.Unchanged(ctx, fixedClient{Client: env.Client, obj: emptied}, app, workload.Service(app), apply.WithMemo(memo)) {
+		t.Error("Unchanged() = true after Forget")
+	}
+
+	if !apply.Unchanged(ctx, c, app, workload.Service(app), apply.WithMemo(memo)) {
+		t.Fatal("Unchanged() = false")
+	}
+	if err := env.Client.Delete(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	if apply.Unchanged(ctx, env.Client, app, workload.Service(app), apply.WithMemo(memo)) {
+		t.Fatal("Unchanged() = true for a deleted Service")
+	}
+	if apply.Unchanged(ctx, fixedClient{Client: env.Client, obj: emptied}, app, workload.Service(app), apply.WithMemo(memo)) {
+		t.Error("the deleted Service is still remembered")
 	}
 }
