@@ -43,6 +43,12 @@ func BenchmarkErrorToRollback(b *testing.B) {
 				g.Eventually(func(g Gomega) v1.Phase { return get(g, app).Status.Phase }, timeout, poll).Should(Equal(v1.PhaseStable))
 				setImage(g, app, image("v3"))
 				g.Eventually(func(g Gomega) int32 { return canaryWeight(g, ns, appName) }, timeout, 20*time.Millisecond).Should(Equal(int32(25)))
+				// The first check at a weight runs as soon as the weight is
+				// set; errors that start before it would be seen at once.
+				g.Eventually(func(g Gomega) bool {
+					checks := get(g, app).Status.Checks
+					return len(checks) > 0 && checks[len(checks)-1].Weight == 25
+				}, timeout, 20*time.Millisecond).Should(BeTrue())
 				// Errors become visible at a random point between checks.
 				time.Sleep(time.Duration(i%5) * bc.check / 5)
 				b.StartTimer()

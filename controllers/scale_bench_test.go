@@ -294,9 +294,10 @@ func BenchmarkCacheMemory(b *testing.B) {
 		d.Status = appsv1.DeploymentStatus{ObservedGeneration: 1, Replicas: 2, UpdatedReplicas: 2, ReadyReplicas: 2, AvailableReplicas: 2,
 			Conditions: []appsv1.DeploymentCondition{{Type: appsv1.DeploymentAvailable, Status: corev1.ConditionTrue, Reason: "MinimumReplicasAvailable", LastUpdateTime: metav1.Now(), LastTransitionTime: metav1.Now()}}}
 		g.Expect(env.Client.Status().Patch(ctx, d, client.MergeFrom(base), client.FieldOwner("kube-controller-manager"))).To(Succeed())
+		// Headless: envtest's Service range has room for 250 cluster IPs.
 		s := &corev1.Service{
 			ObjectMeta: metav1.ObjectMeta{Namespace: otherNS, Name: labels["app"], Labels: labels},
-			Spec:       corev1.ServiceSpec{Selector: labels, Ports: []corev1.ServicePort{{Name: "http", Port: 80}}},
+			Spec:       corev1.ServiceSpec{ClusterIP: corev1.ClusterIPNone, Selector: labels, Ports: []corev1.ServicePort{{Name: "http", Port: 80}}},
 		}
 		g.Expect(env.Client.Create(ctx, s, client.FieldOwner("kubectl-client-side-apply"))).To(Succeed())
 	}
