@@ -73,7 +73,7 @@ func New(mgr ctrl.Manager, o Options) *CanaryAppReconciler {
 // resource delays a restart, which reads every CanaryApp once uncached
 // (10,000 apps at 100 QPS: 100 s before the last one is looked at). In
 // BenchmarkReconcileTuning 100 QPS (burst 200) cost nothing at 100 apps and
-// 20 QPS (burst 30) made a round five times slower (BENCHMARKS.md).
+// 20 QPS (burst 30) made a round four to six times slower (BENCHMARKS.md).
 const (
 	DefaultKubeAPIQPS   = -1
 	DefaultKubeAPIBurst = 0
