@@ -287,6 +287,13 @@ func TestValidationRejectsBadSpecs(t *testing.T) {
 		{"host", func(a *v1.CanaryApp) { a.Spec.Hosts = []string{"http://shop.example.com"} }, "hosts"},
 		{"git url", func(a *v1.CanaryApp) { a.Spec.GitOps = &v1.GitOpsSpec{RepoURL: "file:///etc"} }, "gitops.repoURL must be"},
 		{"git path escapes", func(a *v1.CanaryApp) { a.Spec.GitOps = &v1.GitOpsSpec{Path: "apps/../../etc"} }, "gitops.path must be relative"},
+		{"git url dot-segment", func(a *v1.CanaryApp) {
+			a.Spec.GitOps = &v1.GitOpsSpec{RepoURL: "https://github.com/acme/team-a/../team-b/x.git"}
+		}, "gitops.repoURL must be canonical"},
+		{"git url percent-encoded", func(a *v1.CanaryApp) {
+			a.Spec.GitOps = &v1.GitOpsSpec{RepoURL: "https://github.com/acme/team-a/%2e%2e/team-b/x.git"}
+		}, "gitops.repoURL must be canonical"},
+		{"git url empty segment", func(a *v1.CanaryApp) { a.Spec.GitOps = &v1.GitOpsSpec{RepoURL: "https://github.com/acme//x.git"} }, "gitops.repoURL must be canonical"},
 		{"git mode", func(a *v1.CanaryApp) { a.Spec.GitOps = &v1.GitOpsSpec{Rollback: "Email"} }, "rollback"},
 	}
 	for _, tc := range cases {

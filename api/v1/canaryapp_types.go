@@ -263,6 +263,7 @@ type GitOpsSpec struct {
 	// +optional
 	// +kubebuilder:validation:MaxLength=2048
 	// +kubebuilder:validation:XValidation:rule="self.matches('^(https?|ssh)://[^ ]+$') || self.matches('^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^ ]+$')",message="gitops.repoURL must be an http(s):// or ssh:// URL, or scp-like user@host:path"
+	// +kubebuilder:validation:XValidation:rule="!self.contains('/../') && !self.contains('/./') && !self.endsWith('/..') && !self.contains('%') && !self.contains('\\\\') && !self.matches('^[a-z]+://.*//')",message="gitops.repoURL must be canonical: no '.' or '..' segments, empty segments, backslashes or percent-encoding (credentials are matched on the path)"
 	RepoURL string `json:"repoURL,omitempty"`
 
 	// branch is the branch that Argo CD syncs from. Discovered from the Argo
