@@ -397,6 +397,10 @@ func (w *GitWriter) discover(ctx context.Context, app *v1.CanaryApp) (argocd.Sou
 		if g.RepoURL != "" && g.Path != "" {
 			return argocd.Source{}, false, nil
 		}
+		if errors.Is(err, argocd.ErrNotYetProven) {
+			return argocd.Source{}, false, &Error{reason: v1.ReasonWriteBackNotPermitted,
+				err: fmt.Errorf("gitops: %w: %w; asking Argo CD again", ErrNotPermitted, err)}
+		}
 		return argocd.Source{}, false, stalled(v1.ReasonWriteBackNotPermitted, fmt.Errorf("gitops: %w: %w", ErrNotPermitted, err))
 	case errors.Is(err, argocd.ErrUnresolvable):
 		return argocd.Source{}, false, stalled(v1.ReasonRepositoryUnknown, fmt.Errorf("gitops: %w: %w", ErrRepositoryUnknown, err))

@@ -424,6 +424,46 @@ func TestDiscoveryFromArgoCD(t *testing.T) {
 	}
 }
 
+// An Application that deploys into the app's namespace but whose status
+// does not list the app yet (a first sync, a Git server that was down so
+// Argo CD could not compare) is asked again, not stalled on; nothing is
+// fetched until it proves the app, and then the write goes through.
+func TestDiscoveryWaitsForArgoCDToListTheApp(t *testing.T) {
+	e := newEnv(t, map[string]string{"apps/shop/web.yaml": shopManifest})
+	appObj := &unstructured.Unstructured{Object: map[string]any{"spec": map[string]any{
+		"destination": map[string]any{"namespace": "shop"},
+		"source":      map[string]any{"repoURL": e.url(), "targetRevision": "HEAD", "path": "apps/shop"}}}}
+	appObj.SetGroupVersionKind(argocd.ApplicationGVK)
+	appObj.SetNamespace("argocd")
+	appObj.SetName("shop")
+	scheme := runtime.NewScheme()
+	scheme.AddKnownTypeWithName(argocd.ApplicationGVK, &unstructured.Unstructured{})
+	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(appObj).Build()
+	e.writer.opts.Discoverer = argocd.New(c, "argocd")
+	app := canaryApp(&v1.GitOpsSpec{}, rollback(time.Now()))
+	app.Annotations = map[string]string{argocd.TrackingAnnotation: "shop:canary.atze.io/CanaryApp:shop/web"}
+	ctx := context.Background()
+
+	_, err := e.writer.Write(ctx, app)
+	var we *Error
+	if !errors.As(err, &we) || IsStalled(err) || we.Reason() != v1.ReasonWriteBackNotPermitted || !errors.Is(err, argocd.ErrNotYetProven) {
+		t.Fatalf("before Argo CD lists the app: err = %v, want a retried refusal", err)
+	}
+	if _, err := os.Stat(e.writer.opts.Cache.Path(e.url())); !os.IsNotExist(err) {
+		t.Fatalf("an unproven write-back fetched the repository (stat: %v)", err)
+	}
+	manages(appObj, "shop", "web")
+	if err := c.Update(ctx, appObj); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.writer.Write(ctx, app); err != nil {
+		t.Fatalf("after Argo CD lists the app: %v", err)
+	}
+	if !strings.Contains(e.show("origin/main:apps/shop/web.yaml"), "image: ghcr.io/acme/web:v2") {
+		t.Fatal("the rollback was not written")
+	}
+}
+
 // manages makes the Application u report, as Argo CD does, that it syncs
 // CanaryApp ns/name into ns.
 func manages(u *unstructured.Unstructured, ns, name string) {

@@ -72,6 +72,11 @@ var (
 	// is another namespace). The message never says which, so a hint that
 	// names another team's Application learns nothing about it.
 	ErrNotProven = errors.New("the Argo CD Application named by this object's tracking metadata does not manage it")
+	// ErrNotYetProven (an ErrNotProven): the Application deploys into the
+	// object's namespace but its status does not list the object as synced,
+	// which Argo CD changes on its own (a first sync, a refresh, a Git
+	// server that was down), so asking again later may prove it.
+	ErrNotYetProven = fmt.Errorf("%w yet", ErrNotProven)
 )
 
 // Source is where the manifest lives in Git.
@@ -133,8 +138,11 @@ func (d *Discoverer) Discover(ctx context.Context, app *v1.CanaryApp) (Source, e
 		}
 		return Source{}, fmt.Errorf("read Argo CD Application %s/%s: %w", ns, name, err)
 	}
-	if !manages(u, app) {
+	if dest, _, _ := unstructured.NestedString(u.Object, "spec", "destination", "namespace"); dest != app.Namespace {
 		return Source{}, notProven
+	}
+	if !lists(u, app) {
+		return Source{}, fmt.Errorf("%w (Application %s/%s)", ErrNotYetProven, ns, name)
 	}
 	src, err := sourceOf(u)
 	if err != nil {
@@ -144,14 +152,9 @@ func (d *Discoverer) Discover(ctx context.Context, app *v1.CanaryApp) (Source, e
 	return src, nil
 }
 
-// manages reports whether the Application u manages app, from fields only
-// Argo CD and the admin write: its destination namespace and the resources
-// Argo CD reports it syncs.
-func manages(u *unstructured.Unstructured, app *v1.CanaryApp) bool {
-	dest, _, _ := unstructured.NestedString(u.Object, "spec", "destination", "namespace")
-	if dest != app.Namespace {
-		return false
-	}
+// lists reports whether the Application u reports app among the resources
+// it syncs (status is written by Argo CD only), not as one to prune.
+func lists(u *unstructured.Unstructured, app *v1.CanaryApp) bool {
 	resources, _, _ := unstructured.NestedSlice(u.Object, "status", "resources")
 	for _, r := range resources {
 		m, ok := r.(map[string]any)

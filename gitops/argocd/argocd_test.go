@@ -150,6 +150,18 @@ func TestDiscoverRefusesUnprovenApplications(t *testing.T) {
 			t.Errorf("%s: err = %v, want ErrNotProven", name, err)
 		}
 	}
+	// Only an Application deploying into the object's own namespace is
+	// worth asking again; one deploying elsewhere never proves it.
+	for name, app := range map[string]*v1.CanaryApp{
+		"resource entry that requires pruning": evil("", "pruned"),
+		"label naming team B's Application":    evil("", "team-b-payments"),
+		"destination in another namespace":     evil("", "other-dest"),
+	} {
+		_, err := d.Discover(context.Background(), app)
+		if want := name == "resource entry that requires pruning"; errors.Is(err, ErrNotYetProven) != want {
+			t.Errorf("%s: err = %v, retried = %v, want %v", name, err, !want, want)
+		}
+	}
 	// Team B's own object is proven by its Application.
 	own := &v1.CanaryApp{ObjectMeta: metav1.ObjectMeta{Namespace: "team-b", Name: "payments", Labels: map[string]string{InstanceLabel: "team-b-payments"}}}
 	got, err := d.Discover(context.Background(), own)
