@@ -203,7 +203,7 @@ func TestRestartMidRollback(t *testing.T) {
 	g := NewWithT(t)
 	prom := newFakeProm(t)
 	first := startManager(t, nil)
-	ns, app := stableApp(t, g, prom.URL, nil, nil)
+	ns, app := stableApp(t, g, prom.URL, nil, holdAtFirstStep)
 	setImage(g, app, image("v3"))
 	g.Eventually(func(g Gomega) int32 { return canaryWeight(g, ns, appName) }, timeout, 50*time.Millisecond).Should(Equal(int32(25)))
 	first.stop()

@@ -94,7 +94,7 @@ func TestHostileAppsDoNotDelayAnHonestRollback(t *testing.T) {
 		a.Spec.GitOps = &v1.GitOpsSpec{RepoURL: repo.url(), Branch: "main", Path: "apps/bomb"}
 	})
 
-	ns, honest := stableApp(t, g, honestProm.URL, nil, nil)
+	ns, honest := stableApp(t, g, honestProm.URL, nil, holdAtFirstStep)
 	setImage(g, honest, image("v3"))
 	setImage(g, bomber, image("v3"))
 	g.Eventually(func(g Gomega) int32 { return canaryWeight(g, ns, appName) }, timeout, 50*time.Millisecond).Should(Equal(int32(25)))

@@ -108,6 +108,7 @@ func TestWriteBackPullRequest(t *testing.T) {
 	startManager(t, w, func(r *controllers.CanaryAppReconciler) { r.PullRequestPoll = 500 * time.Millisecond })
 	ns, app := stableApp(t, g, prom.URL, nil, func(a *v1.CanaryApp) {
 		a.Spec.GitOps = &v1.GitOpsSpec{RepoURL: repo.url(), Branch: "main", Path: "apps/canaryapp-sample", Rollback: v1.WritePullRequest}
+		holdAtFirstStep(a)
 	})
 	setImage(g, app, image("v3"))
 	g.Eventually(func(g Gomega) int32 { return canaryWeight(g, ns, appName) }, timeout, 50*time.Millisecond).Should(Equal(int32(25)))

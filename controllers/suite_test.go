@@ -220,6 +220,12 @@ func sample(ns, promURL string) *v1.CanaryApp {
 	}
 }
 
+// holdAtFirstStep keeps a canary at its first weight until a check fails,
+// so a loaded machine cannot promote it before the test turns it bad.
+func holdAtFirstStep(a *v1.CanaryApp) {
+	a.Spec.Analysis.Interval = &metav1.Duration{Duration: time.Hour}
+}
+
 func ptr[T any](v T) *T { return &v }
 
 func image(tag string) string { return "atzedevries/go-status-code-server:" + tag }

@@ -110,7 +110,7 @@ func TestTenantCannotWriteAnotherTeamsGit(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			g := NewWithT(t)
 			prom.set("good")
-			ns, app := stableApp(t, g, prom.URL, nil, mutate)
+			ns, app := stableApp(t, g, prom.URL, nil, func(a *v1.CanaryApp) { mutate(a); holdAtFirstStep(a) })
 			setImage(g, app, "ghcr.io/attacker/backdoor:1")
 			g.Eventually(func(g Gomega) int32 { return canaryWeight(g, ns, appName) }, timeout, 50*time.Millisecond).Should(Equal(int32(25)))
 			prom.set("bad")
@@ -135,6 +135,7 @@ func TestTenantCannotWriteAnotherTeamsGit(t *testing.T) {
 	_, app := stableAppIn(t, g, teamB, prom.URL, func(a *v1.CanaryApp) {
 		a.Spec.GitOps = &v1.GitOpsSpec{}
 		a.Labels = map[string]string{argocd.InstanceLabel: "team-b-sample"}
+		holdAtFirstStep(a)
 	})
 	setImage(g, app, image("v3"))
 	g.Eventually(func(g Gomega) int32 { return canaryWeight(g, teamB, appName) }, timeout, 50*time.Millisecond).Should(Equal(int32(25)))

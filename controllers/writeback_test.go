@@ -197,6 +197,7 @@ func TestWriteBackWithoutCredentials(t *testing.T) {
 	startManager(t, w)
 	ns, app := stableApp(t, g, prom.URL, nil, func(a *v1.CanaryApp) {
 		a.Spec.GitOps = &v1.GitOpsSpec{RepoURL: repo.url(), Branch: "main", Path: "apps/canaryapp-sample"}
+		holdAtFirstStep(a)
 	})
 	setImage(g, app, image("v3"))
 	g.Eventually(func(g Gomega) int32 { return canaryWeight(g, ns, appName) }, timeout, 50*time.Millisecond).Should(Equal(int32(25)))
