@@ -70,7 +70,7 @@ func setRolloutConditions(app *v1.CanaryApp, obs *observation) {
 		if last := lastFailure(app); last != nil && last.Image == app.Spec.Image {
 			reason = v1.ReasonRolledBack
 		}
-		msg := fmt.Sprintf("spec.image %s failed its canary and is not tried again; the app keeps running %s. Name another image (or remove its spec.failedImages entry in Git) to go on", app.Spec.Image, st.StableImage)
+		msg := fmt.Sprintf("spec.image %s failed its canary and is not tried again; the app keeps running %s. Name another image, or allow a retry (the canary.atze.io/retry annotation, or remove its spec.failedImages entry in Git) to go on", app.Spec.Image, st.StableImage)
 		set(v1.ConditionStalled, metav1.ConditionTrue, reason, msg)
 		set(v1.ConditionReady, metav1.ConditionFalse, reason, msg)
 		set(v1.ConditionProgressing, metav1.ConditionFalse, reason, msg)
@@ -96,6 +96,10 @@ func progressReason(st *v1.CanaryAppStatus) (string, string) {
 	switch {
 	case st.Phase == v1.PhasePromoting:
 		return v1.ReasonPromoting, fmt.Sprintf("primary is rolling out %s", st.CanaryImage)
+	case st.Approval != nil:
+		return v1.ReasonWaitingForApproval, fmt.Sprintf("canary %s passed analysis at weight %d and waits for approval: set spec.approvedImage to it", st.CanaryImage, st.CanaryWeight)
+	case st.SuspendedAt != nil:
+		return v1.ReasonSuspended, fmt.Sprintf("canary %s is suspended at weight %d (spec.suspend); checks keep running", st.CanaryImage, st.CanaryWeight)
 	case st.StepStartedAt == nil:
 		return v1.ReasonWaitingForCanary, fmt.Sprintf("waiting for canary %s to become available", st.CanaryImage)
 	default:

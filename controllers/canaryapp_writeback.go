@@ -289,6 +289,9 @@ func (r *CanaryAppReconciler) verifyOutcome(ctx context.Context, app *v1.CanaryA
 	if wb.Outcome == v1.OutcomeRolledBack && (wb.FailedImage == "" || wb.FailedImage == wb.Image || !app.IsFailedImage(wb.FailedImage)) {
 		return &unverifiedOutcome{msg: "the outcome is not written: its failed image is not one this app rolled back"}
 	}
+	if a := app.Status.LastAction; wb.Outcome == v1.OutcomeRetryAllowed && (a == nil || a.Action != v1.ActionRetry || a.Image != wb.FailedImage) {
+		return &unverifiedOutcome{msg: "the outcome is not written: no retry request of this app allowed its image"}
+	}
 	return nil
 }
 
@@ -374,8 +377,11 @@ func (r *CanaryAppReconciler) pullRequestPoll() time.Duration {
 // outcomeText names an outcome for people: "promotion of app:v2" or
 // "rollback of app:v3 to app:v2".
 func outcomeText(wb *v1.WriteBackStatus) string {
-	if wb.Outcome == v1.OutcomeRolledBack {
+	switch wb.Outcome {
+	case v1.OutcomeRolledBack:
 		return fmt.Sprintf("rollback of %s to %s", wb.FailedImage, wb.Image)
+	case v1.OutcomeRetryAllowed:
+		return fmt.Sprintf("retry of %s", wb.FailedImage)
 	}
 	return fmt.Sprintf("promotion of %s", wb.Image)
 }

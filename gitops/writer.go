@@ -172,7 +172,9 @@ func Mode(g *v1.GitOpsSpec, outcome v1.Outcome) v1.WriteMode {
 		return v1.WriteNone
 	}
 	m := g.Promotion
-	if outcome == v1.OutcomeRolledBack {
+	if outcome == v1.OutcomeRolledBack || outcome == v1.OutcomeRetryAllowed {
+		// A retry undoes a rollback's record: it is written the way
+		// rollbacks are.
 		m = g.Rollback
 	}
 	if m == "" {
@@ -484,6 +486,11 @@ func changeFor(app *v1.CanaryApp, wb *v1.WriteBackStatus, path string, target ma
 			ExpectImages: []string{wb.FailedImage},
 			FailedImage:  &v1.FailedImage{Image: wb.FailedImage, Reason: safetext.Truncate(wb.Reason, 1024), Time: &decided},
 		}, nil
+	case v1.OutcomeRetryAllowed:
+		if wb.FailedImage == "" {
+			return manifest.Change{}, stalled(v1.ReasonInvalidSpec, errors.New("gitops: a retry without an image"))
+		}
+		return manifest.Change{AllowImage: wb.FailedImage}, nil
 	case v1.OutcomePromoted:
 		c := manifest.Change{Image: wb.Image}
 		rendered, err := manifest.Render(fsys, path, target)
@@ -544,6 +551,10 @@ func reportInput(app *v1.CanaryApp, wb *v1.WriteBackStatus, applied manifest.Res
 	if applied.ImageSkipped {
 		in.KeptImage = applied.PreviousImage
 	}
+	if wb.Outcome == v1.OutcomeRetryAllowed {
+		// The history is the failed canary's, not evidence for a retry.
+		in.Query, in.Checks = "", nil
+	}
 	return in
 }
 
@@ -558,6 +569,9 @@ func describe(r manifest.Result, c gitrepo.Commit, image string) string {
 	}
 	if r.RecordAdded {
 		parts = append(parts, "failed image recorded")
+	}
+	if r.RecordRemoved {
+		parts = append(parts, "failure record removed")
 	}
 	switch {
 	case c.Created:
@@ -576,8 +590,11 @@ func short(sha string) string {
 }
 
 func outcomeLabel(o v1.Outcome) string {
-	if o == v1.OutcomeRolledBack {
+	switch o {
+	case v1.OutcomeRolledBack:
 		return "canary-rolled-back"
+	case v1.OutcomeRetryAllowed:
+		return "canary-retry"
 	}
 	return "canary-promoted"
 }
@@ -591,7 +608,7 @@ var unsafeRef = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
 // (with "-" between them, team/b-x and team-b/x did).
 func BranchName(namespace, name string, wb *v1.WriteBackStatus) string {
 	image := wb.Image
-	if wb.Outcome == v1.OutcomeRolledBack && wb.FailedImage != "" {
+	if (wb.Outcome == v1.OutcomeRolledBack || wb.Outcome == v1.OutcomeRetryAllowed) && wb.FailedImage != "" {
 		image = wb.FailedImage
 	}
 	image = unsafeRef.ReplaceAllString(strings.ReplaceAll(image, "sha256:", ""), "-")

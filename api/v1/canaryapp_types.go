@@ -137,6 +137,18 @@ type CanaryAppSpec struct {
 	// this object.
 	// +optional
 	GitOps *GitOpsSpec `json:"gitops,omitempty"`
+
+	// suspend freezes a running canary: its weight stays and the step clock
+	// stops. Checks still run, and a failing check still rolls it back.
+	// +optional
+	Suspend bool `json:"suspend,omitempty"`
+
+	// approvedImage approves a canary held at the gate of
+	// analysis.approval: Manual. The canary is promoted when this names its
+	// image.
+	// +optional
+	// +kubebuilder:validation:MaxLength=512
+	ApprovedImage string `json:"approvedImage,omitempty"`
 }
 
 // QueryErrorPolicy says what a check means when Prometheus could not answer
@@ -219,6 +231,12 @@ type AnalysisSpec struct {
 	// Such a check never passes.
 	// +optional
 	OnQueryError QueryErrorPolicy `json:"onQueryError,omitempty"`
+
+	// approval is Automatic (default: promote after the last step) or
+	// Manual (wait at the last weight until spec.approvedImage names the
+	// canary; checks keep running and a failing check still rolls back).
+	// +optional
+	Approval ApprovalPolicy `json:"approval,omitempty"`
 }
 
 // FailedImage records an image whose canary failed.
@@ -300,6 +318,9 @@ const (
 	PhasePromoting    Phase = "Promoting"
 	PhaseFailed       Phase = "Failed"
 	PhaseStalled      Phase = "Stalled"
+	// PhaseSuspended: a canary waits for a person (spec.suspend, or the
+	// approval gate).
+	PhaseSuspended Phase = "Suspended"
 )
 
 // CheckVerdict is the outcome of one analysis check.
@@ -404,6 +425,23 @@ type CanaryAppStatus struct {
 	// writeBack is the state of writing the last outcome back to Git.
 	// +optional
 	WriteBack *WriteBackStatus `json:"writeBack,omitempty"`
+
+	// suspendedAt is when spec.suspend froze the running canary's step
+	// clock.
+	// +optional
+	SuspendedAt *metav1.Time `json:"suspendedAt,omitempty"`
+
+	// approval is set while a canary waits at the approval gate.
+	// +optional
+	Approval *ApprovalStatus `json:"approval,omitempty"`
+
+	// requests acknowledges the abort and retry requests acted on.
+	// +optional
+	Requests *RequestStatus `json:"requests,omitempty"`
+
+	// lastAction is the last request a person made and what came of it.
+	// +optional
+	LastAction *ActionRecord `json:"lastAction,omitempty"`
 }
 
 // Outcome is the decision a canary ended with.
@@ -412,6 +450,9 @@ type Outcome string
 const (
 	OutcomePromoted   Outcome = "Promoted"
 	OutcomeRolledBack Outcome = "RolledBack"
+	// OutcomeRetryAllowed: a person allowed failedImage again; its record
+	// is removed from the manifest.
+	OutcomeRetryAllowed Outcome = "RetryAllowed"
 )
 
 // WriteBackStatus tracks writing one canary outcome back to Git. It is kept

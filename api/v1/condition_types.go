@@ -93,4 +93,16 @@ const (
 	// gateway the admin does not allow for this namespace; the
 	// VirtualService routes only the app's own Service.
 	ReasonRouteNotAllowed = "RouteNotAllowed"
+
+	// ReasonWaitingForApproval: the canary passed its last step and waits
+	// at the approval gate for spec.approvedImage.
+	ReasonWaitingForApproval = "WaitingForApproval"
+	// ReasonSuspended: spec.suspend froze the running canary.
+	ReasonSuspended = "Suspended"
+	// ReasonResumed: spec.suspend was cleared; the step clock runs again.
+	ReasonResumed = "Resumed"
+	// ReasonAborted: a person asked to roll the canary back.
+	ReasonAborted = "Aborted"
+	// ReasonRetryAllowed: a person allowed a failed image again.
+	ReasonRetryAllowed = "RetryAllowed"
 )

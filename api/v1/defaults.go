@@ -22,6 +22,7 @@ type Analysis struct {
 	FailureThreshold   int32
 	CanaryReadyTimeout time.Duration
 	OnQueryError       QueryErrorPolicy
+	Approval           ApprovalPolicy
 }
 
 // PromotionWeight is the last weight of the canary before promotion.
@@ -37,6 +38,7 @@ func (s *CanaryAppSpec) EffectiveAnalysis() Analysis {
 		FailureThreshold:   DefaultFailureThreshold,
 		CanaryReadyTimeout: DefaultCanaryReadyTimeout,
 		OnQueryError:       QueryErrorHold,
+		Approval:           ApprovalAutomatic,
 	}
 	step, promote := DefaultStepWeight, DefaultPromotionWeight
 	var explicit []int32
@@ -55,6 +57,9 @@ func (s *CanaryAppSpec) EffectiveAnalysis() Analysis {
 		}
 		if in.OnQueryError == QueryErrorFail {
 			a.OnQueryError = QueryErrorFail
+		}
+		if in.Approval == ApprovalManual {
+			a.Approval = ApprovalManual
 		}
 		if in.StepWeight != nil {
 			step = clampWeight(*in.StepWeight)

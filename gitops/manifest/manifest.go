@@ -80,6 +80,9 @@ type Change struct {
 	// FailedImage is appended to spec.failedImages unless an entry for
 	// that image is there already.
 	FailedImage *v1.FailedImage
+	// AllowImage is removed from spec.failedImages (a retry). An empty
+	// Image leaves the image as it is.
+	AllowImage string
 }
 
 // Result says what Apply did.
@@ -98,6 +101,8 @@ type Result struct {
 	ImageSkipped bool
 	// RecordAdded is true when FailedImage was added.
 	RecordAdded bool
+	// RecordRemoved is true when AllowImage's record was removed.
+	RecordRemoved bool
 }
 
 // Rendered is what the CanaryApp says once rendered.
@@ -198,8 +203,14 @@ func (c Change) validate() error {
 	bad := func(what, img string) error {
 		return &Error{Kind: ErrInvalidChange, Detail: fmt.Sprintf("%s %q is not an image reference", what, safetext.Truncate(img, 100))}
 	}
-	if !isImage(c.Image) {
+	if c.Image != "" && !isImage(c.Image) {
 		return bad("image", c.Image)
+	}
+	if c.Image == "" && c.AllowImage == "" {
+		return bad("image", c.Image)
+	}
+	if c.AllowImage != "" && !isImage(c.AllowImage) {
+		return bad("allowed image", c.AllowImage)
 	}
 	if c.FailedImage != nil && !isImage(c.FailedImage.Image) {
 		return bad("failed image", c.FailedImage.Image)
@@ -355,7 +366,7 @@ func Apply(fsys filesys.FileSystem, path string, t Target, c Change) (Result, er
 	edits := map[*sourceFile][]op{}
 	wantImage := before.Image
 	switch {
-	case before.Image == c.Image:
+	case c.Image == "" || before.Image == c.Image:
 	case len(c.ExpectImages) > 0 && !slices.Contains(c.ExpectImages, before.Image):
 		res.ImageSkipped = true
 	default:
@@ -381,6 +392,16 @@ func Apply(fsys filesys.FileSystem, path string, t Target, c Change) (Result, er
 			key: "failedImages", item: failedItem(*c.FailedImage)})
 		res.RecordAdded = true
 		wantFailed = append(slices.Clone(before.FailedImages), c.FailedImage.Image)
+	}
+	if c.AllowImage != "" && slices.Contains(before.FailedImages, c.AllowImage) {
+		doc, err := tr.source(docs, t, "the failed image's record cannot be removed here")
+		if err != nil {
+			return Result{}, err
+		}
+		edits[doc.file] = append(edits[doc.file], op{kind: opRemoveItem, doc: doc.index, path: []any{"spec"},
+			key: "failedImages", value: c.AllowImage})
+		res.RecordRemoved = true
+		wantFailed = slices.DeleteFunc(slices.Clone(wantFailed), func(s string) bool { return s == c.AllowImage })
 	}
 	if len(edits) == 0 {
 		return res, nil

@@ -192,6 +192,72 @@ status: {}
 `},
 		},
 		{
+			name: "retry removes one record and keeps the image, the other records and comments",
+			files: map[string]string{"app.yaml": `apiVersion: canary.atze.io/v1
+kind: CanaryApp
+metadata:
+  name: canaryapp-sample
+  namespace: default
+spec:
+  # the app
+  image: ghcr.io/atze/app:v2
+  failedImages:
+  - image: ghcr.io/atze/app:v1  # keep
+    reason: old
+  - image: ghcr.io/atze/app:v3
+    reason: 1 failed check
+`},
+			path:   "app.yaml",
+			target: app,
+			change: Change{AllowImage: "ghcr.io/atze/app:v3"},
+			want:   Result{Files: []string{"app.yaml"}, PreviousImage: "ghcr.io/atze/app:v2", RecordRemoved: true},
+			wantOut: map[string]string{"app.yaml": `apiVersion: canary.atze.io/v1
+kind: CanaryApp
+metadata:
+  name: canaryapp-sample
+  namespace: default
+spec:
+  # the app
+  image: ghcr.io/atze/app:v2
+  failedImages:
+  - image: ghcr.io/atze/app:v1 # keep
+    reason: old
+`},
+		},
+		{
+			name: "retry of the only record removes the list",
+			files: map[string]string{"app.yaml": `apiVersion: canary.atze.io/v1
+kind: CanaryApp
+metadata:
+  name: canaryapp-sample
+  namespace: default
+spec:
+  image: ghcr.io/atze/app:v2
+  failedImages:
+  - image: ghcr.io/atze/app:v3
+`},
+			path:   "app.yaml",
+			target: app,
+			change: Change{AllowImage: "ghcr.io/atze/app:v3"},
+			want:   Result{Files: []string{"app.yaml"}, PreviousImage: "ghcr.io/atze/app:v2", RecordRemoved: true},
+			wantOut: map[string]string{"app.yaml": `apiVersion: canary.atze.io/v1
+kind: CanaryApp
+metadata:
+  name: canaryapp-sample
+  namespace: default
+spec:
+  image: ghcr.io/atze/app:v2
+`},
+		},
+		{
+			name:   "retry of an image Git does not record changes nothing",
+			files:  map[string]string{"apps/sample/app.yaml": sampleHead + service},
+			path:   "apps/sample",
+			target: app,
+			change: Change{AllowImage: "ghcr.io/atze/app:v9"},
+			want:   Result{PreviousImage: "ghcr.io/atze/app:v3"},
+		},
+		{
 			name: "compare-and-swap: a newer image in Git is kept, only the record is written",
 			files: map[string]string{"app.yaml": `apiVersion: canary.atze.io/v1
 kind: CanaryApp
@@ -426,7 +492,7 @@ spec:
 				if err != nil {
 					t.Fatalf("second Apply: %v", err)
 				}
-				if len(again.Files) != 0 || again.ImageChanged || again.RecordAdded {
+				if len(again.Files) != 0 || again.ImageChanged || again.RecordAdded || again.RecordRemoved {
 					t.Errorf("second Apply = %+v, want a no-op", again)
 				}
 				r, err := Render(fsys, filepath.Join(root, tt.path), tt.target)
@@ -434,7 +500,7 @@ spec:
 					t.Fatalf("Render: %v", err)
 				}
 				wantImage := tt.change.Image
-				if tt.want.ImageSkipped {
+				if tt.want.ImageSkipped || tt.change.Image == "" {
 					wantImage = tt.want.PreviousImage
 				}
 				if r.Image != wantImage {
@@ -442,6 +508,9 @@ spec:
 				}
 				if tt.change.FailedImage != nil && !slices.Contains(r.FailedImages, tt.change.FailedImage.Image) {
 					t.Errorf("rendered failed images %q lack %q", r.FailedImages, tt.change.FailedImage.Image)
+				}
+				if tt.change.AllowImage != "" && slices.Contains(r.FailedImages, tt.change.AllowImage) {
+					t.Errorf("rendered failed images %q still hold %q", r.FailedImages, tt.change.AllowImage)
 				}
 			})
 		}

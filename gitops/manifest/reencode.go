@@ -89,6 +89,10 @@ func reencodeOps(f *sourceFile, ops []op) ([]byte, error) {
 				}
 			}
 			seq.YNode().Content = append(seq.YNode().Content, item.YNode())
+		case opRemoveItem:
+			if err := removeItem(m, o.key, o.value); err != nil {
+				return nil, err
+			}
 		}
 	}
 
@@ -108,6 +112,27 @@ func reencodeOps(f *sourceFile, ops []op) ([]byte, error) {
 		return nil, err
 	}
 	return buf.Bytes(), nil
+}
+
+// removeItem drops the items of the sequence under key whose image is
+// image, and key itself when the sequence ends up empty.
+func removeItem(m *yaml.RNode, key, image string) error {
+	v := mapValue(m.YNode(), key)
+	if v == nil || v.Kind != yaml.SequenceNode {
+		return opErrorf("%s is not a list", key)
+	}
+	kept := v.Content[:0]
+	for _, item := range v.Content {
+		if iv := mapValue(item, "image"); iv != nil && iv.Kind == yaml.ScalarNode && iv.Value == image {
+			continue
+		}
+		kept = append(kept, item)
+	}
+	v.Content = kept
+	if len(kept) == 0 {
+		return m.PipeE(yaml.Clear(key))
+	}
+	return nil
 }
 
 // lookupCreate follows path, creating missing mappings for string keys.

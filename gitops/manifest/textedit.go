@@ -31,6 +31,9 @@ const (
 	// opAppend appends a mapping item to the block sequence under key in the
 	// mapping at path, creating the sequence when missing.
 	opAppend
+	// opRemoveItem removes the items of the sequence under key whose image
+	// field is value, and the key when no item is left. Always re-encoded.
+	opRemoveItem
 )
 
 type op struct {
@@ -184,6 +187,8 @@ func patchInPlace(f *sourceFile, ops []op) ([]byte, error) {
 			p, err = t.del(m, o.key)
 		case opAppend:
 			p, err = t.appendItem(f.data, m, o.key, o.item)
+		case opRemoveItem:
+			return nil, fmt.Errorf("removing an item: %w", errNotInPlace)
 		}
 		if err != nil {
 			return nil, err

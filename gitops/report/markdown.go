@@ -48,6 +48,13 @@ func PullRequest(in Input) (title, body string) {
 		} else {
 			fmt.Fprintf(&b, "This pull request makes `spec.image` in Git name %s, so that Git matches the cluster.\n\n", code(in.Image, maxImage))
 		}
+	case v1.OutcomeRetryAllowed:
+		fmt.Fprintf(&b, "## Retry allowed: %s\n\n", appRef)
+		fmt.Fprintf(&b, "This pull request removes %s from `spec.failedImages`%s, so that the next change of `spec.image` to it starts a canary.\n\n",
+			code(in.FailedImage, maxImage), at(in.DecidedAt))
+		if in.Reason != "" {
+			fmt.Fprintf(&b, "**Asked:** %s\n\n", md(line(in.Reason, maxReason)))
+		}
 	default:
 		fmt.Fprintf(&b, "## Canary %s: %s\n\n", md(line(string(in.Outcome), maxOutcome)), appRef)
 	}

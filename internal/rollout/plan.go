@@ -108,7 +108,9 @@ func lastCheck(st *v1.CanaryAppStatus) *v1.AnalysisCheck {
 func Plan(in Input) Result {
 	p := planner{in: in, out: Result{Status: *in.App.Status.DeepCopy()}}
 	p.handOverFailedImages()
-	p.step()
+	if !p.requests() {
+		p.step()
+	}
 	st := &p.out.Status
 	p.out.CanaryImage = st.CanaryImage
 	p.out.Weight = st.CanaryWeight
@@ -215,6 +217,9 @@ func (p *planner) waitForCanary() {
 	st := &p.out.Status
 	st.Phase = v1.PhaseProgressing
 	if p.in.Canary.Available && p.in.Canary.Image == st.CanaryImage {
+		if p.holdSuspended() {
+			return
+		}
 		st.CanaryWeight = p.in.Analysis.Weights[0]
 		st.StepStartedAt = p.now()
 		p.event(false, v1.ReasonAnalysing, "Canary %s is available; routing %d%% of traffic to it", st.CanaryImage, st.CanaryWeight)
@@ -265,6 +270,9 @@ func (p *planner) analyse() {
 		}
 	}
 
+	if p.holdSuspended() {
+		return
+	}
 	stepDue := st.StepStartedAt.Add(a.Interval)
 	if p.in.Now.Before(stepDue) {
 		p.requeue(min(stepDue.Sub(p.in.Now), p.untilNextCheck()))
@@ -278,6 +286,9 @@ func (p *planner) analyse() {
 		return
 	}
 	next, ok := nextWeight(a.Weights, st.CanaryWeight)
+	if !ok && p.awaitingApproval() {
+		return
+	}
 	if !ok {
 		p.out.PrimaryImage = st.CanaryImage
 		st.Phase = v1.PhasePromoting
@@ -362,6 +373,8 @@ func (p *planner) endCanary() {
 	st.StepStartedAt = nil
 	st.CanaryStartedAt = nil
 	st.FailedChecks = 0
+	st.SuspendedAt = nil
+	st.Approval = nil
 }
 
 // handOverFailedImages drops in-cluster failure records that Git now holds
