@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -69,6 +70,9 @@ func setRolloutConditions(app *v1.CanaryApp, obs *observation) {
 		reason := v1.ReasonImagePreviouslyFailed
 		if last := lastFailure(app); last != nil && last.Image == app.Spec.Image {
 			reason = v1.ReasonRolledBack
+			if strings.HasPrefix(last.Reason, v1.ReasonAborted+":") {
+				reason = v1.ReasonAborted
+			}
 		}
 		msg := fmt.Sprintf("spec.image %s failed its canary and is not tried again; the app keeps running %s. Name another image, or allow a retry (the canary.atze.io/retry annotation, or remove its spec.failedImages entry in Git) to go on", app.Spec.Image, st.StableImage)
 		set(v1.ConditionStalled, metav1.ConditionTrue, reason, msg)
