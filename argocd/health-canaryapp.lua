@@ -12,6 +12,8 @@
 --   Progressing  no status yet, or status.observedGeneration is older than
 --                metadata.generation: the operator has not seen this spec
 --   Degraded     condition Stalled is True: a person must change something
+--   Suspended    a canary waits for a person: at the approval gate
+--                (status.approval) or frozen by spec.suspend
 --   Progressing  condition Progressing is True: a canary or promotion runs
 --   Healthy      condition Ready is True: the stable image takes all traffic
 --   Progressing  otherwise: waiting for the primary Deployment
@@ -81,6 +83,19 @@ local stalled = findByField(status.conditions, "type", "Stalled")
 if stalled ~= nil and stalled.status == "True" then
   hs.status = "Degraded"
   hs.message = "Stalled: " .. text(stalled)
+  return hs
+end
+
+if status.approval ~= nil and status.canaryImage ~= nil and status.canaryImage ~= "" then
+  hs.status = "Suspended"
+  hs.message = "Canary " .. status.canaryImage .. " passed analysis at weight " .. tostring(status.canaryWeight or 0) ..
+    "% and waits for approval: set spec.approvedImage to it (merge the approval pull request, or run the approve action)"
+  return hs
+end
+if status.suspendedAt ~= nil and status.canaryImage ~= nil and status.canaryImage ~= "" then
+  hs.status = "Suspended"
+  hs.message = "Canary " .. status.canaryImage .. " is suspended at weight " .. tostring(status.canaryWeight or 0) ..
+    "% (spec.suspend); checks keep running"
   return hs
 end
 

@@ -1,7 +1,6 @@
 package argocd_test
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -15,91 +14,29 @@ import (
 
 	v1 "github.com/atzedevries/canaryop/api/v1"
 	"github.com/atzedevries/canaryop/argocd"
+	"github.com/atzedevries/canaryop/argocd/luatest"
 )
 
-// runHealth runs a health script the way Argo CD runs one from argocd-cm
-// (util/lua in Argo CD): a state without the standard libraries except
-// package, base and table, a one-second deadline, the object as the global
-// "obj" converted value by value from its JSON form, and the returned
-// table's status and message read back. Argo CD also opens a reduced "os"
-// library, which the script does not use.
+// runHealth runs a health script as Argo CD runs one from argocd-cm
+// (luatest) and reads the returned table's status and message back.
 func runHealth(t *testing.T, script string, obj *unstructured.Unstructured) (status, message string, err error) {
 	t.Helper()
-	l := lua.NewState(lua.Options{SkipOpenLibs: true})
-	defer l.Close()
-	for _, lib := range []struct {
-		name string
-		open lua.LGFunction
-	}{
-		{lua.LoadLibName, lua.OpenPackage},
-		{lua.BaseLibName, lua.OpenBase},
-		{lua.TabLibName, lua.OpenTable},
-	} {
-		if err := l.CallByParam(lua.P{Fn: l.NewFunction(lib.open), NRet: 0, Protect: true}, lua.LString(lib.name)); err != nil {
-			t.Fatalf("opening %s: %v", lib.name, err)
-		}
-	}
-	ctx, cancel := context.WithTimeout(t.Context(), time.Second)
-	defer cancel()
-	l.SetContext(ctx)
-	l.SetGlobal("obj", toLua(l, obj.Object))
-	if err := l.DoString(script); err != nil {
+	v, done, err := luatest.Run(script, obj.Object)
+	if err != nil {
 		return "", "", err
 	}
-	ret, ok := l.Get(-1).(*lua.LTable)
+	defer done()
+	ret, ok := v.(*lua.LTable)
 	if !ok {
-		return "", "", fmt.Errorf("the script returned %s, Argo CD expects a table", l.Get(-1).Type())
+		return "", "", fmt.Errorf("the script returned %s, Argo CD expects a table", v.Type())
 	}
-	status, message = luaString(ret.RawGetString("status")), luaString(ret.RawGetString("message"))
+	status, message = luatest.String(ret.RawGetString("status")), luatest.String(ret.RawGetString("message"))
 	switch status {
 	case "Healthy", "Progressing", "Degraded", "Suspended", "Missing", "Unknown":
 	default:
 		return "", "", fmt.Errorf("the script returned status %q, which Argo CD turns into Unknown", status)
 	}
 	return status, message, nil
-}
-
-func luaString(v lua.LValue) string {
-	if v == lua.LNil {
-		return ""
-	}
-	return v.String()
-}
-
-// toLua converts a value of an unstructured object as Argo CD does: maps to
-// tables with string keys, slices to array tables, numbers to Lua numbers.
-func toLua(l *lua.LState, v any) lua.LValue {
-	switch x := v.(type) {
-	case nil:
-		return lua.LNil
-	case bool:
-		return lua.LBool(x)
-	case string:
-		return lua.LString(x)
-	case json.Number:
-		return lua.LString(x)
-	case int:
-		return lua.LNumber(x)
-	case int32:
-		return lua.LNumber(x)
-	case int64:
-		return lua.LNumber(x)
-	case float64:
-		return lua.LNumber(x)
-	case []any:
-		tbl := l.CreateTable(len(x), 0)
-		for _, item := range x {
-			tbl.Append(toLua(l, item))
-		}
-		return tbl
-	case map[string]any:
-		tbl := l.CreateTable(0, len(x))
-		for k, item := range x {
-			tbl.RawSetH(lua.LString(k), toLua(l, item))
-		}
-		return tbl
-	}
-	return lua.LNil
 }
 
 const (
@@ -214,6 +151,20 @@ func TestHealth(t *testing.T) {
 			mutate:        then(stable(v1Image), canary(v2Image, 20, v1.ReasonAnalysing, "Check passed")),
 			want:          "Progressing",
 			wantInMessage: []string{"Canary " + v2Image + " at weight 20%", v1.ReasonAnalysing},
+		},
+		{
+			name: "waiting at the approval gate",
+			mutate: then(stable(v1Image), canary(v2Image, 50, v1.ReasonWaitingForApproval, "waits for approval"),
+				func(a *v1.CanaryApp) { a.Status.Approval = &v1.ApprovalStatus{Image: v2Image} }),
+			want:          "Suspended",
+			wantInMessage: []string{v2Image, "weight 50%", "approvedImage"},
+		},
+		{
+			name: "suspended by spec.suspend",
+			mutate: then(stable(v1Image), canary(v2Image, 20, v1.ReasonSuspended, ""),
+				func(a *v1.CanaryApp) { a.Spec.Suspend = true; a.Status.SuspendedAt = &metav1.Time{Time: time.Now()} }),
+			want:          "Suspended",
+			wantInMessage: []string{v2Image, "weight 20%", "spec.suspend"},
 		},
 		{
 			name:          "waiting for the canary Deployment",

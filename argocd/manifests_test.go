@@ -96,7 +96,7 @@ func TestConfigMapPatchHoldsTheHealthScript(t *testing.T) {
 	if got := cm.Data[argocd.HealthCheckKey]; got != argocd.HealthLua {
 		t.Errorf("argocd-cm-patch.yaml's %s differs from health-canaryapp.lua:\n%s", argocd.HealthCheckKey, got)
 	}
-	if len(cm.Data) != 1 {
+	if len(cm.Data) != 2 {
 		t.Errorf("the patch changes other argocd-cm keys too: %v", cm.Data)
 	}
 	if argocd.HealthCheckKey != "resource.customizations.health."+v1.GroupVersion.Group+"_CanaryApp" {

@@ -2,14 +2,20 @@ package controllers_test
 
 import (
 	"context"
+	"encoding/json"
 	"testing"
 	"time"
 
+	jsonpatch "github.com/evanphx/json-patch/v5"
 	. "github.com/onsi/gomega"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/atzedevries/canaryop/api/v1"
+	"github.com/atzedevries/canaryop/argocd"
+	"github.com/atzedevries/canaryop/argocd/luatest"
 )
 
 // patchApp changes the live object with a merge patch.
@@ -146,4 +152,62 @@ func TestRetryWritesTheRemovalToGit(t *testing.T) {
 		a.Spec.Image = image("v3")
 	})
 	g.Eventually(func(g Gomega) int32 { return canaryWeight(g, ns, appName) }, timeout, 50*time.Millisecond).Should(Equal(int32(25)))
+}
+
+// runArgoCDAction runs one of the Argo CD resource actions on the live
+// object and applies the result as Argo CD does: a merge patch from the
+// object it read to the object the script returned.
+func runArgoCDAction(g Gomega, app *v1.CanaryApp, name string) {
+	script, err := argocd.Actions.ReadFile("actions/" + name + ".lua")
+	g.Expect(err).NotTo(HaveOccurred())
+	live := &unstructured.Unstructured{}
+	live.SetGroupVersionKind(v1.GroupVersion.WithKind("CanaryApp"))
+	g.Expect(env.Client.Get(context.Background(), client.ObjectKeyFromObject(app), live)).To(Succeed())
+	before, err := json.Marshal(live.Object)
+	g.Expect(err).NotTo(HaveOccurred())
+	ret, done, err := luatest.Run(string(script), live.Object)
+	g.Expect(err).NotTo(HaveOccurred())
+	defer done()
+	after, err := json.Marshal(luatest.FromLua(ret))
+	g.Expect(err).NotTo(HaveOccurred())
+	patch, err := jsonpatch.CreateMergePatch(before, after)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(env.Client.Patch(context.Background(), live, client.RawPatch(types.MergePatchType, patch))).To(Succeed())
+}
+
+// The Argo CD resource actions steer a canary on the real API server:
+// suspend holds it, resume lets it go on to the approval gate, approve
+// promotes; on the next canary abort rolls back and retry allows the image
+// again.
+func TestArgoCDActionsSteerACanary(t *testing.T) {
+	g := NewWithT(t)
+	prom := newFakeProm(t)
+	startManager(t, nil)
+	ns, app := stableApp(t, g, prom.URL, nil, func(a *v1.CanaryApp) { a.Spec.Analysis.Approval = v1.ApprovalManual })
+
+	setImage(g, app, image("v2"))
+	g.Eventually(func(g Gomega) int32 { return canaryWeight(g, ns, appName) }, timeout, 50*time.Millisecond).Should(BeNumerically(">", 0))
+	runArgoCDAction(g, app, "suspend")
+	g.Eventually(func(g Gomega) *v1.CanaryApp { return get(g, app) }, timeout, poll).Should(
+		haveCondition(v1.ConditionProgressing, metav1.ConditionTrue, v1.ReasonSuspended))
+	held := canaryWeight(g, ns, appName)
+	g.Consistently(func(g Gomega) int32 { return canaryWeight(g, ns, appName) }, 3*time.Second, 200*time.Millisecond).Should(Equal(held))
+
+	runArgoCDAction(g, app, "resume")
+	g.Eventually(func(g Gomega) *v1.CanaryApp { return get(g, app) }, timeout, poll).Should(
+		haveCondition(v1.ConditionProgressing, metav1.ConditionTrue, v1.ReasonWaitingForApproval))
+	runArgoCDAction(g, app, "approve")
+	g.Eventually(func(g Gomega) string { return get(g, app).Status.StableImage }, timeout, poll).Should(Equal(image("v2")))
+
+	setImage(g, app, image("v3"))
+	g.Eventually(func(g Gomega) int32 { return canaryWeight(g, ns, appName) }, timeout, 50*time.Millisecond).Should(BeNumerically(">", 0))
+	runArgoCDAction(g, app, "abort")
+	g.Eventually(func(g Gomega) *v1.CanaryApp { return get(g, app) }, timeout, poll).Should(
+		haveCondition(v1.ConditionReady, metav1.ConditionFalse, v1.ReasonAborted))
+	g.Expect(get(g, app).Status.Requests.Abort).To(HavePrefix("argocd-"))
+
+	runArgoCDAction(g, app, "retry")
+	g.Eventually(func(g Gomega) int32 { return canaryWeight(g, ns, appName) }, timeout, 50*time.Millisecond).Should(BeNumerically(">", 0),
+		"the retried image is canaried again")
+	g.Expect(get(g, app).Status.LastAction.By).To(Equal("argocd"))
 }

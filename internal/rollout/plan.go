@@ -156,7 +156,7 @@ func (p *planner) step() {
 		p.promote()
 	case spec.Image == st.StableImage:
 		p.abort(fmt.Sprintf("spec.image is back at the stable image %s", st.StableImage))
-	case spec.Image != st.CanaryImage && p.in.App.IsFailedImage(spec.Image):
+	case spec.Image != st.CanaryImage && p.isFailed(spec.Image):
 		p.abort(fmt.Sprintf("spec.image names %s, which failed before", spec.Image))
 	case spec.Image != st.CanaryImage:
 		p.startCanary(fmt.Sprintf("Restarting canary: %s replaces %s under analysis", spec.Image, st.CanaryImage))
@@ -193,7 +193,7 @@ func (p *planner) steady() {
 			st.Phase = v1.PhaseInitializing
 			p.requeue(waitPoll)
 		}
-	case p.in.App.IsFailedImage(spec.Image):
+	case p.isFailed(spec.Image):
 		st.Phase = v1.PhaseFailed
 	default:
 		p.startCanary(fmt.Sprintf("Starting canary of %s next to stable %s", spec.Image, st.StableImage))
@@ -361,7 +361,7 @@ func (p *planner) abort(why string) {
 	p.event(false, v1.ReasonStable, "Stopped canary of %s: %s", st.CanaryImage, why)
 	p.endCanary()
 	st.Phase = v1.PhaseStable
-	if p.in.App.IsFailedImage(p.in.App.Spec.Image) {
+	if p.isFailed(p.in.App.Spec.Image) {
 		st.Phase = v1.PhaseFailed
 	}
 }
@@ -407,4 +407,12 @@ func (p *planner) decide(outcome v1.Outcome, image, failed, reason string) {
 		DecidedAt:   *p.now(),
 		Pending:     true,
 	}
+}
+
+// isFailed reports whether image is recorded as failed, in the spec (Git)
+// or in the status this step computes (so a record a retry just removed,
+// or a rollback just added, counts at once).
+func (p *planner) isFailed(image string) bool {
+	a := v1.CanaryApp{Spec: p.in.App.Spec, Status: v1.CanaryAppStatus{FailedImages: p.out.Status.FailedImages}}
+	return a.IsFailedImage(image)
 }

@@ -1,0 +1,3 @@
+-- Resume a suspended canary.
+obj.spec.suspend = false
+return obj
