@@ -67,6 +67,10 @@ bench: envtest ## Benchmarks reported in BENCHMARKS.md.
 build: ## Build the manager binary.
 	CGO_ENABLED=0 go build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/manager ./cmd
 
+.PHONY: kubectl-canaryapp
+kubectl-canaryapp: ## Build the kubectl plugin into bin/ (put it on the PATH: kubectl canaryapp ...).
+	CGO_ENABLED=0 go build -trimpath -o $(BIN)/kubectl-canaryapp ./cmd/kubectl-canaryapp
+
 .PHONY: run
 run: ## Run the manager against the current kubeconfig.
 	go run ./cmd --metrics-bind-address=127.0.0.1:8080 --health-probe-bind-address=127.0.0.1:8081

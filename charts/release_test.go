@@ -1,9 +1,12 @@
 package charts_test
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -35,7 +38,8 @@ func TestRelease(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			dist := t.TempDir()
 			cmd := exec.Command(filepath.Join(root, "hack", "release.sh"))
-			cmd.Env = append(os.Environ(), "VERSION="+meta.AppVersion, "DIGEST="+tc.digest, "DIST="+dist, "HELM="+helmBin(t))
+			cmd.Env = append(os.Environ(), "VERSION="+meta.AppVersion, "DIGEST="+tc.digest, "DIST="+dist, "HELM="+helmBin(t),
+				"PLUGIN_PLATFORMS="+runtime.GOOS+"/"+runtime.GOARCH)
 			if out, err := cmd.CombinedOutput(); err != nil {
 				t.Fatalf("hack/release.sh: %v\n%s", err, out)
 			}
@@ -62,6 +66,34 @@ func TestRelease(t *testing.T) {
 			}
 			if got := managerImage(t, decode(t, out)); got != chartImage {
 				t.Errorf("the packaged chart runs %q, want %q", got, chartImage)
+			}
+			plugin := "kubectl-canaryapp_" + runtime.GOOS + "_" + runtime.GOARCH + ".tar.gz"
+			krew, err := os.ReadFile(filepath.Join(dist, "canaryapp.yaml"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var manifest struct {
+				Kind string `json:"kind"`
+				Spec struct {
+					Version   string `json:"version"`
+					Platforms []struct {
+						URI    string `json:"uri"`
+						SHA256 string `json:"sha256"`
+						Bin    string `json:"bin"`
+					} `json:"platforms"`
+				} `json:"spec"`
+			}
+			if err := yaml.Unmarshal(krew, &manifest); err != nil {
+				t.Fatalf("canaryapp.yaml: %v\n%s", err, krew)
+			}
+			archive, err := os.ReadFile(filepath.Join(dist, plugin))
+			if err != nil {
+				t.Fatal(err)
+			}
+			sum := sha256.Sum256(archive)
+			if ps := manifest.Spec.Platforms; manifest.Kind != "Plugin" || manifest.Spec.Version != meta.AppVersion || len(ps) != 1 ||
+				!strings.HasSuffix(ps[0].URI, "/"+meta.AppVersion+"/"+plugin) || ps[0].SHA256 != hex.EncodeToString(sum[:]) || ps[0].Bin != "kubectl-canaryapp" {
+				t.Errorf("krew manifest does not name %s with its sha256:\n%s", plugin, krew)
 			}
 			for _, f := range []string{"SHA256SUMS", "canaryop-dashboard.json", "canaryop-prometheus-rules.yaml"} {
 				if _, err := os.Stat(filepath.Join(dist, f)); err != nil {

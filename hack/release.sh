@@ -7,6 +7,8 @@
 #                                   digest pinned too when DIGEST is given)
 #   canaryop-dashboard.json         the Grafana dashboard (import it, or dashboard.enabled)
 #   canaryop-prometheus-rules.yaml  the alert rules (rule_files, or prometheusRule.enabled)
+#   kubectl-canaryapp_<os>_<arch>.tar.gz and canaryapp.yaml
+#                                   the kubectl plugin per $PLUGIN_PLATFORMS and its krew manifest
 #   SHA256SUMS
 # Without DIGEST, install.yaml carries the placeholder digest sha256:000...0,
 # which no registry serves: the pods fail to pull until the release pipeline,
@@ -37,6 +39,29 @@ if [ "$app_version" != "$VERSION" ] || [ "$version" != "$chart_version" ] || [ "
 fi
 [ -x "$HELM" ] || die "no helm at $HELM: run make helm"
 
+# plugin_archives builds the kubectl plugin for $PLUGIN_PLATFORMS into
+# kubectl-canaryapp_<os>_<arch>.tar.gz and the krew manifest canaryapp.yaml
+# that names them with their sha256.
+PLUGIN_PLATFORMS=${PLUGIN_PLATFORMS:-linux/amd64 linux/arm64 darwin/amd64 darwin/arm64}
+plugin_archives() {
+  local platforms="" p os arch name sum work
+  work=$(mktemp -d)
+  for p in $PLUGIN_PLATFORMS; do
+    os=${p%/*} arch=${p#*/}
+    name=kubectl-canaryapp_${os}_${arch}.tar.gz
+    mkdir -p "$work/$os-$arch"
+    CGO_ENABLED=0 GOOS=$os GOARCH=$arch go build -trimpath -ldflags "-s -w" -o "$work/$os-$arch/kubectl-canaryapp" ./cmd/kubectl-canaryapp
+    cp LICENSE "$work/$os-$arch/" 2>/dev/null || true
+    tar -C "$work/$os-$arch" -czf "$DIST/$name" .
+    sum=$(sha256sum "$DIST/$name" | cut -d' ' -f1)
+    platforms+="  - selector:\n      matchLabels:\n        os: $os\n        arch: $arch\n"
+    platforms+="    uri: https://github.com/atzedevries/canaryop/releases/download/$VERSION/$name\n"
+    platforms+="    sha256: $sum\n    bin: kubectl-canaryapp\n"
+  done
+  rm -rf "$work"
+  sed -e "s/VERSION/$VERSION/" -e "s|^PLATFORMS$|$platforms|" hack/krew/canaryapp.yaml.tmpl | sed -e '/^$/d' -e '/^#/d' >"$DIST/canaryapp.yaml"
+}
+
 digest=${DIGEST:-$placeholder}
 image="$RELEASE_IMAGE:$VERSION@$digest"
 rm -rf "$DIST"
@@ -62,7 +87,8 @@ fi
 
 cp charts/canaryop/files/dashboard.json "$DIST/canaryop-dashboard.json"
 cp charts/canaryop/files/prometheus-rules.yaml "$DIST/canaryop-prometheus-rules.yaml"
-(cd "$DIST" && sha256sum install.yaml canaryop-*.tgz canaryop-dashboard.json canaryop-prometheus-rules.yaml >SHA256SUMS)
+plugin_archives
+(cd "$DIST" && sha256sum install.yaml canaryop-*.tgz canaryop-dashboard.json canaryop-prometheus-rules.yaml kubectl-canaryapp_* canaryapp.yaml >SHA256SUMS)
 echo "release $VERSION in $DIST (image $image):" >&2
 (cd "$DIST" && ls -l) >&2
 [ -n "$DIGEST" ] || echo "release: install.yaml pins a placeholder digest; pass DIGEST=sha256:... of the pushed image for the published files" >&2
