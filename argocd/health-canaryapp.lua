@@ -90,6 +90,10 @@ if status.approval ~= nil and status.canaryImage ~= nil and status.canaryImage ~
   hs.status = "Suspended"
   hs.message = "Canary " .. status.canaryImage .. " passed analysis at weight " .. tostring(status.canaryWeight or 0) ..
     "% and waits for approval: set spec.approvedImage to it (merge the approval pull request, or run the approve action)"
+  local wb = status.writeBack
+  if wb ~= nil and wb.outcome == "ApprovalRequested" and wb.image == status.canaryImage and wb.pullRequestURL ~= nil then
+    hs.message = hs.message .. ": " .. wb.pullRequestURL
+  end
   return hs
 end
 if status.suspendedAt ~= nil and status.canaryImage ~= nil and status.canaryImage ~= "" then

@@ -70,8 +70,10 @@ func setRolloutConditions(app *v1.CanaryApp, obs *observation) {
 		reason := v1.ReasonImagePreviouslyFailed
 		if last := lastFailure(app); last != nil && last.Image == app.Spec.Image {
 			reason = v1.ReasonRolledBack
-			if strings.HasPrefix(last.Reason, v1.ReasonAborted+":") {
-				reason = v1.ReasonAborted
+			for _, r := range []string{v1.ReasonAborted, v1.ReasonRejectedInReview} {
+				if strings.HasPrefix(last.Reason, r+":") {
+					reason = r
+				}
 			}
 		}
 		msg := fmt.Sprintf("spec.image %s failed its canary and is not tried again; the app keeps running %s. Name another image, or allow a retry (the canary.atze.io/retry annotation, or remove its spec.failedImages entry in Git) to go on", app.Spec.Image, st.StableImage)
@@ -101,7 +103,11 @@ func progressReason(st *v1.CanaryAppStatus) (string, string) {
 	case st.Phase == v1.PhasePromoting:
 		return v1.ReasonPromoting, fmt.Sprintf("primary is rolling out %s", st.CanaryImage)
 	case st.Approval != nil:
-		return v1.ReasonWaitingForApproval, fmt.Sprintf("canary %s passed analysis at weight %d and waits for approval: set spec.approvedImage to it", st.CanaryImage, st.CanaryWeight)
+		msg := fmt.Sprintf("canary %s passed analysis at weight %d and waits for approval: set spec.approvedImage to it", st.CanaryImage, st.CanaryWeight)
+		if wb := st.WriteBack; wb != nil && wb.Outcome == v1.OutcomeApprovalRequested && wb.Image == st.CanaryImage && wb.PullRequestURL != "" {
+			msg += " (merge " + wb.PullRequestURL + ")"
+		}
+		return v1.ReasonWaitingForApproval, msg
 	case st.SuspendedAt != nil:
 		return v1.ReasonSuspended, fmt.Sprintf("canary %s is suspended at weight %d (spec.suspend); checks keep running", st.CanaryImage, st.CanaryWeight)
 	case st.StepStartedAt == nil:

@@ -276,6 +276,9 @@ func (e *unverifiedOutcome) Stalled() bool  { return true }
 // cannot name an image the app does not run.
 func (r *CanaryAppReconciler) verifyOutcome(ctx context.Context, app *v1.CanaryApp) error {
 	wb := app.Status.WriteBack
+	if wb.Outcome == v1.OutcomeApprovalRequested {
+		return r.verifyApprovalRequest(ctx, app)
+	}
 	d := &appsv1.Deployment{}
 	if err := r.Get(ctx, types.NamespacedName{Namespace: app.Namespace, Name: workload.PrimaryName(app)}, d); err != nil {
 		if apierrors.IsNotFound(err) {
@@ -291,6 +294,26 @@ func (r *CanaryAppReconciler) verifyOutcome(ctx context.Context, app *v1.CanaryA
 	}
 	if a := app.Status.LastAction; wb.Outcome == v1.OutcomeRetryAllowed && (a == nil || a.Action != v1.ActionRetry || a.Image != wb.FailedImage) {
 		return &unverifiedOutcome{msg: "the outcome is not written: no retry request of this app allowed its image"}
+	}
+	return nil
+}
+
+// verifyApprovalRequest checks that the image to propose is the canary
+// the app's own canary Deployment runs and that waits at the gate.
+func (r *CanaryAppReconciler) verifyApprovalRequest(ctx context.Context, app *v1.CanaryApp) error {
+	wb := app.Status.WriteBack
+	if a := app.Status.Approval; a == nil || a.Image != wb.Image {
+		return &unverifiedOutcome{msg: "the approval request is not written: no canary of this image waits at the gate"}
+	}
+	d := &appsv1.Deployment{}
+	if err := r.Get(ctx, types.NamespacedName{Namespace: app.Namespace, Name: workload.CanaryName(app)}, d); err != nil {
+		if apierrors.IsNotFound(err) {
+			return &unverifiedOutcome{msg: "the approval request is not written: the app has no canary Deployment"}
+		}
+		return fmt.Errorf("reading the canary Deployment: %w", err)
+	}
+	if !metav1.IsControlledBy(d, app) || workload.Image(d) != wb.Image {
+		return &unverifiedOutcome{msg: fmt.Sprintf("the approval request is not written: the app's canary Deployment does not run %s", wb.Image)}
 	}
 	return nil
 }
@@ -382,6 +405,8 @@ func outcomeText(wb *v1.WriteBackStatus) string {
 		return fmt.Sprintf("rollback of %s to %s", wb.FailedImage, wb.Image)
 	case v1.OutcomeRetryAllowed:
 		return fmt.Sprintf("retry of %s", wb.FailedImage)
+	case v1.OutcomeApprovalRequested:
+		return fmt.Sprintf("approval request of %s", wb.Image)
 	}
 	return fmt.Sprintf("promotion of %s", wb.Image)
 }

@@ -171,6 +171,10 @@ func Mode(g *v1.GitOpsSpec, outcome v1.Outcome) v1.WriteMode {
 	if g == nil {
 		return v1.WriteNone
 	}
+	if outcome == v1.OutcomeApprovalRequested {
+		// An approval is a review: always a pull request.
+		return v1.WritePullRequest
+	}
 	m := g.Promotion
 	if outcome == v1.OutcomeRolledBack || outcome == v1.OutcomeRetryAllowed {
 		// A retry undoes a rollback's record: it is written the way
@@ -486,6 +490,8 @@ func changeFor(app *v1.CanaryApp, wb *v1.WriteBackStatus, path string, target ma
 			ExpectImages: []string{wb.FailedImage},
 			FailedImage:  &v1.FailedImage{Image: wb.FailedImage, Reason: safetext.Truncate(wb.Reason, 1024), Time: &decided},
 		}, nil
+	case v1.OutcomeApprovalRequested:
+		return manifest.Change{ApprovedImage: wb.Image}, nil
 	case v1.OutcomeRetryAllowed:
 		if wb.FailedImage == "" {
 			return manifest.Change{}, stalled(v1.ReasonInvalidSpec, errors.New("gitops: a retry without an image"))
@@ -573,6 +579,9 @@ func describe(r manifest.Result, c gitrepo.Commit, image string) string {
 	if r.RecordRemoved {
 		parts = append(parts, "failure record removed")
 	}
+	if r.ApprovalSet {
+		parts = append(parts, "approval proposed")
+	}
 	switch {
 	case c.Created:
 		parts = append(parts, fmt.Sprintf("commit %s on %s", short(c.SHA), c.Branch))
@@ -595,6 +604,8 @@ func outcomeLabel(o v1.Outcome) string {
 		return "canary-rolled-back"
 	case v1.OutcomeRetryAllowed:
 		return "canary-retry"
+	case v1.OutcomeApprovalRequested:
+		return "canary-approval"
 	}
 	return "canary-promoted"
 }

@@ -453,6 +453,10 @@ const (
 	// OutcomeRetryAllowed: a person allowed failedImage again; its record
 	// is removed from the manifest.
 	OutcomeRetryAllowed Outcome = "RetryAllowed"
+	// OutcomeApprovalRequested: a canary waits at the approval gate; a pull
+	// request sets spec.approvedImage to image. Merging it approves,
+	// closing it unmerged rejects.
+	OutcomeApprovalRequested Outcome = "ApprovalRequested"
 )
 
 // WriteBackStatus tracks writing one canary outcome back to Git. It is kept

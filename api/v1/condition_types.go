@@ -105,4 +105,7 @@ const (
 	ReasonAborted = "Aborted"
 	// ReasonRetryAllowed: a person allowed a failed image again.
 	ReasonRetryAllowed = "RetryAllowed"
+	// ReasonRejectedInReview: the approval pull request was closed
+	// unmerged; the canary was rolled back.
+	ReasonRejectedInReview = "RejectedInReview"
 )

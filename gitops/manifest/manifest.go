@@ -83,6 +83,8 @@ type Change struct {
 	// AllowImage is removed from spec.failedImages (a retry). An empty
 	// Image leaves the image as it is.
 	AllowImage string
+	// ApprovedImage is set as spec.approvedImage (an approval request).
+	ApprovedImage string
 }
 
 // Result says what Apply did.
@@ -103,12 +105,15 @@ type Result struct {
 	RecordAdded bool
 	// RecordRemoved is true when AllowImage's record was removed.
 	RecordRemoved bool
+	// ApprovalSet is true when spec.approvedImage was set.
+	ApprovalSet bool
 }
 
 // Rendered is what the CanaryApp says once rendered.
 type Rendered struct {
-	Image        string
-	FailedImages []string
+	Image         string
+	FailedImages  []string
+	ApprovedImage string
 }
 
 // Sentinel errors; match them with errors.Is. Every error Apply and Render
@@ -206,8 +211,11 @@ func (c Change) validate() error {
 	if c.Image != "" && !isImage(c.Image) {
 		return bad("image", c.Image)
 	}
-	if c.Image == "" && c.AllowImage == "" {
+	if c.Image == "" && c.AllowImage == "" && c.ApprovedImage == "" {
 		return bad("image", c.Image)
+	}
+	if c.ApprovedImage != "" && !isImage(c.ApprovedImage) {
+		return bad("approved image", c.ApprovedImage)
 	}
 	if c.AllowImage != "" && !isImage(c.AllowImage) {
 		return bad("allowed image", c.AllowImage)
@@ -403,6 +411,15 @@ func Apply(fsys filesys.FileSystem, path string, t Target, c Change) (Result, er
 		res.RecordRemoved = true
 		wantFailed = slices.DeleteFunc(slices.Clone(wantFailed), func(s string) bool { return s == c.AllowImage })
 	}
+	wantApproved := before.ApprovedImage
+	if c.ApprovedImage != "" && before.ApprovedImage != c.ApprovedImage {
+		doc, err := tr.source(docs, t, "spec.approvedImage cannot be set here")
+		if err != nil {
+			return Result{}, err
+		}
+		edits[doc.file] = append(edits[doc.file], op{kind: opSet, doc: doc.index, path: []any{"spec"}, key: "approvedImage", value: c.ApprovedImage})
+		res.ApprovalSet, wantApproved = true, c.ApprovedImage
+	}
 	if len(edits) == 0 {
 		return res, nil
 	}
@@ -415,7 +432,7 @@ func Apply(fsys filesys.FileSystem, path string, t Target, c Change) (Result, er
 		}
 		out[f.path] = data
 	}
-	if err := check(newOverlay(fsys, out), path, t, wantImage, wantFailed); err != nil {
+	if err := check(newOverlay(fsys, out), path, t, Rendered{Image: wantImage, FailedImages: wantFailed, ApprovedImage: wantApproved}); err != nil {
 		return Result{}, err
 	}
 	for p, data := range out {
@@ -463,7 +480,8 @@ func failedItem(f v1.FailedImage) [][2]string {
 }
 
 // check renders the edited tree and compares it with the intent.
-func check(fsys filesys.FileSystem, path string, t Target, image string, failed []string) error {
+func check(fsys filesys.FileSystem, path string, t Target, want Rendered) error {
+	image, failed := want.Image, want.FailedImages
 	got, err := Render(fsys, path, t)
 	if err != nil {
 		var e *Error
@@ -489,6 +507,10 @@ func check(fsys filesys.FileSystem, path string, t Target, image string, failed 
 			detail = fmt.Sprintf("the rendered %s does not record the failed image %q", t, failed[n-1])
 		}
 		return &Error{Kind: ErrRenderMismatch, Path: path, Detail: detail}
+	}
+	if got.ApprovedImage != want.ApprovedImage {
+		return &Error{Kind: ErrRenderMismatch, Path: path,
+			Detail: fmt.Sprintf("the rendered %s approves %q, want %q", t, safetext.Truncate(got.ApprovedImage, 100), want.ApprovedImage)}
 	}
 	return nil
 }

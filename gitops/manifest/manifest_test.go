@@ -250,6 +250,15 @@ spec:
 `},
 		},
 		{
+			name:   "an approval request sets spec.approvedImage and nothing else",
+			files:  map[string]string{"apps/sample/app.yaml": sampleHead + service},
+			path:   "apps/sample",
+			target: app,
+			change: Change{ApprovedImage: "ghcr.io/atze/app:v3"},
+			want:   Result{Files: []string{"apps/sample/app.yaml"}, PreviousImage: "ghcr.io/atze/app:v3", ApprovalSet: true},
+			wantOut: map[string]string{"apps/sample/app.yaml": sampleHead + "  approvedImage: ghcr.io/atze/app:v3\n" + service},
+		},
+		{
 			name:   "retry of an image Git does not record changes nothing",
 			files:  map[string]string{"apps/sample/app.yaml": sampleHead + service},
 			path:   "apps/sample",
@@ -492,7 +501,7 @@ spec:
 				if err != nil {
 					t.Fatalf("second Apply: %v", err)
 				}
-				if len(again.Files) != 0 || again.ImageChanged || again.RecordAdded || again.RecordRemoved {
+				if len(again.Files) != 0 || again.ImageChanged || again.RecordAdded || again.RecordRemoved || again.ApprovalSet {
 					t.Errorf("second Apply = %+v, want a no-op", again)
 				}
 				r, err := Render(fsys, filepath.Join(root, tt.path), tt.target)
@@ -508,6 +517,9 @@ spec:
 				}
 				if tt.change.FailedImage != nil && !slices.Contains(r.FailedImages, tt.change.FailedImage.Image) {
 					t.Errorf("rendered failed images %q lack %q", r.FailedImages, tt.change.FailedImage.Image)
+				}
+				if tt.change.ApprovedImage != "" && r.ApprovedImage != tt.change.ApprovedImage {
+					t.Errorf("rendered approvedImage %q, want %q", r.ApprovedImage, tt.change.ApprovedImage)
 				}
 				if tt.change.AllowImage != "" && slices.Contains(r.FailedImages, tt.change.AllowImage) {
 					t.Errorf("rendered failed images %q still hold %q", r.FailedImages, tt.change.AllowImage)

@@ -254,6 +254,9 @@ func stateOf(root *yaml.Node) Rendered {
 	if v := mapValue(spec, "image"); v != nil && v.Kind == yaml.ScalarNode {
 		r.Image = v.Value
 	}
+	if v := mapValue(spec, "approvedImage"); v != nil && v.Kind == yaml.ScalarNode {
+		r.ApprovedImage = v.Value
+	}
 	if l := mapValue(spec, "failedImages"); l != nil && l.Kind == yaml.SequenceNode {
 		for _, item := range l.Content {
 			if v := mapValue(item, "image"); v != nil && v.Kind == yaml.ScalarNode {

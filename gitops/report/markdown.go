@@ -48,6 +48,12 @@ func PullRequest(in Input) (title, body string) {
 		} else {
 			fmt.Fprintf(&b, "This pull request makes `spec.image` in Git name %s, so that Git matches the cluster.\n\n", code(in.Image, maxImage))
 		}
+	case v1.OutcomeApprovalRequested:
+		fmt.Fprintf(&b, "## Approval requested: %s\n\n", appRef)
+		fmt.Fprintf(&b, "The canary of %s passed its analysis%s and holds at its last weight, checks still running.\n\n", code(in.Image, maxImage), at(in.DecidedAt))
+		b.WriteString("- **Merge** this pull request to approve it: Argo CD syncs `spec.approvedImage` and the operator promotes the canary.\n")
+		b.WriteString("- **Close** it unmerged to reject it: the canary is rolled back (\"rejected in review\") and its image recorded as failed.\n\n")
+		b.WriteString("A failing check still rolls the canary back while this waits.\n\n")
 	case v1.OutcomeRetryAllowed:
 		fmt.Fprintf(&b, "## Retry allowed: %s\n\n", appRef)
 		fmt.Fprintf(&b, "This pull request removes %s from `spec.failedImages`%s, so that the next change of `spec.image` to it starts a canary.\n\n",

@@ -111,6 +111,8 @@ func summary(in Input) string {
 		return "promote " + img
 	case v1.OutcomeRetryAllowed:
 		return fmt.Sprintf("allow a retry of %s", failed)
+	case v1.OutcomeApprovalRequested:
+		return "approve " + img
 	default:
 		return fmt.Sprintf("%s %s", line(string(in.Outcome), maxOutcome), img)
 	}
@@ -133,6 +135,8 @@ func CommitMessage(in Input) string {
 		if in.KeptImage != "" {
 			fmt.Fprintf(&b, "Git already names the newer image %s, which is kept: this commit\nonly records the failed image.\n", line(in.KeptImage, maxImage))
 		}
+	case v1.OutcomeApprovalRequested:
+		fmt.Fprintf(&b, "The canary of %s passed its analysis and waits for approval:\nthis change sets spec.approvedImage to it.\n", line(in.Image, maxImage))
 	case v1.OutcomeRetryAllowed:
 		fmt.Fprintf(&b, "A person allowed %s again: its record is removed from spec.failedImages,\nso the next change of spec.image to it starts a canary.\n", line(in.FailedImage, maxImage))
 	case v1.OutcomePromoted:

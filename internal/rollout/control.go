@@ -153,6 +153,35 @@ func (p *planner) holdSuspended() bool {
 	return false
 }
 
+// requestApproval asks for the approval in Git, with the analysis as its
+// pull request, once the outbox is free: the approval is then recorded next
+// to the evidence, and merging it is the approval.
+func (p *planner) requestApproval() {
+	st := &p.out.Status
+	wb := st.WriteBack
+	if p.in.App.Spec.GitOps == nil || (wb != nil && (wb.Pending || p.approvalRequested(wb))) {
+		return
+	}
+	st.WriteBack = &v1.WriteBackStatus{
+		Outcome:   v1.OutcomeApprovalRequested,
+		Image:     st.CanaryImage,
+		Reason:    fmt.Sprintf("canary passed analysis at weight %d and waits for approval", st.CanaryWeight),
+		DecidedAt: *p.now(),
+		Pending:   true,
+	}
+}
+
+func (p *planner) approvalRequested(wb *v1.WriteBackStatus) bool {
+	return wb.Outcome == v1.OutcomeApprovalRequested && wb.Image == p.out.Status.CanaryImage
+}
+
+// rejectedInReview: the approval pull request of this canary was closed
+// without being merged.
+func (p *planner) rejectedInReview() bool {
+	wb := p.out.Status.WriteBack
+	return wb != nil && p.approvalRequested(wb) && !wb.Pending && wb.PullRequestState == "closed"
+}
+
 // awaitingApproval holds a canary that passed its last step at the gate
 // until spec.approvedImage names it, and reports whether it did.
 func (p *planner) awaitingApproval() bool {
@@ -165,11 +194,16 @@ func (p *planner) awaitingApproval() bool {
 		st.Approval = nil
 		return false
 	}
+	if p.rejectedInReview() {
+		p.rollback(v1.ReasonRejectedInReview, "rejected in review: the approval pull request was closed unmerged")
+		return true
+	}
 	if st.Approval == nil || st.Approval.Image != st.CanaryImage {
 		st.Approval = &v1.ApprovalStatus{Image: st.CanaryImage, RequestedAt: *p.now()}
 		p.event(false, v1.ReasonWaitingForApproval, "Canary %s passed analysis at weight %d; waiting for approval: set spec.approvedImage to %s",
 			st.CanaryImage, st.CanaryWeight, st.CanaryImage)
 	}
+	p.requestApproval()
 	st.Phase = v1.PhaseSuspended
 	p.requeue(min(time.Minute, p.untilNextCheck()))
 	return true

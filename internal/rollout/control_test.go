@@ -215,3 +215,50 @@ func TestRetry(t *testing.T) {
 		g.Expect(r.RequeueAfter).To(BeNumerically(">", 0))
 	})
 }
+
+func TestApprovalRequestedInGit(t *testing.T) {
+	g := NewWithT(t)
+	gated := func(a *v1.CanaryApp) {
+		inCanary(50, time.Minute, check(-time.Second, 50, v1.CheckPass))(a)
+		manual(a)
+		a.Spec.GitOps = &v1.GitOpsSpec{}
+	}
+	r := plan(app("app:v2", gated), 0, nil)
+	g.Expect(r.Status.WriteBack).NotTo(BeNil())
+	g.Expect(r.Status.WriteBack.Outcome).To(Equal(v1.OutcomeApprovalRequested))
+	g.Expect(r.Status.WriteBack.Image).To(Equal("app:v2"))
+	g.Expect(r.Status.WriteBack.Pending).To(BeTrue())
+
+	// Requested once: the pull request opened, the next step asks nothing.
+	a := next(app("app:v2", gated), r)
+	a.Status.WriteBack.Pending, a.Status.WriteBack.PullRequestState = false, "open"
+	r = plan(a, time.Second, nil)
+	g.Expect(r.Status.WriteBack.PullRequestState).To(Equal("open"))
+	g.Expect(r.Status.Phase).To(Equal(v1.PhaseSuspended))
+
+	// Closed unmerged: rejected, rolled back, the failure to be written.
+	a = next(a, r)
+	a.Status.WriteBack.PullRequestState = "closed"
+	r = plan(a, 2*time.Second, nil)
+	g.Expect(r.Status.Phase).To(Equal(v1.PhaseFailed))
+	g.Expect(r.CanaryImage).To(BeEmpty())
+	g.Expect(r.Status.FailedImages[len(r.Status.FailedImages)-1].Reason).To(HavePrefix(v1.ReasonRejectedInReview + ": rejected in review"))
+	g.Expect(r.Status.WriteBack.Outcome).To(Equal(v1.OutcomeRolledBack))
+	g.Expect(r.Status.WriteBack.FailedImage).To(Equal("app:v2"))
+}
+
+func TestApprovalRequestWaitsForTheOutbox(t *testing.T) {
+	g := NewWithT(t)
+	a := app("app:v2", func(a *v1.CanaryApp) {
+		inCanary(50, time.Minute, check(-time.Second, 50, v1.CheckPass))(a)
+		manual(a)
+		a.Spec.GitOps = &v1.GitOpsSpec{}
+		a.Status.WriteBack = &v1.WriteBackStatus{Outcome: v1.OutcomePromoted, Image: "app:v1", Pending: true, DecidedAt: metav1.NewTime(t0)}
+	})
+	r := plan(a, 0, nil)
+	g.Expect(r.Status.WriteBack.Outcome).To(Equal(v1.OutcomePromoted), "the pending outcome is kept")
+	g.Expect(r.Status.Phase).To(Equal(v1.PhaseSuspended))
+	a = next(a, r)
+	a.Status.WriteBack.Pending = false
+	g.Expect(plan(a, time.Second, nil).Status.WriteBack.Outcome).To(Equal(v1.OutcomeApprovalRequested))
+}
