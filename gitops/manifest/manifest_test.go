@@ -250,12 +250,12 @@ spec:
 `},
 		},
 		{
-			name:   "an approval request sets spec.approvedImage and nothing else",
-			files:  map[string]string{"apps/sample/app.yaml": sampleHead + service},
-			path:   "apps/sample",
-			target: app,
-			change: Change{ApprovedImage: "ghcr.io/atze/app:v3"},
-			want:   Result{Files: []string{"apps/sample/app.yaml"}, PreviousImage: "ghcr.io/atze/app:v3", ApprovalSet: true},
+			name:    "an approval request sets spec.approvedImage and nothing else",
+			files:   map[string]string{"apps/sample/app.yaml": sampleHead + service},
+			path:    "apps/sample",
+			target:  app,
+			change:  Change{ApprovedImage: "ghcr.io/atze/app:v3"},
+			want:    Result{Files: []string{"apps/sample/app.yaml"}, PreviousImage: "ghcr.io/atze/app:v3", ApprovalSet: true},
 			wantOut: map[string]string{"apps/sample/app.yaml": sampleHead + "  approvedImage: ghcr.io/atze/app:v3\n" + service},
 		},
 		{
