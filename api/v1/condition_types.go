@@ -97,6 +97,8 @@ const (
 	// ReasonWaitingForApproval: the canary passed its last step and waits
 	// at the approval gate for spec.approvedImage.
 	ReasonWaitingForApproval = "WaitingForApproval"
+	// ReasonApproved: spec.approvedImage named the canary at the gate.
+	ReasonApproved = "Approved"
 	// ReasonSuspended: spec.suspend froze the running canary.
 	ReasonSuspended = "Suspended"
 	// ReasonResumed: spec.suspend was cleared; the step clock runs again.

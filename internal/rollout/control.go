@@ -191,6 +191,10 @@ func (p *planner) awaitingApproval() bool {
 	}
 	if p.in.App.Spec.ApprovedImage == st.CanaryImage {
 		p.record(v1.ActionApprove, "", "", st.CanaryImage, "promoted")
+		if st.Approval != nil {
+			p.event(false, v1.ReasonApproved, "Canary %s approved (spec.approvedImage), %s after it reached the gate",
+				st.CanaryImage, p.in.Now.Sub(st.Approval.RequestedAt.Time).Round(time.Second))
+		}
 		st.Approval = nil
 		return false
 	}

@@ -73,6 +73,13 @@ func TestApprovalGateHoldsAtTheLastWeight(t *testing.T) {
 	g.Expect(r.Status.Phase).To(Equal(v1.PhasePromoting))
 	g.Expect(r.Status.Approval).To(BeNil())
 	g.Expect(r.Status.LastAction.Action).To(Equal(v1.ActionApprove))
+	g.Expect(hasEvent(r, v1.ReasonApproved)).To(BeTrue())
+
+	// The promotion's write-back says it was approved, and when.
+	a = next(a, r)
+	a.Spec.GitOps = &v1.GitOpsSpec{}
+	done := Plan(Input{Now: t0.Add(6 * time.Second), App: a, Analysis: a.Spec.EffectiveAnalysis(), Primary: primaryV2, Canary: canaryV2})
+	g.Expect(done.Status.WriteBack.Reason).To(ContainSubstring("approved at the gate (spec.approvedImage) at 2026-11-26T10:00:05Z"))
 }
 
 func TestAutomaticApprovalPromotesAsBefore(t *testing.T) {

@@ -336,7 +336,11 @@ func (p *planner) promote() {
 	p.endCanary()
 	st.Phase = v1.PhaseStable
 	p.event(false, v1.ReasonPromoted, "Promoted %s: the primary runs it and receives all traffic", promoted)
-	p.decide(v1.OutcomePromoted, promoted, "", "passed analysis")
+	why := "passed analysis"
+	if a := st.LastAction; a != nil && a.Action == v1.ActionApprove && a.Image == promoted {
+		why += fmt.Sprintf("; approved at the gate (spec.approvedImage) at %s", a.At.UTC().Format(time.RFC3339))
+	}
+	p.decide(v1.OutcomePromoted, promoted, "", why)
 	if wb := p.out.Status.WriteBack; wb != nil {
 		wb.PreviousImage = previous
 	}
