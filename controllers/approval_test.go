@@ -38,7 +38,7 @@ func approvalSetup(t *testing.T, g *WithT) (*gitRepo, *fakeGitHub, *fakeProm, st
 	g.Expect(err).NotTo(HaveOccurred())
 	startManager(t, w, func(r *controllers.CanaryAppReconciler) { r.PullRequestPoll = 500 * time.Millisecond })
 	ns, app := stableApp(t, g, prom.URL, nil, func(a *v1.CanaryApp) {
-		a.Spec.GitOps = &v1.GitOpsSpec{RepoURL: repo.url(), Branch: "main", Path: "apps/canaryapp-sample"}
+		a.Spec.GitOps = &v1.GitOpsSpec{RepoURL: repo.url(), Branch: "main", Path: "apps/canaryapp-sample", Promotion: v1.WritePullRequest}
 		a.Spec.Analysis.Approval = v1.ApprovalManual
 	})
 	setImage(g, app, image("v2"))

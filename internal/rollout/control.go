@@ -155,11 +155,14 @@ func (p *planner) holdSuspended() bool {
 
 // requestApproval asks for the approval in Git, with the analysis as its
 // pull request, once the outbox is free: the approval is then recorded next
-// to the evidence, and merging it is the approval.
+// to the evidence, and merging it is the approval. Only apps whose
+// promotions are reviewed in pull requests (gitops.promotion: PullRequest)
+// get one; the others are approved by setting the field.
 func (p *planner) requestApproval() {
 	st := &p.out.Status
 	wb := st.WriteBack
-	if p.in.App.Spec.GitOps == nil || (wb != nil && (wb.Pending || p.approvalRequested(wb))) {
+	g := p.in.App.Spec.GitOps
+	if g == nil || g.Promotion != v1.WritePullRequest || (wb != nil && (wb.Pending || p.approvalRequested(wb))) {
 		return
 	}
 	st.WriteBack = &v1.WriteBackStatus{

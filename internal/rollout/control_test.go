@@ -228,8 +228,10 @@ func TestApprovalRequestedInGit(t *testing.T) {
 	gated := func(a *v1.CanaryApp) {
 		inCanary(50, time.Minute, check(-time.Second, 50, v1.CheckPass))(a)
 		manual(a)
-		a.Spec.GitOps = &v1.GitOpsSpec{}
+		a.Spec.GitOps = &v1.GitOpsSpec{Promotion: v1.WritePullRequest}
 	}
+	commit := app("app:v2", func(a *v1.CanaryApp) { gated(a); a.Spec.GitOps.Promotion = v1.WriteCommit })
+	g.Expect(plan(commit, 0, nil).Status.WriteBack).To(BeNil(), "promotions by commit: approved by setting the field, no pull request")
 	r := plan(app("app:v2", gated), 0, nil)
 	g.Expect(r.Status.WriteBack).NotTo(BeNil())
 	g.Expect(r.Status.WriteBack.Outcome).To(Equal(v1.OutcomeApprovalRequested))
@@ -259,7 +261,7 @@ func TestApprovalRequestWaitsForTheOutbox(t *testing.T) {
 	a := app("app:v2", func(a *v1.CanaryApp) {
 		inCanary(50, time.Minute, check(-time.Second, 50, v1.CheckPass))(a)
 		manual(a)
-		a.Spec.GitOps = &v1.GitOpsSpec{}
+		a.Spec.GitOps = &v1.GitOpsSpec{Promotion: v1.WritePullRequest}
 		a.Status.WriteBack = &v1.WriteBackStatus{Outcome: v1.OutcomePromoted, Image: "app:v1", Pending: true, DecidedAt: metav1.NewTime(t0)}
 	})
 	r := plan(a, 0, nil)
