@@ -1,7 +1,9 @@
 // Command demo plays the release story of canaryop's original README on the
 // local stack (hack/stack/up.sh must have started it; `make demo` does all of
-// it): the app runs v1; a person commits v2 to Git, Argo CD syncs it, the
-// canary's weight steps up and v2 is promoted; the person commits v3, which
+// it): the app runs v1; the team asks for approval before each promotion; a
+// person commits v2 to Git, Argo CD syncs it, the canary's weight steps up
+// to the approval gate, the person approves it in Git and v2 is promoted;
+// the person commits v3, which
 // answers errors, and canaryop rolls it back and commits v2 plus the record
 // of v3's failure to Git; Argo CD syncs that and Git and the cluster agree.
 // Then the limited user of the README reads the CanaryApp but not the pods.
@@ -95,12 +97,19 @@ func run(ctx context.Context) error {
 	}
 	step("v1 runs with all traffic; Argo CD: Synced, Healthy")
 
-	// 2. v2: canary, weights step up, promoted, Git holds v2.
+	// 2. v2: canary, weights step up to the approval gate, approved in Git,
+	// promoted, Git holds v2.
+	if err := requireApproval(ctx, f, app, tl); err != nil {
+		return err
+	}
 	start := time.Now()
 	if _, err := f.Release(ctx, app, stack.Image("v2")); err != nil {
 		return err
 	}
 	if _, err := f.WaitCanaryApp(ctx, app, syncTimeout, "a canary of v2 taking traffic", stack.IsCanary(stack.Image("v2"), 1)); err != nil {
+		return err
+	}
+	if err := approveAtGate(ctx, f, app, stack.Image("v2"), &s, tl); err != nil {
 		return err
 	}
 	a, err := f.WaitCanaryApp(ctx, app, canaryTimeout, "v2 promoted and written back", stack.HasWrittenBack(v1.OutcomePromoted, stack.Image("v2")))
@@ -179,7 +188,8 @@ func run(ctx context.Context) error {
 	}
 	fmt.Println()
 	fmt.Println("Summary")
-	fmt.Printf("  v1 -> v2: promoted in %s, weights %s\n", s.promoted.Round(time.Second), s.promotedWeights)
+	fmt.Printf("  v1 -> v2: promoted in %s, weights %s, approved in Git after %s at the gate\n",
+		s.promoted.Round(time.Second), s.promotedWeights, s.atGate.Round(time.Second))
 	fmt.Printf("  v2 -> v3: rolled back in %s; %s\n", s.rolledBack.Round(time.Second), s.failCheck)
 	fmt.Printf("  cluster:  spec.image %s, stable %s, phase %s, Ready=%s (%s); failedImages %s\n",
 		stack.Tag(a.Spec.Image), stack.Tag(a.Status.StableImage), a.Status.Phase,
@@ -203,12 +213,51 @@ func run(ctx context.Context) error {
 
 type summary struct {
 	promoted, rolledBack time.Duration
+	atGate               time.Duration
 	promotedWeights      string
 	failCheck            string
 }
 
 // weightsSeen lists the weights at which image's checks ran (status keeps
 // the last 30 checks).
+// requireApproval commits analysis.approval: Manual and waits for Argo CD.
+func requireApproval(ctx context.Context, f *stack.Flow, app stack.App, tl *stack.Timeline) error {
+	if _, err := f.RequireApproval(ctx, app); err != nil {
+		return err
+	}
+	if _, err := f.WaitSynced(ctx, app, syncTimeout); err != nil {
+		return err
+	}
+	tl.Note("==", "the team requires an approval before each promotion (analysis.approval: Manual, synced)")
+	return nil
+}
+
+// approveAtGate waits for the canary at the approval gate (Argo CD shows it
+// Suspended), lets it wait a few checks, and approves it in Git.
+func approveAtGate(ctx context.Context, f *stack.Flow, app stack.App, image string, s *summary, tl *stack.Timeline) error {
+	a, err := f.WaitCanaryApp(ctx, app, canaryTimeout, "v2 waiting at the approval gate", stack.IsWaitingForApproval(image))
+	if err != nil {
+		return err
+	}
+	reached := time.Now()
+	st, err := f.WaitApplication(ctx, app, syncTimeout, "Suspended")
+	if err != nil {
+		return err
+	}
+	tl.Note("==", "%s passed its analysis at weight %d%% and waits for approval; Argo CD: %s (%s)", stack.Tag(image), a.Status.CanaryWeight, st.Health, st.HealthMessage)
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(3 * time.Second): // a person looks at the checks; they keep running
+	}
+	if _, err := f.Approve(ctx, app, image); err != nil {
+		return err
+	}
+	s.atGate = time.Since(reached)
+	tl.Note("==", "a person approved %s in Git (spec.approvedImage)", stack.Tag(image))
+	return nil
+}
+
 func weightsSeen(a *v1.CanaryApp, image string) string {
 	var ws []string
 	for _, c := range a.Status.Checks {

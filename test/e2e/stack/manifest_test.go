@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	v1 "github.com/atzedevries/canaryop/api/v1"
 )
 
 func TestDemoManifest(t *testing.T) {
@@ -116,5 +118,32 @@ func TestLoadEnv(t *testing.T) {
 	}
 	if _, err := LoadEnv(); err == nil || !strings.Contains(err.Error(), "GIT_URL") {
 		t.Errorf("LoadEnv of an incomplete file: %v, want the missing keys named", err)
+	}
+}
+
+func TestApprovalEdits(t *testing.T) {
+	root, err := ProjectRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := DemoManifest(root, "web", "shop", "http://127.0.0.1:9090", Short{Interval: "5s", CheckInterval: "1s"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, err = SetManualApproval(m); err != nil {
+		t.Fatal(err)
+	}
+	for _, img := range []string{Image("v2"), Image("v3")} { // set, then replaced
+		if m, err = SetApprovedImage(m, img); err != nil {
+			t.Fatalf("%v\n%s", err, m)
+		}
+	}
+	a, err := ParseCanaryApp(m)
+	if err != nil || a.Spec.Analysis.Approval != v1.ApprovalManual || a.Spec.ApprovedImage != Image("v3") || a.Spec.Image != Image("v1") ||
+		strings.Count(string(m), "approvedImage") != 1 {
+		t.Errorf("edited manifest %v:\n%s", err, m)
+	}
+	if _, err := SetManualApproval([]byte("apiVersion: canary.atze.io/v1\nkind: CanaryApp\nspec:\n  image: x\n")); err == nil {
+		t.Error("a manifest without spec.analysis was edited")
 	}
 }
