@@ -244,7 +244,7 @@ func approveAtGate(ctx context.Context, f *stack.Flow, app stack.App, image stri
 	if err != nil {
 		return err
 	}
-	tl.Note("==", "%s passed its analysis at weight %d%% and waits for approval; Argo CD: %s (%s)", stack.Tag(image), a.Status.CanaryWeight, st.Health, st.HealthMessage)
+	tl.Note("==", "%s passed its analysis at weight %d%% and waits for approval; Argo CD: %s", stack.Tag(image), a.Status.CanaryWeight, st.Health)
 	select {
 	case <-ctx.Done():
 		return ctx.Err()
