@@ -34,6 +34,7 @@ type gitOptions struct {
 	passphraseFile  string
 	concurrency     int
 	timeout         time.Duration
+	pullRequestPoll time.Duration
 	maxRepoSize     resource.Quantity
 	maxCacheSize    resource.Quantity
 }
@@ -51,6 +52,7 @@ func (o *gitOptions) bind(fs *flag.FlagSet) {
 	fs.Var(quantityFlag{&o.maxCacheSize}, "git-max-cache-size", "Bound on all cached clones together (e.g. 2Gi); least recently used clones are evicted. Keep the cache volume at least this plus --git-max-repo-size.")
 	fs.IntVar(&o.concurrency, "write-back-concurrency", 2, "Git write-backs run at once, in a worker pool apart from the canary analysis.")
 	fs.DurationVar(&o.timeout, "write-back-timeout", 3*time.Minute, "Deadline of one write-back attempt (fetch, edit, push, pull request).")
+	fs.DurationVar(&o.pullRequestPoll, "pull-request-poll-interval", time.Minute, "How often an open write-back or approval pull request is asked for its state (one GitHub token serves every app: about 60 requests an hour per open pull request at 1m).")
 	fs.StringVar(&o.signingKeyFile, "git-signing-key-file", "", "ASCII-armored OpenPGP private key (e.g. a mounted Secret) to sign write-back commits with; empty: unsigned.")
 	fs.StringVar(&o.passphraseFile, "git-signing-passphrase-file", "", "File holding the passphrase of --git-signing-key-file, if it is encrypted.")
 }

@@ -105,6 +105,7 @@ func main() {
 		MaxConcurrentReconciles: concurrency,
 		WriteBackConcurrency:    gitFlags.concurrency,
 		WriteBackTimeout:        gitFlags.timeout,
+		PullRequestPoll:         gitFlags.pullRequestPoll,
 	}
 	if runAsNonRoot {
 		opts.PodOptions = append(opts.PodOptions, workload.RunAsNonRoot())

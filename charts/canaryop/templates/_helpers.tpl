@@ -129,6 +129,9 @@ value left empty passes no flag, so the operator's own default applies.
 {{- with $v.gitWriteBack.timeout }}
 - {{ printf "--write-back-timeout=%v" . | quote }}
 {{- end }}
+{{- with $v.gitWriteBack.pullRequestPollInterval }}
+- {{ printf "--pull-request-poll-interval=%v" . | quote }}
+{{- end }}
 {{- with $v.gitWriteBack.maxRepoSize }}
 - {{ printf "--git-max-repo-size=%v" . | quote }}
 {{- end }}
