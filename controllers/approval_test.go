@@ -85,6 +85,8 @@ func TestApprovalPullRequestMergedPromotes(t *testing.T) {
 	patchApp(g, app, func(a *v1.CanaryApp) { a.Spec.ApprovedImage = image("v2") })
 	g.Eventually(func(g Gomega) string { return get(g, app).Status.StableImage }, timeout, poll).Should(Equal(image("v2")))
 	g.Expect(containerImage(deployment(g, ns, appName))).To(Equal(image("v2")))
+	g.Expect(get(g, app).Status.LastAction).NotTo(BeNil())
+	g.Expect(get(g, app).Status.LastAction.Action).To(Equal(v1.ActionApprove))
 }
 
 // Closing the approval pull request unmerged rejects the canary: rolled

@@ -33,7 +33,7 @@ started=$SECONDS
 hack/stack/prepare.sh
 go test -tags e2e -c -o bin/e2e.test ./test/e2e
 # team-b: the repository of a second team (TestTenantIsolation).
-SEED_DIR=$root/hack/demo/seed SEED_PREFIX='' GIT_EXTRA_REPOS=team-b hack/stack/up.sh
+SEED_DIR=$root/hack/demo/seed SEED_PREFIX='' GIT_EXTRA_REPOS=team-b,platform/approvals hack/stack/up.sh
 echo "== stack ready after $((SECONDS - started))s" >&2
 
 # `go test -tags e2e ./test/e2e -count=1 -v -timeout 25m`, compiled above so

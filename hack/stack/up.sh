@@ -43,7 +43,8 @@ ARGOCD_APP_RESYNC=${ARGOCD_APP_RESYNC:-20}
 case $E2E_DIR in *[[:space:]]*) die "E2E_DIR must not contain whitespace: $E2E_DIR" ;; esac
 extra_repos=()
 for r in ${GIT_EXTRA_REPOS//,/ }; do
-  [[ $r =~ ^[a-z0-9][a-z0-9-]*$ ]] || die "GIT_EXTRA_REPOS: $r is not a repository name (lower-case letters, digits, '-')"
+  # "name", or "owner/name" as a GitHub repository is addressed.
+  [[ $r =~ ^[a-z0-9][a-z0-9-]*(/[a-z0-9][a-z0-9-]*)?$ ]] || die "GIT_EXTRA_REPOS: $r is not a repository name (lower-case letters, digits, '-', optionally owner/name)"
   [ "$r" != "$GIT_REPO" ] || die "GIT_EXTRA_REPOS: $r is GIT_REPO already"
   extra_repos+=("$r")
 done
@@ -358,7 +359,7 @@ argocd_repo_secret() {
 apiVersion: v1
 kind: Secret
 metadata:
-  name: repo-$1
+  name: repo-${1//\//-}
   namespace: $ARGOCD_NS
   labels: {argocd.argoproj.io/secret-type: repository, app.kubernetes.io/part-of: argocd}
 stringData:

@@ -185,6 +185,18 @@ func (p *planner) rejectedInReview() bool {
 	return wb != nil && p.approvalRequested(wb) && !wb.Pending && wb.PullRequestState == "closed"
 }
 
+// recordApproval records the approval of a promoted image behind the gate
+// when the step that approved it did not get its status saved (the
+// promotion is derived from the cluster, the record only from status).
+func (p *planner) recordApproval(promoted string) {
+	if p.in.Analysis.Approval != v1.ApprovalManual || p.in.App.Spec.ApprovedImage != promoted {
+		return
+	}
+	if a := p.out.Status.LastAction; a == nil || a.Action != v1.ActionApprove || a.Image != promoted {
+		p.record(v1.ActionApprove, "", "", promoted, "promoted")
+	}
+}
+
 // awaitingApproval holds a canary that passed its last step at the gate
 // until spec.approvedImage names it, and reports whether it did.
 func (p *planner) awaitingApproval() bool {

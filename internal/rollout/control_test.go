@@ -271,3 +271,20 @@ func TestApprovalRequestWaitsForTheOutbox(t *testing.T) {
 	a.Status.WriteBack.Pending = false
 	g.Expect(plan(a, time.Second, nil).Status.WriteBack.Outcome).To(Equal(v1.OutcomeApprovalRequested))
 }
+
+// The step that approved may not have had its status saved (a conflict
+// after the primary got the image): the promotion still records it.
+func TestApprovalRecordedWhenItsStepWasLost(t *testing.T) {
+	g := NewWithT(t)
+	a := app("app:v2", func(a *v1.CanaryApp) {
+		inCanary(50, time.Minute, check(-time.Second, 50, v1.CheckPass))(a)
+		manual(a)
+		a.Spec.ApprovedImage = "app:v2"
+		a.Status.Phase = v1.PhaseSuspended
+		a.Status.Approval = &v1.ApprovalStatus{Image: "app:v2"}
+	})
+	r := Plan(Input{Now: t0, App: a, Analysis: a.Spec.EffectiveAnalysis(), Primary: primaryV2, Canary: canaryV2})
+	g.Expect(r.Status.StableImage).To(Equal("app:v2"))
+	g.Expect(r.Status.LastAction).NotTo(BeNil())
+	g.Expect(r.Status.LastAction.Action).To(Equal(v1.ActionApprove))
+}

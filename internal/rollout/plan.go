@@ -337,6 +337,7 @@ func (p *planner) promote() {
 	st.Phase = v1.PhaseStable
 	p.event(false, v1.ReasonPromoted, "Promoted %s: the primary runs it and receives all traffic", promoted)
 	why := "passed analysis"
+	p.recordApproval(promoted)
 	if a := st.LastAction; a != nil && a.Action == v1.ActionApprove && a.Image == promoted {
 		why += fmt.Sprintf("; approved at the gate (spec.approvedImage) at %s", a.At.UTC().Format(time.RFC3339))
 	}

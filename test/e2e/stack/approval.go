@@ -28,7 +28,9 @@ func SetManualApproval(manifest []byte) ([]byte, error) {
 	if n != 1 {
 		return nil, fmt.Errorf("manifest has %d spec.analysis lines, want 1", n)
 	}
-	return checked(out, func(a *v1.CanaryApp) bool { return a.Spec.Analysis != nil && a.Spec.Analysis.Approval == v1.ApprovalManual })
+	return checked(out, func(a *v1.CanaryApp) bool {
+		return a.Spec.Analysis != nil && a.Spec.Analysis.Approval == v1.ApprovalManual
+	})
 }
 
 // SetApprovedImage sets spec.approvedImage, after spec.image when absent.

@@ -150,6 +150,8 @@ func StartOperator(ctx context.Context, env Env) (*Operator, error) {
 		"--git-credentials-namespace=" + OperatorNamespace,
 		"--argocd-namespace=" + env.Get("ARGOCD_NS"),
 		"--prometheus-allowed-urls=" + env.Get("PROM_URL"),
+		// Pull requests live on a local GitHub stand-in: look often.
+		"--pull-request-poll-interval=1s",
 		"--zap-log-level=info",
 	}
 	p, err := StartProcess(env, "operator", filepath.Join(env.Root, "bin", "manager"), args,
