@@ -369,72 +369,115 @@ func Apply(fsys filesys.FileSystem, path string, t Target, c Change) (Result, er
 	if err != nil {
 		return Result{}, err
 	}
-	res := Result{PreviousImage: before.Image}
+	e := &editPlan{tr: tr, docs: docs, t: t, before: before, want: before, edits: map[*sourceFile][]op{}}
+	e.res.PreviousImage = before.Image
+	for _, step := range []func(Change) error{e.image, e.record, e.allow, e.approve} {
+		if err := step(c); err != nil {
+			return Result{}, err
+		}
+	}
+	if len(e.edits) == 0 {
+		return e.res, nil
+	}
+	return e.write(fsys, path)
+}
 
-	edits := map[*sourceFile][]op{}
-	wantImage := before.Image
+// editPlan collects the edits of one Apply and what the manifest must
+// render to afterwards.
+type editPlan struct {
+	tr           *tree
+	docs         []document
+	t            Target
+	before, want Rendered
+	edits        map[*sourceFile][]op
+	res          Result
+}
+
+// onSource adds an edit of spec in the document that defines the target.
+func (e *editPlan) onSource(why string, o op) error {
+	doc, err := e.tr.source(e.docs, e.t, why)
+	if err != nil {
+		return err
+	}
+	o.doc, o.path = doc.index, []any{"spec"}
+	e.edits[doc.file] = append(e.edits[doc.file], o)
+	return nil
+}
+
+func (e *editPlan) image(c Change) error {
 	switch {
-	case c.Image == "" || before.Image == c.Image:
-	case len(c.ExpectImages) > 0 && !slices.Contains(c.ExpectImages, before.Image):
-		res.ImageSkipped = true
+	case c.Image == "" || e.before.Image == c.Image:
+	case len(c.ExpectImages) > 0 && !slices.Contains(c.ExpectImages, e.before.Image):
+		e.res.ImageSkipped = true
 	default:
-		f, ops, err := tr.imageOps(docs, t, before.Image, c.Image)
+		f, ops, err := e.tr.imageOps(e.docs, e.t, e.before.Image, c.Image)
 		if err != nil {
-			return Result{}, err
+			return err
 		}
-		edits[f] = append(edits[f], ops...)
-		res.ImageChanged, wantImage = true, c.Image
+		e.edits[f] = append(e.edits[f], ops...)
+		e.res.ImageChanged, e.want.Image = true, c.Image
 	}
+	return nil
+}
 
-	wantFailed := before.FailedImages
-	if c.FailedImage != nil && !slices.Contains(before.FailedImages, c.FailedImage.Image) {
-		doc, err := tr.source(docs, t, "the failed image cannot be recorded here")
+func (e *editPlan) record(c Change) error {
+	if c.FailedImage == nil || slices.Contains(e.before.FailedImages, c.FailedImage.Image) {
+		return nil
+	}
+	if len(e.before.FailedImages) >= maxFailed {
+		doc, err := e.tr.source(e.docs, e.t, "the failed image cannot be recorded here")
 		if err != nil {
-			return Result{}, err
+			return err
 		}
-		if len(before.FailedImages) >= maxFailed {
-			return Result{}, &Error{Kind: ErrNotEditable, Path: doc.String(),
-				Detail: fmt.Sprintf("spec.failedImages already holds %d records, the API's limit; remove old ones", maxFailed)}
-		}
-		edits[doc.file] = append(edits[doc.file], op{kind: opAppend, doc: doc.index, path: []any{"spec"},
-			key: "failedImages", item: failedItem(*c.FailedImage)})
-		res.RecordAdded = true
-		wantFailed = append(slices.Clone(before.FailedImages), c.FailedImage.Image)
+		return &Error{Kind: ErrNotEditable, Path: doc.String(),
+			Detail: fmt.Sprintf("spec.failedImages already holds %d records, the API's limit; remove old ones", maxFailed)}
 	}
-	if c.AllowImage != "" && slices.Contains(before.FailedImages, c.AllowImage) {
-		doc, err := tr.source(docs, t, "the failed image's record cannot be removed here")
-		if err != nil {
-			return Result{}, err
-		}
-		edits[doc.file] = append(edits[doc.file], op{kind: opRemoveItem, doc: doc.index, path: []any{"spec"},
-			key: "failedImages", value: c.AllowImage})
-		res.RecordRemoved = true
-		wantFailed = slices.DeleteFunc(slices.Clone(wantFailed), func(s string) bool { return s == c.AllowImage })
+	if err := e.onSource("the failed image cannot be recorded here", op{kind: opAppend, key: "failedImages", item: failedItem(*c.FailedImage)}); err != nil {
+		return err
 	}
-	wantApproved := before.ApprovedImage
-	if c.ApprovedImage != "" && before.ApprovedImage != c.ApprovedImage {
-		doc, err := tr.source(docs, t, "spec.approvedImage cannot be set here")
-		if err != nil {
-			return Result{}, err
-		}
-		edits[doc.file] = append(edits[doc.file], op{kind: opSet, doc: doc.index, path: []any{"spec"}, key: "approvedImage", value: c.ApprovedImage})
-		res.ApprovalSet, wantApproved = true, c.ApprovedImage
-	}
-	if len(edits) == 0 {
-		return res, nil
-	}
+	e.res.RecordAdded = true
+	e.want.FailedImages = append(slices.Clone(e.before.FailedImages), c.FailedImage.Image)
+	return nil
+}
 
+func (e *editPlan) allow(c Change) error {
+	if c.AllowImage == "" || !slices.Contains(e.before.FailedImages, c.AllowImage) {
+		return nil
+	}
+	if err := e.onSource("the failed image's record cannot be removed here", op{kind: opRemoveItem, key: "failedImages", value: c.AllowImage}); err != nil {
+		return err
+	}
+	e.res.RecordRemoved = true
+	e.want.FailedImages = slices.DeleteFunc(slices.Clone(e.want.FailedImages), func(s string) bool { return s == c.AllowImage })
+	return nil
+}
+
+func (e *editPlan) approve(c Change) error {
+	if c.ApprovedImage == "" || e.before.ApprovedImage == c.ApprovedImage {
+		return nil
+	}
+	if err := e.onSource("spec.approvedImage cannot be set here", op{kind: opSet, key: "approvedImage", value: c.ApprovedImage}); err != nil {
+		return err
+	}
+	e.res.ApprovalSet, e.want.ApprovedImage = true, c.ApprovedImage
+	return nil
+}
+
+// write applies the edits, checks the rendered result against the intent,
+// and only then writes the files.
+func (e *editPlan) write(fsys filesys.FileSystem, path string) (Result, error) {
 	out := map[string][]byte{}
-	for f, ops := range edits {
+	for f, ops := range e.edits {
 		data, err := editFile(f, ops)
 		if err != nil {
 			return Result{}, &Error{Kind: ErrNotEditable, Path: f.path, Err: err}
 		}
 		out[f.path] = data
 	}
-	if err := check(newOverlay(fsys, out), path, t, Rendered{Image: wantImage, FailedImages: wantFailed, ApprovedImage: wantApproved}); err != nil {
+	if err := check(newOverlay(fsys, out), path, e.t, e.want); err != nil {
 		return Result{}, err
 	}
+	res := e.res
 	for p, data := range out {
 		if err := fsys.WriteFile(p, data); err != nil {
 			return Result{}, fmt.Errorf("manifest: write %s: %w", p, err)

@@ -51,48 +51,8 @@ func reencodeOps(f *sourceFile, ops []op) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		switch o.kind {
-		case opSet:
-			if v := mapValue(m.YNode(), o.key); v != nil && v.Kind == yaml.ScalarNode {
-				// Edit the node itself so its comments stay attached.
-				v.Value, v.Tag, v.Anchor = o.value, yaml.NodeTagString, ""
-				v.Style = scalarStyle(o.value, v.Style)
-				continue
-			}
-			s := yaml.NewStringRNode(o.value)
-			s.YNode().Style = scalarStyle(o.value, 0)
-			if err := m.PipeE(yaml.SetField(o.key, s)); err != nil {
-				return nil, err
-			}
-		case opDelete:
-			if err := m.PipeE(yaml.Clear(o.key)); err != nil {
-				return nil, err
-			}
-		case opAppend:
-			if v := mapValue(m.YNode(), o.key); v != nil && v.Kind != yaml.SequenceNode {
-				// "failedImages:" with no value, or null: replace it.
-				if err := m.PipeE(yaml.Clear(o.key)); err != nil {
-					return nil, err
-				}
-			}
-			seq, err := m.Pipe(yaml.LookupCreate(yaml.SequenceNode, o.key))
-			if err != nil {
-				return nil, err
-			}
-			seq.YNode().Style &^= yaml.FlowStyle
-			item := yaml.NewMapRNode(nil)
-			for _, kv := range o.item {
-				s := yaml.NewStringRNode(kv[1])
-				s.YNode().Style = scalarStyle(kv[1], 0)
-				if err := item.PipeE(yaml.SetField(kv[0], s)); err != nil {
-					return nil, err
-				}
-			}
-			seq.YNode().Content = append(seq.YNode().Content, item.YNode())
-		case opRemoveItem:
-			if err := removeItem(m, o.key, o.value); err != nil {
-				return nil, err
-			}
+		if err := applyOp(m, o); err != nil {
+			return nil, err
 		}
 	}
 
@@ -112,6 +72,48 @@ func reencodeOps(f *sourceFile, ops []op) ([]byte, error) {
 		return nil, err
 	}
 	return buf.Bytes(), nil
+}
+
+// applyOp applies one operation to the mapping m it addresses.
+func applyOp(m *yaml.RNode, o op) error {
+	switch o.kind {
+	case opSet:
+		if v := mapValue(m.YNode(), o.key); v != nil && v.Kind == yaml.ScalarNode {
+			// Edit the node itself so its comments stay attached.
+			v.Value, v.Tag, v.Anchor = o.value, yaml.NodeTagString, ""
+			v.Style = scalarStyle(o.value, v.Style)
+			return nil
+		}
+		s := yaml.NewStringRNode(o.value)
+		s.YNode().Style = scalarStyle(o.value, 0)
+		return m.PipeE(yaml.SetField(o.key, s))
+	case opDelete:
+		return m.PipeE(yaml.Clear(o.key))
+	case opAppend:
+		if v := mapValue(m.YNode(), o.key); v != nil && v.Kind != yaml.SequenceNode {
+			// "failedImages:" with no value, or null: replace it.
+			if err := m.PipeE(yaml.Clear(o.key)); err != nil {
+				return err
+			}
+		}
+		seq, err := m.Pipe(yaml.LookupCreate(yaml.SequenceNode, o.key))
+		if err != nil {
+			return err
+		}
+		seq.YNode().Style &^= yaml.FlowStyle
+		item := yaml.NewMapRNode(nil)
+		for _, kv := range o.item {
+			s := yaml.NewStringRNode(kv[1])
+			s.YNode().Style = scalarStyle(kv[1], 0)
+			if err := item.PipeE(yaml.SetField(kv[0], s)); err != nil {
+				return err
+			}
+		}
+		seq.YNode().Content = append(seq.YNode().Content, item.YNode())
+	case opRemoveItem:
+		return removeItem(m, o.key, o.value)
+	}
+	return nil
 }
 
 // removeItem drops the items of the sequence under key whose image is

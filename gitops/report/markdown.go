@@ -18,52 +18,7 @@ import (
 func PullRequest(in Input) (title, body string) {
 	var b strings.Builder
 	appRef := code(app(in), maxApp)
-	switch in.Outcome {
-	case v1.OutcomeRolledBack:
-		fmt.Fprintf(&b, "## Canary rolled back: %s\n\n", appRef)
-		fmt.Fprintf(&b, "The canary of %s failed and the cluster was rolled back to %s%s.\n\n",
-			code(in.FailedImage, maxImage), code(in.Image, maxImage), at(in.DecidedAt))
-		if in.Reason != "" {
-			fmt.Fprintf(&b, "**Why:** %s\n\n", md(line(in.Reason, maxReason)))
-		}
-		if in.KeptImage != "" {
-			fmt.Fprintf(&b, "Git already names the newer image %s, which this pull request keeps. "+
-				"It only records %s in `spec.failedImages`, so that the operator never canaries it again; "+
-				"remove the record to allow a retry.\n\n", code(in.KeptImage, maxImage), code(in.FailedImage, maxImage))
-		} else {
-			fmt.Fprintf(&b, "This pull request sets `spec.image` back to %s and records %s in `spec.failedImages`, "+
-				"so that the operator never canaries it again; remove the record to allow a retry.\n\n",
-				code(in.Image, maxImage), code(in.FailedImage, maxImage))
-		}
-		b.WriteString("- **Merge** it so that Git matches the cluster: Argo CD then syncs the stable image.\n")
-		b.WriteString("- **Close** it unmerged and the cluster stays on the stable image; the failure is then recorded only in the CanaryApp's status, which a cluster rebuild loses.\n\n")
-	case v1.OutcomePromoted:
-		fmt.Fprintf(&b, "## Canary promoted: %s\n\n", appRef)
-		fmt.Fprintf(&b, "The canary of %s passed its analysis and was promoted%s.\n\n", code(in.Image, maxImage), at(in.DecidedAt))
-		if in.Reason != "" {
-			fmt.Fprintf(&b, "**Why:** %s\n\n", md(line(in.Reason, maxReason)))
-		}
-		if in.KeptImage != "" {
-			fmt.Fprintf(&b, "Git already names the newer image %s, which this pull request keeps.\n\n", code(in.KeptImage, maxImage))
-		} else {
-			fmt.Fprintf(&b, "This pull request makes `spec.image` in Git name %s, so that Git matches the cluster.\n\n", code(in.Image, maxImage))
-		}
-	case v1.OutcomeApprovalRequested:
-		fmt.Fprintf(&b, "## Approval requested: %s\n\n", appRef)
-		fmt.Fprintf(&b, "The canary of %s passed its analysis%s and holds at its last weight, checks still running.\n\n", code(in.Image, maxImage), at(in.DecidedAt))
-		b.WriteString("- **Merge** this pull request to approve it: Argo CD syncs `spec.approvedImage` and the operator promotes the canary.\n")
-		b.WriteString("- **Close** it unmerged to reject it: the canary is rolled back (\"rejected in review\") and its image recorded as failed.\n\n")
-		b.WriteString("A failing check still rolls the canary back while this waits.\n\n")
-	case v1.OutcomeRetryAllowed:
-		fmt.Fprintf(&b, "## Retry allowed: %s\n\n", appRef)
-		fmt.Fprintf(&b, "This pull request removes %s from `spec.failedImages`%s, so that the next change of `spec.image` to it starts a canary.\n\n",
-			code(in.FailedImage, maxImage), at(in.DecidedAt))
-		if in.Reason != "" {
-			fmt.Fprintf(&b, "**Asked:** %s\n\n", md(line(in.Reason, maxReason)))
-		}
-	default:
-		fmt.Fprintf(&b, "## Canary %s: %s\n\n", md(line(string(in.Outcome), maxOutcome)), appRef)
-	}
+	intro(&b, in, appRef)
 
 	if in.Query != "" || len(in.Checks) > 0 {
 		b.WriteString("### Analysis\n\n")
@@ -87,6 +42,57 @@ func PullRequest(in Input) (title, body string) {
 	b.WriteString(appRef)
 	b.WriteString(".</sub>\n")
 	return Subject(in), b.String()
+}
+
+// intro is what happened and what merging or closing the pull request does,
+// per outcome.
+func intro(b *strings.Builder, in Input, appRef string) {
+	switch in.Outcome {
+	case v1.OutcomeRolledBack:
+		fmt.Fprintf(b, "## Canary rolled back: %s\n\n", appRef)
+		fmt.Fprintf(b, "The canary of %s failed and the cluster was rolled back to %s%s.\n\n",
+			code(in.FailedImage, maxImage), code(in.Image, maxImage), at(in.DecidedAt))
+		if in.Reason != "" {
+			fmt.Fprintf(b, "**Why:** %s\n\n", md(line(in.Reason, maxReason)))
+		}
+		if in.KeptImage != "" {
+			fmt.Fprintf(b, "Git already names the newer image %s, which this pull request keeps. "+
+				"It only records %s in `spec.failedImages`, so that the operator never canaries it again; "+
+				"remove the record to allow a retry.\n\n", code(in.KeptImage, maxImage), code(in.FailedImage, maxImage))
+		} else {
+			fmt.Fprintf(b, "This pull request sets `spec.image` back to %s and records %s in `spec.failedImages`, "+
+				"so that the operator never canaries it again; remove the record to allow a retry.\n\n",
+				code(in.Image, maxImage), code(in.FailedImage, maxImage))
+		}
+		b.WriteString("- **Merge** it so that Git matches the cluster: Argo CD then syncs the stable image.\n")
+		b.WriteString("- **Close** it unmerged and the cluster stays on the stable image; the failure is then recorded only in the CanaryApp's status, which a cluster rebuild loses.\n\n")
+	case v1.OutcomePromoted:
+		fmt.Fprintf(b, "## Canary promoted: %s\n\n", appRef)
+		fmt.Fprintf(b, "The canary of %s passed its analysis and was promoted%s.\n\n", code(in.Image, maxImage), at(in.DecidedAt))
+		if in.Reason != "" {
+			fmt.Fprintf(b, "**Why:** %s\n\n", md(line(in.Reason, maxReason)))
+		}
+		if in.KeptImage != "" {
+			fmt.Fprintf(b, "Git already names the newer image %s, which this pull request keeps.\n\n", code(in.KeptImage, maxImage))
+		} else {
+			fmt.Fprintf(b, "This pull request makes `spec.image` in Git name %s, so that Git matches the cluster.\n\n", code(in.Image, maxImage))
+		}
+	case v1.OutcomeApprovalRequested:
+		fmt.Fprintf(b, "## Approval requested: %s\n\n", appRef)
+		fmt.Fprintf(b, "The canary of %s passed its analysis%s and holds at its last weight, checks still running.\n\n", code(in.Image, maxImage), at(in.DecidedAt))
+		b.WriteString("- **Merge** this pull request to approve it: Argo CD syncs `spec.approvedImage` and the operator promotes the canary.\n")
+		b.WriteString("- **Close** it unmerged to reject it: the canary is rolled back (\"rejected in review\") and its image recorded as failed.\n\n")
+		b.WriteString("A failing check still rolls the canary back while this waits.\n\n")
+	case v1.OutcomeRetryAllowed:
+		fmt.Fprintf(b, "## Retry allowed: %s\n\n", appRef)
+		fmt.Fprintf(b, "This pull request removes %s from `spec.failedImages`%s, so that the next change of `spec.image` to it starts a canary.\n\n",
+			code(in.FailedImage, maxImage), at(in.DecidedAt))
+		if in.Reason != "" {
+			fmt.Fprintf(b, "**Asked:** %s\n\n", md(line(in.Reason, maxReason)))
+		}
+	default:
+		fmt.Fprintf(b, "## Canary %s: %s\n\n", md(line(string(in.Outcome), maxOutcome)), appRef)
+	}
 }
 
 // Chart draws the checks as three rows of one character per check, oldest

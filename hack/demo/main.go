@@ -59,33 +59,74 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	app := stack.App{Name: stack.SampleName, Namespace: "default", Dir: stack.SampleDir, Application: stack.SampleName}
-	step := func(format string, args ...any) { tl.Note("==", format, args...) }
-
-	step("installing the CanaryApp CRD, the operator's Git credentials Secret and the AppProject %q", "canaryapps")
-	if err := f.Prepare(ctx); err != nil {
-		return err
-	}
-	op, err := stack.StartOperator(ctx, env)
+	d := &story{f: f, tl: tl, env: env,
+		app: stack.App{Name: stack.SampleName, Namespace: "default", Dir: stack.SampleDir, Application: stack.SampleName}}
+	stop, err := d.setup(ctx)
+	defer stop()
 	if err != nil {
 		return err
 	}
-	defer func() { _ = op.Stop(processTimeout) }()
-	step("operator running (pid %d, log %s)", op.PID(), op.Log)
-	sim, err := stack.StartTrafficsim(ctx, env, app.Namespace, []string{app.Name})
-	if err != nil {
-		return err
-	}
-	defer func() { _ = sim.Stop(processTimeout) }()
-	step("traffic simulator (the data-plane stand-in) on %s: 20 req/s, 20%% to /nothello, v3 answers 500 there", sim.Addr)
-
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
-	go tl.Watch(watchCtx, f.Cluster, f.Repo, app.Namespace, app.Name, app.Application)
+	go tl.Watch(watchCtx, f.Cluster, f.Repo, d.app.Namespace, d.app.Name, d.app.Application)
+	for _, chapter := range []func(context.Context) error{d.v1, d.v2, d.v3} {
+		if err := chapter(ctx); err != nil {
+			return err
+		}
+	}
+	stopWatch()
+	if err := limitedUser(ctx, f, d.app, tl); err != nil {
+		return err
+	}
+	return d.summary(ctx)
+}
 
-	var s summary
-	// 1. v1 running, synced by Argo CD from Git.
-	step("seeding %s into Git at :v1 and creating its Argo CD Application", app.Manifest())
+// story is the demo's state from one chapter to the next.
+type story struct {
+	f   *stack.Flow
+	tl  *stack.Timeline
+	env stack.Env
+	app stack.App
+	s   summary
+	// last is the CanaryApp and st the Argo CD state at the story's end.
+	last *v1.CanaryApp
+	st   stack.AppState
+}
+
+func (d *story) step(format string, args ...any) { d.tl.Note("==", format, args...) }
+
+// setup installs what the story needs and starts the operator and the
+// traffic simulator; stop stops whatever it started.
+func (d *story) setup(ctx context.Context) (stop func(), err error) {
+	var stops []func()
+	stop = func() {
+		for i := len(stops) - 1; i >= 0; i-- {
+			stops[i]()
+		}
+	}
+	d.step("installing the CanaryApp CRD, the operator's Git credentials Secret and the AppProject %q", "canaryapps")
+	if err := d.f.Prepare(ctx); err != nil {
+		return stop, err
+	}
+	op, err := stack.StartOperator(ctx, d.env)
+	if err != nil {
+		return stop, err
+	}
+	stops = append(stops, func() { _ = op.Stop(processTimeout) })
+	d.step("operator running (pid %d, log %s)", op.PID(), op.Log)
+	sim, err := stack.StartTrafficsim(ctx, d.env, d.app.Namespace, []string{d.app.Name})
+	if err != nil {
+		return stop, err
+	}
+	stops = append(stops, func() { _ = sim.Stop(processTimeout) })
+	d.step("traffic simulator (the data-plane stand-in) on %s: 20 req/s, 20%% to /nothello, v3 answers 500 there", sim.Addr)
+	return stop, nil
+}
+
+// v1 running, synced by Argo CD from Git.
+func (d *story) v1(ctx context.Context) error {
+	f, app := d.f, d.app
+	d.step("seeding %s into Git at :v1 and creating its Argo CD Application", app.Manifest())
 	if _, err := f.Seed(ctx, app, stack.Image("v1")); err != nil {
 		return err
 	}
@@ -95,94 +136,97 @@ func run(ctx context.Context) error {
 	if _, err := f.WaitSynced(ctx, app, syncTimeout); err != nil {
 		return err
 	}
-	step("v1 runs with all traffic; Argo CD: Synced, Healthy")
+	d.step("v1 runs with all traffic; Argo CD: Synced, Healthy")
+	return nil
+}
 
-	// 2. v2: canary, weights step up to the approval gate, approved in Git,
-	// promoted, Git holds v2.
-	if err := requireApproval(ctx, f, app, tl); err != nil {
+// v2: canary, weights step up to the approval gate, approved in Git,
+// promoted, Git holds v2.
+func (d *story) v2(ctx context.Context) error {
+	f, app, image := d.f, d.app, stack.Image("v2")
+	if err := requireApproval(ctx, f, app, d.tl); err != nil {
 		return err
 	}
 	start := time.Now()
-	if _, err := f.Release(ctx, app, stack.Image("v2")); err != nil {
+	if _, err := f.Release(ctx, app, image); err != nil {
 		return err
 	}
-	if _, err := f.WaitCanaryApp(ctx, app, syncTimeout, "a canary of v2 taking traffic", stack.IsCanary(stack.Image("v2"), 1)); err != nil {
+	if _, err := f.WaitCanaryApp(ctx, app, syncTimeout, "a canary of v2 taking traffic", stack.IsCanary(image, 1)); err != nil {
 		return err
 	}
-	if err := approveAtGate(ctx, f, app, stack.Image("v2"), &s, tl); err != nil {
+	if err := approveAtGate(ctx, f, app, image, &d.s, d.tl); err != nil {
 		return err
 	}
-	a, err := f.WaitCanaryApp(ctx, app, canaryTimeout, "v2 promoted and written back", stack.HasWrittenBack(v1.OutcomePromoted, stack.Image("v2")))
+	a, err := f.WaitCanaryApp(ctx, app, canaryTimeout, "v2 promoted and written back", stack.HasWrittenBack(v1.OutcomePromoted, image))
 	if err != nil {
 		return err
 	}
-	if _, err := f.WaitCanaryApp(ctx, app, syncTimeout, "v2 stable", stack.IsStable(stack.Image("v2"))); err != nil {
+	if _, err := f.WaitCanaryApp(ctx, app, syncTimeout, "v2 stable", stack.IsStable(image)); err != nil {
 		return err
 	}
-	s.promoted = time.Since(start)
-	s.promotedWeights = weightsSeen(a, stack.Image("v2"))
+	d.s.promoted, d.s.promotedWeights = time.Since(start), weightsSeen(a, image)
 	g, err := f.GitApp(ctx, app)
 	if err != nil {
 		return err
 	}
-	if g.Spec.Image != stack.Image("v2") {
-		return fmt.Errorf("after the promotion Git names %s, want %s", g.Spec.Image, stack.Image("v2"))
+	if g.Spec.Image != image {
+		return fmt.Errorf("after the promotion Git names %s, want %s", g.Spec.Image, image)
 	}
 	if _, err := f.WaitSynced(ctx, app, syncTimeout); err != nil {
 		return err
 	}
-	step("v2 promoted in %s (weights %s); Git holds %s", s.promoted.Round(time.Second), s.promotedWeights, stack.Tag(g.Spec.Image))
+	d.step("v2 promoted in %s (weights %s); Git holds %s", d.s.promoted.Round(time.Second), d.s.promotedWeights, stack.Tag(g.Spec.Image))
+	return nil
+}
 
-	// 3. v3: errors, rollback, the operator's commit, Argo CD syncs it.
-	start = time.Now()
-	if _, err := f.Release(ctx, app, stack.Image("v3")); err != nil {
+// v3: errors, rollback, the operator's commit, Argo CD syncs it.
+func (d *story) v3(ctx context.Context) error {
+	f, app, v2, v3 := d.f, d.app, stack.Image("v2"), stack.Image("v3")
+	start := time.Now()
+	if _, err := f.Release(ctx, app, v3); err != nil {
 		return err
 	}
-	if _, err := f.WaitCanaryApp(ctx, app, syncTimeout, "a canary of v3 taking traffic", stack.IsCanary(stack.Image("v3"), 1)); err != nil {
+	if _, err := f.WaitCanaryApp(ctx, app, syncTimeout, "a canary of v3 taking traffic", stack.IsCanary(v3, 1)); err != nil {
 		return err
 	}
-	a, err = f.WaitCanaryApp(ctx, app, canaryTimeout, "v3 rolled back and written back", stack.HasWrittenBack(v1.OutcomeRolledBack, stack.Image("v2")))
+	a, err := f.WaitCanaryApp(ctx, app, canaryTimeout, "v3 rolled back and written back", stack.HasWrittenBack(v1.OutcomeRolledBack, v2))
 	if err != nil {
 		return err
 	}
-	s.rolledBack = time.Since(start)
-	s.failCheck = lastCheck(a, stack.Image("v3"), v1.CheckFail)
+	d.s.rolledBack, d.s.failCheck = time.Since(start), lastCheck(a, v3, v1.CheckFail)
 	// The Git server's webhook would tell Argo CD about the operator's push.
 	if err := f.RefreshAfterWriteBack(ctx, app); err != nil {
 		return err
 	}
-	g, err = f.GitApp(ctx, app)
+	g, err := f.GitApp(ctx, app)
 	if err != nil {
 		return err
 	}
-	if g.Spec.Image != stack.Image("v2") || stack.FailedImage(g, stack.Image("v3")) == nil {
-		return fmt.Errorf("after the rollback Git names %s with failedImages %v, want %s with %s recorded", g.Spec.Image, g.Spec.FailedImages, stack.Image("v2"), stack.Image("v3"))
+	if g.Spec.Image != v2 || stack.FailedImage(g, v3) == nil {
+		return fmt.Errorf("after the rollback Git names %s with failedImages %v, want %s with %s recorded", g.Spec.Image, g.Spec.FailedImages, v2, v3)
 	}
-	a, err = f.WaitCanaryApp(ctx, app, syncTimeout, "v2 stable with v3 recorded as failed in spec (synced from Git)", func(a *v1.CanaryApp, w stack.Weights) bool {
-		return a.Spec.Image == stack.Image("v2") && stack.FailedImage(a, stack.Image("v3")) != nil && stack.IsStable(stack.Image("v2"))(a, w)
+	d.last, err = f.WaitCanaryApp(ctx, app, syncTimeout, "v2 stable with v3 recorded as failed in spec (synced from Git)", func(a *v1.CanaryApp, w stack.Weights) bool {
+		return a.Spec.Image == v2 && stack.FailedImage(a, v3) != nil && stack.IsStable(v2)(a, w)
 	})
 	if err != nil {
 		return err
 	}
-	st, err := f.WaitSynced(ctx, app, syncTimeout)
-	if err != nil {
+	if d.st, err = f.WaitSynced(ctx, app, syncTimeout); err != nil {
 		return err
 	}
 	head, err := f.Repo.Head(ctx)
 	if err != nil {
 		return err
 	}
-	step("v3 rolled back in %s (%s); Git and cluster agree: %s, %s failed; Argo CD %s at %s, %s",
-		s.rolledBack.Round(time.Second), s.failCheck, stack.Tag(a.Spec.Image), stack.Tag(a.Spec.FailedImages[0].Image), st.Sync, head.Short(), st.Health)
-	stopWatch()
+	d.step("v3 rolled back in %s (%s); Git and cluster agree: %s, %s failed; Argo CD %s at %s, %s",
+		d.s.rolledBack.Round(time.Second), d.s.failCheck, stack.Tag(d.last.Spec.Image), stack.Tag(d.last.Spec.FailedImages[0].Image), d.st.Sync, head.Short(), d.st.Health)
+	return nil
+}
 
-	// 4. The limited user of the README.
-	if err := limitedUser(ctx, f, app, tl); err != nil {
-		return err
-	}
-
-	// Summary.
-	commits, err := f.Repo.Log(ctx, 20)
+// summary prints the outcome, the Git log and the manifest Git holds.
+func (d *story) summary(ctx context.Context) error {
+	a, st, s := d.last, d.st, d.s
+	commits, err := d.f.Repo.Log(ctx, 20)
 	if err != nil {
 		return err
 	}
@@ -199,15 +243,15 @@ func run(ctx context.Context) error {
 	for _, c := range commits {
 		fmt.Printf("    %s %-10s %s\n", c.Short(), c.Author, c.Subject)
 	}
-	manifest, err := f.Repo.ReadFile(ctx, app.Manifest())
+	manifest, err := d.f.Repo.ReadFile(ctx, d.app.Manifest())
 	if err != nil {
 		return err
 	}
-	fmt.Printf("  %s in Git now:\n", app.Manifest())
+	fmt.Printf("  %s in Git now:\n", d.app.Manifest())
 	for _, l := range strings.Split(strings.TrimRight(string(manifest), "\n"), "\n") {
 		fmt.Println("    | " + l)
 	}
-	fmt.Printf("  total %s; logs in %s\n", tl.Elapsed().Round(time.Second), env.LogsDir())
+	fmt.Printf("  total %s; logs in %s\n", d.tl.Elapsed().Round(time.Second), d.env.LogsDir())
 	return nil
 }
 
@@ -218,8 +262,6 @@ type summary struct {
 	failCheck            string
 }
 
-// weightsSeen lists the weights at which image's checks ran (status keeps
-// the last 30 checks).
 // requireApproval commits analysis.approval: Manual and waits for Argo CD.
 func requireApproval(ctx context.Context, f *stack.Flow, app stack.App, tl *stack.Timeline) error {
 	if _, err := f.RequireApproval(ctx, app); err != nil {
@@ -258,6 +300,8 @@ func approveAtGate(ctx context.Context, f *stack.Flow, app stack.App, image stri
 	return nil
 }
 
+// weightsSeen lists the weights at which image's checks ran (status keeps
+// the last 30 checks).
 func weightsSeen(a *v1.CanaryApp, image string) string {
 	var ws []string
 	for _, c := range a.Status.Checks {
