@@ -77,7 +77,7 @@ func (t *Timeline) Watch(ctx context.Context, c *Cluster, repo *Repo, ns, name, 
 		app, err := c.CanaryApp(ctx, ns, name)
 		switch {
 		case err == nil:
-			w, _ := c.VirtualServiceWeights(ctx, ns, name)
+			w, _ := c.RouteWeights(ctx, ns, name)
 			s := appLine(app, w)
 			if app.Status.Phase == "" {
 				s = "created, waiting for the operator"
