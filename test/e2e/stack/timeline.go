@@ -144,7 +144,11 @@ func appLine(app *v1.CanaryApp, w Weights) string {
 		fmt.Fprintf(&b, " canary %-4s weight %3d%%", Tag(st.CanaryImage), st.CanaryWeight)
 	}
 	if w.Found {
-		fmt.Fprintf(&b, "  [VS %d/%d]", w.Primary, w.Canary)
+		kind := "VS"
+		if w.Kind == "HTTPRoute" {
+			kind = "HTTPRoute"
+		}
+		fmt.Fprintf(&b, "  [%s %d/%d]", kind, w.Primary, w.Canary)
 	}
 	if c := meta.FindStatusCondition(st.Conditions, v1.ConditionReady); c != nil {
 		fmt.Fprintf(&b, "  Ready=%s/%s", c.Status, c.Reason)
