@@ -15,6 +15,12 @@
 //     host N and the allowed spec.hosts, bound to the allowed gateways and
 //     not to the mesh.
 //
+// Before that route, one route per spec.traffic.canaryMatch entry sends the
+// requests with its headers (or cookie, as a regular expression on the
+// cookie header) to subset canary alone, at every weight. While a canary
+// runs at weight 0, spec.traffic.mirrorPercent mirrors that share of the
+// weighted route's requests to subset canary.
+//
 // The host is the Service N, so Istio's telemetry keeps reporting both
 // tracks as destination_service_name="N": a Prometheus query on
 // istio_requests_total written for the app keeps working during a canary.
