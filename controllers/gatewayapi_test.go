@@ -178,9 +178,12 @@ func TestGatewayAPIParentRefsRefused(t *testing.T) {
 
 	setImage(g, app, image("v2"))
 	g.Eventually(func(g Gomega) int32 { return routeWeight(g, app) }, timeout, 50*time.Millisecond).Should(BeNumerically(">", 0))
-	w, ok := gatewayapi.CanaryWeight(app, httpRoute(g, ns, appName+"-gateways"))
-	g.Expect(ok).To(BeTrue())
-	g.Expect(w).To(BeNumerically(">", 0), "the Gateway route moves with the mesh one")
+	// The Gateway route is applied right after the mesh one.
+	g.Eventually(func(g Gomega) int32 {
+		w, ok := gatewayapi.CanaryWeight(app, httpRoute(g, ns, appName+"-gateways"))
+		g.Expect(ok).To(BeTrue())
+		return w
+	}, timeout, 50*time.Millisecond).Should(BeNumerically(">", 0), "the Gateway route moves with the mesh one")
 }
 
 // TestCanaryMatchAtWeightZero: on both routers the canaryMatch requests go
