@@ -38,9 +38,9 @@ type TrafficSpec struct {
 	GatewayAPI *GatewayAPITraffic `json:"gatewayapi,omitempty"`
 
 	// canaryMatch sends requests that match any one entry to the canary at
-	// every weight, also at weight 0 while the canary runs and before any
-	// user reaches it, so that testers can try it. Other requests are split
-	// by the weight.
+	// every weight while a canary runs, also at weight 0 before any user
+	// reaches it, so that testers can try it. Other requests, and all
+	// requests while no canary runs, are split by the weight.
 	// +optional
 	// +listType=atomic
 	// +kubebuilder:validation:MaxItems=8

@@ -15,9 +15,10 @@
 //     host N and the allowed spec.hosts, bound to the allowed gateways and
 //     not to the mesh.
 //
-// Before that route, one route per spec.traffic.canaryMatch entry sends the
-// requests with its headers (or cookie, as a regular expression on the
-// cookie header) to subset canary alone, at every weight. While a canary
+// Before that route, while a canary runs, one route per
+// spec.traffic.canaryMatch entry sends the requests with its headers (or
+// cookie, as a regular expression on the cookie header) to subset canary
+// alone, at every weight. While a canary
 // runs at weight 0, spec.traffic.mirrorPercent mirrors that share of the
 // weighted route's requests to subset canary.
 //
@@ -271,7 +272,7 @@ func httpRoutes(app *v1.CanaryApp, canaryWeight int32) []*istionetworking.HTTPRo
 		}
 	}
 	var routes []*istionetworking.HTTPRoute
-	for i, m := range app.Spec.CanaryMatches() {
+	for i, m := range canaryMatches(app) {
 		routes = append(routes, &istionetworking.HTTPRoute{
 			Name:  fmt.Sprintf("%s-canary-match-%d", host, i),
 			Match: []*istionetworking.HTTPMatchRequest{{Headers: headerMatches(m)}},
@@ -290,6 +291,16 @@ func httpRoutes(app *v1.CanaryApp, canaryWeight int32) []*istionetworking.HTTPRo
 		weighted.MirrorPercentage = &istionetworking.Percent{Value: float64(p)}
 	}
 	return append(routes, weighted)
+}
+
+// canaryMatches are spec.traffic.canaryMatch while a canary runs; without
+// one a tester's request goes where everyone's does, not to a track with
+// no pods.
+func canaryMatches(app *v1.CanaryApp) []v1.TrafficMatch {
+	if app.Status.CanaryImage == "" {
+		return nil
+	}
+	return app.Spec.CanaryMatches()
 }
 
 // headerMatches are m's headers (Istio wants lower-case names) and its

@@ -21,6 +21,7 @@ func operatorApp(provider v1.TrafficProvider) *v1.CanaryApp {
 	a := &v1.CanaryApp{}
 	a.Name, a.Namespace = app, ns
 	a.Spec.ImageListenPort = 8088
+	a.Status.CanaryImage = "atzedevries/go-status-code-server:v2" // a canary runs
 	a.Spec.Traffic = &v1.TrafficSpec{Provider: provider, CanaryMatch: []v1.TrafficMatch{
 		{Headers: []v1.HeaderMatch{{Name: "X-Canary", Value: "always"}}},
 		{Cookie: &v1.CookieMatch{Name: "tester", Value: "yes"}},

@@ -139,13 +139,17 @@ func newRoute(app *v1.CanaryApp, name string) *gatewayv1.HTTPRoute {
 	}
 }
 
-// rules are one rule per spec.traffic.canaryMatch entry, each sending its
-// requests to the canary alone, and then the weighted rule for all other
-// requests. Gateway API prefers the rule with more header matches, so a
+// rules are, while a canary runs, one rule per spec.traffic.canaryMatch
+// entry, each sending its requests to the canary alone, and then the
+// weighted rule for all other requests. Gateway API prefers the rule with more header matches, so a
 // matching request never takes the weighted rule.
 func rules(app *v1.CanaryApp, canaryWeight int32) []gatewayv1.HTTPRouteRule {
 	var out []gatewayv1.HTTPRouteRule
 	for _, m := range app.Spec.CanaryMatches() {
+		if app.Status.CanaryImage == "" {
+			// No canary: a tester's request goes where everyone's does.
+			break
+		}
 		out = append(out, gatewayv1.HTTPRouteRule{
 			Matches:     []gatewayv1.HTTPRouteMatch{{Path: rootPath(), Headers: headerMatches(m)}},
 			BackendRefs: []gatewayv1.HTTPBackendRef{backend(app, workload.TrackCanary, 1)},
