@@ -196,8 +196,8 @@ const foreignObjectRecheck = time.Minute
 type observation struct {
 	primaryAvailable bool
 	foreign          *apply.ForeignObjectError
-	// routeRefused: the route policy left some of spec.gateways or
-	// spec.hosts out of the VirtualServices.
+	// routeRefused: the route policy left some of spec.gateways,
+	// spec.hosts or spec.traffic.gatewayapi.parentRefs out of the routes.
 	routeRefused *traffic.RouteNotAllowedError
 	// routerNotEnabled: spec.traffic.provider names a router the operator
 	// does not run; nothing was applied.
