@@ -37,7 +37,7 @@ generate: $(CONTROLLER_GEN) ## Generate deepcopy code.
 .PHONY: manifests
 manifests: $(CONTROLLER_GEN) ## Generate the CRD and the manager's RBAC role from markers.
 	$(CONTROLLER_GEN) crd paths=./api/... output:crd:artifacts:config=config/crd/bases
-	$(CONTROLLER_GEN) rbac:roleName=manager-role paths=./controllers/... output:rbac:artifacts:config=config/rbac
+	$(CONTROLLER_GEN) rbac:roleName=manager-role paths="{./controllers/...,./internal/traffic/...}" output:rbac:artifacts:config=config/rbac
 	cp config/crd/bases/canary.atze.io_canaryapps.yaml charts/canaryop/crds/
 	cp config/rbac/role.yaml charts/canaryop/files/manager-role.yaml
 

@@ -6,7 +6,6 @@ import (
 	"flag"
 	"os"
 
-	istionetworking "istio.io/client-go/pkg/apis/networking/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -21,6 +20,7 @@ import (
 	"github.com/atzedevries/canaryop/internal/metrics"
 	"github.com/atzedevries/canaryop/internal/metrics/promauth"
 	"github.com/atzedevries/canaryop/internal/routepolicy"
+	"github.com/atzedevries/canaryop/internal/traffic/routers"
 	"github.com/atzedevries/canaryop/internal/workload"
 )
 
@@ -35,6 +35,7 @@ func main() {
 		gitFlags               gitOptions
 		promAllowed            metrics.AllowList
 		routes                 routepolicy.Policy
+		trafficRouters         = routers.Flag{Names: routers.Default}
 		runAsNonRoot           bool
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "Address of the Prometheus metrics endpoint; \"0\" disables it.")
@@ -46,6 +47,7 @@ func main() {
 	flag.IntVar(&kubeAPIBurst, "kube-api-burst", controllers.DefaultKubeAPIBurst, "Requests to the Kubernetes API, per API resource, allowed at once above --kube-api-qps; 0: twice --kube-api-qps.")
 	gitFlags.bind(flag.CommandLine)
 	flag.Var(&routes, "allowed-gateways", routepolicy.FlagUsage)
+	flag.Var(&trafficRouters, "traffic-routers", routers.FlagUsage)
 	flag.BoolVar(&runAsNonRoot, "pods-run-as-non-root", false, "Set runAsNonRoot on the pods canaryop creates, so they meet the restricted Pod Security Standard; images must then run as a numeric non-root user.")
 	flag.Var(&promAllowed, "prometheus-allowed-urls", "Comma-separated Prometheus URL prefixes (scheme, host, port, path) a CanaryApp's prometheusURL must lie under; any other URL is refused without a request. Empty: every URL (single-tenant clusters only).")
 	zapOpts := zap.Options{}
@@ -55,7 +57,7 @@ func main() {
 	log := ctrl.Log.WithName("setup")
 
 	scheme := runtime.NewScheme()
-	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, v1.AddToScheme, istionetworking.AddToScheme} {
+	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, v1.AddToScheme, routers.AddToScheme} {
 		if err := add(scheme); err != nil {
 			log.Error(err, "Building the scheme")
 			os.Exit(1)
@@ -102,6 +104,7 @@ func main() {
 		Metrics: metrics.NewPrometheus(metrics.WithAllowList(promAllowed),
 			metrics.WithCredentials(promauth.New(mgr.GetClient(), gitFlags.namespace()))),
 		Routes:                  &routes,
+		TrafficRouters:          trafficRouters.Names,
 		MaxConcurrentReconciles: concurrency,
 		WriteBackConcurrency:    gitFlags.concurrency,
 		WriteBackTimeout:        gitFlags.timeout,

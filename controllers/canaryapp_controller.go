@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"time"
 
-	istionetworking "istio.io/client-go/pkg/apis/networking/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -45,7 +44,10 @@ type CanaryAppReconciler struct {
 	APIReader client.Reader
 	Recorder  events.EventRecorder
 	// Router sends a share of an app's traffic to its canary.
-	Router  traffic.Router
+	Router traffic.Router
+	// Watches are the kinds the routers own (routers.Owned), watched like
+	// the Deployments.
+	Watches []client.Object
 	Metrics metrics.Provider
 	// Writer writes decided outcomes back to Git; nil disables write-back.
 	Writer gitops.Writer
@@ -74,7 +76,6 @@ type CanaryAppReconciler struct {
 // +kubebuilder:rbac:groups=canary.atze.io,resources=canaryapps/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups="",resources=services,verbs=get;list;watch;create;update;patch
-// +kubebuilder:rbac:groups=networking.istio.io,resources=virtualservices;destinationrules,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
 // SetupWithManager registers the reconciler and its watches.
@@ -83,14 +84,14 @@ func (r *CanaryAppReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if n <= 0 {
 		n = DefaultMaxConcurrentReconciles
 	}
-	err := ctrl.NewControllerManagedBy(mgr).
+	b := ctrl.NewControllerManagedBy(mgr).
 		For(&v1.CanaryApp{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
 		Owns(&appsv1.Deployment{}).
-		Owns(&corev1.Service{}).
-		Owns(&istionetworking.VirtualService{}).
-		Owns(&istionetworking.DestinationRule{}).
-		WithOptions(controller.Options{MaxConcurrentReconciles: n}).
-		Complete(r)
+		Owns(&corev1.Service{})
+	for _, obj := range r.Watches {
+		b = b.Owns(obj)
+	}
+	err := b.WithOptions(controller.Options{MaxConcurrentReconciles: n}).Complete(r)
 	if err != nil || r.Writer == nil {
 		return err
 	}
@@ -133,7 +134,8 @@ func (r *CanaryAppReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 		if apierrors.IsNotFound(err) {
 			opmetrics.Forget(req.Namespace, req.Name)
 			gone := &v1.CanaryApp{ObjectMeta: metav1.ObjectMeta{Namespace: req.Namespace, Name: req.Name}}
-			r.unchanged.Forget(req.Namespace, workload.ServiceName(gone), workload.PrimaryName(gone), workload.CanaryName(gone))
+			r.unchanged.Forget(req.Namespace, workload.ServiceName(gone), workload.PrimaryName(gone), workload.CanaryName(gone),
+				workload.TrackServiceName(gone, workload.TrackPrimary), workload.TrackServiceName(gone, workload.TrackCanary))
 			return ctrl.Result{}, nil
 		}
 		return ctrl.Result{}, err
@@ -172,6 +174,12 @@ func (r *CanaryAppReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 				// now and then instead of waiting for the next resync.
 				return ctrl.Result{RequeueAfter: foreignObjectRecheck}, nil
 			}
+			if ne, ok := errors.AsType[*traffic.NotEnabledError](err); ok {
+				// Only a new spec or an operator restart changes this,
+				// and either reconciles the app again.
+				obs.routerNotEnabled = ne
+				return ctrl.Result{}, nil
+			}
 			obs.err = err
 			return ctrl.Result{}, err
 		}
@@ -188,9 +196,12 @@ const foreignObjectRecheck = time.Minute
 type observation struct {
 	primaryAvailable bool
 	foreign          *apply.ForeignObjectError
-	// routeRefused: the route policy left some of spec.gateways or
-	// spec.hosts out of the VirtualServices.
+	// routeRefused: the route policy left some of spec.gateways,
+	// spec.hosts or spec.traffic.gatewayapi.parentRefs out of the routes.
 	routeRefused *traffic.RouteNotAllowedError
+	// routerNotEnabled: spec.traffic.provider names a router the operator
+	// does not run; nothing was applied.
+	routerNotEnabled *traffic.NotEnabledError
 	// err is the error that ended the reconcile early; it is retried.
 	err error
 }
@@ -217,8 +228,18 @@ func (r *CanaryAppReconciler) patchStatus(ctx context.Context, base, app *v1.Can
 	return nil
 }
 
+// reconcileService applies the Services the app's router routes to.
 func (r *CanaryAppReconciler) reconcileService(ctx context.Context, app *v1.CanaryApp, _ *observation) (ctrl.Result, error) {
-	return ctrl.Result{}, r.apply(ctx, app, workload.Service(app))
+	services, err := r.Router.Services(app)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	for _, svc := range services {
+		if err := r.apply(ctx, app, svc); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+	return ctrl.Result{}, nil
 }
 
 // reconcileRollout observes both Deployments, runs an analysis check when

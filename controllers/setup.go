@@ -1,9 +1,9 @@
 package controllers
 
 import (
+	"slices"
 	"time"
 
-	istionetworking "istio.io/client-go/pkg/apis/networking/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -11,11 +11,13 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	v1 "github.com/atzedevries/canaryop/api/v1"
 	"github.com/atzedevries/canaryop/gitops"
 	"github.com/atzedevries/canaryop/internal/apply"
 	"github.com/atzedevries/canaryop/internal/metrics"
 	"github.com/atzedevries/canaryop/internal/routepolicy"
 	"github.com/atzedevries/canaryop/internal/traffic"
+	"github.com/atzedevries/canaryop/internal/traffic/routers"
 	"github.com/atzedevries/canaryop/internal/workload"
 )
 
@@ -33,6 +35,10 @@ type Options struct {
 	Routes *routepolicy.Policy
 	// PodOptions are the admin's pod defaults.
 	PodOptions []workload.Option
+	// TrafficRouters are the traffic routers to run (package routers);
+	// nil runs every registered one. Names routers does not know are not
+	// run (cmd refuses them at flag parsing).
+	TrafficRouters []v1.TrafficProvider
 	// MaxConcurrentReconciles, WriteBackConcurrency, WriteBackTimeout and
 	// PullRequestPoll: see CanaryAppReconciler; zero means the default.
 	MaxConcurrentReconciles int
@@ -48,11 +54,16 @@ func New(mgr ctrl.Manager, o Options) *CanaryAppReconciler {
 	if m == nil {
 		m = metrics.NewPrometheus()
 	}
+	providers := routers.All()
+	if o.TrafficRouters != nil {
+		providers = slices.DeleteFunc(providers, func(p traffic.Provider) bool { return !slices.Contains(o.TrafficRouters, p.Name) })
+	}
 	return &CanaryAppReconciler{
 		Client:                  mgr.GetClient(),
 		APIReader:               mgr.GetAPIReader(),
 		Recorder:                mgr.GetEventRecorder("canaryop"),
-		Router:                  traffic.NewIstio(mgr.GetClient(), traffic.WithRoutePolicy(o.Routes), traffic.WithAPIReader(mgr.GetAPIReader())),
+		Router:                  traffic.NewRouters(traffic.Deps{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Policy: o.Routes}, providers),
+		Watches:                 routers.Owned(providers),
 		Metrics:                 m,
 		Writer:                  o.Writer,
 		PodOptions:              o.PodOptions,
@@ -91,7 +102,8 @@ const DefaultMaxConcurrentReconciles = 16
 // the envtest suites start their managers with it, so both cache alike.
 // It holds only what the reconciler reads:
 //
-//   - Deployments, Services, VirtualServices and DestinationRules labelled
+//   - Deployments, Services and the kinds the traffic routers own
+//     (routers.Owned: VirtualServices, DestinationRules, HTTPRoutes) labelled
 //     app.kubernetes.io/managed-by=canaryop, not every one in the cluster.
 //     canaryop has set that label on every object it created since its
 //     first release (workload.Labels), so an upgraded operator sees all of
@@ -107,13 +119,15 @@ const DefaultMaxConcurrentReconciles = 16
 // operator's namespace).
 func CacheOptions() cache.Options {
 	owned := cache.ByObject{Label: labels.SelectorFromSet(labels.Set{workload.LabelManagedBy: workload.ManagedBy})}
-	return cache.Options{
+	opts := cache.Options{
 		DefaultTransform: apply.TrimManagedFields,
 		ByObject: map[client.Object]cache.ByObject{
-			&appsv1.Deployment{}:               owned,
-			&corev1.Service{}:                  owned,
-			&istionetworking.VirtualService{}:  owned,
-			&istionetworking.DestinationRule{}: owned,
+			&appsv1.Deployment{}: owned,
+			&corev1.Service{}:    owned,
 		},
 	}
+	for _, obj := range routers.Owned(routers.All()) {
+		opts.ByObject[obj] = owned
+	}
+	return opts
 }

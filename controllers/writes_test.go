@@ -17,10 +17,12 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	v1 "github.com/atzedevries/canaryop/api/v1"
 	"github.com/atzedevries/canaryop/controllers"
 	"github.com/atzedevries/canaryop/internal/traffic"
+	"github.com/atzedevries/canaryop/internal/traffic/gatewayapi"
 	"github.com/atzedevries/canaryop/internal/workload"
 )
 
@@ -78,6 +80,9 @@ func (d *direct) expectCacheCurrent(g Gomega, app *v1.CanaryApp) {
 		&corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: workload.ServiceName(app)}},
 		&istionetworking.VirtualService{ObjectMeta: metav1.ObjectMeta{Name: traffic.VirtualServiceName(app)}},
 		&istionetworking.DestinationRule{ObjectMeta: metav1.ObjectMeta{Name: traffic.DestinationRuleName(app)}},
+		&gatewayv1.HTTPRoute{ObjectMeta: metav1.ObjectMeta{Name: gatewayapi.RouteName(app)}},
+		&corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: workload.TrackServiceName(app, workload.TrackPrimary)}},
+		&corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: workload.TrackServiceName(app, workload.TrackCanary)}},
 	} {
 		key := types.NamespacedName{Namespace: app.Namespace, Name: obj.GetName()}
 		live := obj.DeepCopyObject().(client.Object)

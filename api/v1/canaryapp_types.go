@@ -34,6 +34,7 @@ const MaxNameLength = 56
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 // +kubebuilder:validation:XValidation:rule="self.metadata.name.size() <= 56",message="metadata.name must be at most 56 characters: the operator derives '<name>-canary' objects that must fit in 63"
 // +kubebuilder:validation:XValidation:rule="self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",message="metadata.name must be a DNS-1035 label (lower-case letters, digits and '-', starting with a letter) because it names a Service"
+// +kubebuilder:validation:XValidation:rule="!has(self.spec.traffic) || !has(self.spec.traffic.provider) || self.spec.traffic.provider != 'gatewayapi' || self.metadata.name.size() <= 55",message="metadata.name must be at most 55 characters with traffic.provider gatewayapi: the operator derives a '<name>-primary' Service that must fit in 63"
 type CanaryApp struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`
@@ -48,6 +49,8 @@ type CanaryApp struct {
 }
 
 // CanaryAppSpec is the desired state of a CanaryApp.
+//
+// +kubebuilder:validation:XValidation:rule="!has(self.gateways) || !has(self.traffic) || !has(self.traffic.provider) || self.traffic.provider != 'gatewayapi'",message="gateways are Istio Gateways: with traffic.provider gatewayapi name Gateways in traffic.gatewayapi.parentRefs"
 type CanaryAppSpec struct {
 	// image is the container image the app should run. Changing it starts a
 	// canary release of the new image.
@@ -115,6 +118,11 @@ type CanaryAppSpec struct {
 	// +kubebuilder:validation:items:MaxLength=253
 	// +kubebuilder:validation:items:Pattern=`^(\*|(\*\.)?[a-z0-9]([-a-z0-9.]*[a-z0-9])?)$`
 	Hosts []string `json:"hosts,omitempty"`
+
+	// traffic chooses the traffic router (Istio by default, or Gateway
+	// API) and adds header routing for testers and mirroring.
+	// +optional
+	Traffic *TrafficSpec `json:"traffic,omitempty"`
 
 	// analysis tunes the canary analysis. Every field has a default that
 	// reproduces the original operator: a weight step of 10 every 30s up to

@@ -90,8 +90,9 @@ const (
 	// promotes.
 	ReasonPrometheusURLNotAllowed = "PrometheusURLNotAllowed"
 	// ReasonRouteNotAllowed: spec.hosts or spec.gateways name a host or
-	// gateway the admin does not allow for this namespace; the
-	// VirtualService routes only the app's own Service.
+	// gateway the admin does not allow for this namespace (for the
+	// gatewayapi router: spec.traffic.gatewayapi.parentRefs); the routes
+	// carry only what is allowed, at least the app's own Service.
 	ReasonRouteNotAllowed = "RouteNotAllowed"
 
 	// ReasonWaitingForApproval: the canary passed its last step and waits
@@ -110,4 +111,8 @@ const (
 	// ReasonRejectedInReview: the approval pull request was closed
 	// unmerged; the canary was rolled back.
 	ReasonRejectedInReview = "RejectedInReview"
+	// ReasonRouterNotEnabled: spec.traffic.provider names a traffic router
+	// the operator does not run (--traffic-routers); nothing is deployed
+	// or routed until the spec or the operator changes.
+	ReasonRouterNotEnabled = "RouterNotEnabled"
 )

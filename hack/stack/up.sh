@@ -2,7 +2,7 @@
 # Starts the local stack for `make demo` and `make e2e`, everything on 127.0.0.1
 # with free ports, state and logs under $E2E_DIR (default .e2e/, git-ignored):
 #   - a kwok cluster (binary runtime, the control-plane binaries from bin/k8s)
-#     with one fake Node, Istio's CRDs and Argo CD's CRDs
+#     with one fake Node, Istio's, Gateway API's and Argo CD's CRDs
 #   - Prometheus (Debian package) scraping the targets listed in
 #     $E2E_DIR/prometheus/targets/*.json (file_sd; the demo adds the traffic simulator)
 #   - redis-server, argocd-repo-server and argocd-application-controller
@@ -84,6 +84,9 @@ istio_api_dir=$(cd "$stack_root" && go mod download istio.io/api && go list -m -
 istio_crds=$istio_api_dir/kubernetes/customresourcedefinitions.gen.yaml
 argocd_src=$(cd "$stack_root/hack/tools/argocd" && go list -m -f '{{.Dir}}' github.com/argoproj/argo-cd/v3)
 [ -f "$istio_crds" ] || die "no Istio CRDs at $istio_crds"
+gateway_api_dir=$(cd "$stack_root" && go mod download sigs.k8s.io/gateway-api && go list -m -f '{{.Dir}}' sigs.k8s.io/gateway-api)
+gateway_api_crds=$gateway_api_dir/config/crd/standard
+[ -f "$gateway_api_crds/gateway.networking.k8s.io_httproutes.yaml" ] || die "no Gateway API CRDs in $gateway_api_crds"
 [ -d "$argocd_src/manifests/crds" ] || die "no Argo CD CRDs under $argocd_src"
 
 if [ -z "$SEED_DIR" ]; then
@@ -219,6 +222,12 @@ EOF
 # Server-side apply: several of these CRDs are too large for the
 # last-applied-configuration annotation of client-side apply.
 k apply --server-side --force-conflicts -f "$istio_crds" >/dev/null
+# Gateway API's standard channel, for the gatewayapi router (CRDs only: the
+# directory's ValidatingAdmissionPolicy needs no admission here).
+for f in "$gateway_api_crds"/gateway.networking.k8s.io_*.yaml; do
+  case $f in *_vap_*) continue ;; esac
+  k apply --server-side --force-conflicts -f "$f" >/dev/null
+done
 k apply --server-side --force-conflicts -f "$argocd_src/manifests/crds/application-crd.yaml" \
   -f "$argocd_src/manifests/crds/appproject-crd.yaml" >/dev/null
 # kubectl wait fails at once (not after its timeout) on an object that has no

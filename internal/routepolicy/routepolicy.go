@@ -11,7 +11,12 @@
 //     Service; the VirtualService names it N);
 //   - the implicit "mesh" gateway, for that host only.
 //
-// Everything else needs an admin rule (see Parse). A host other than the own
+// Everything else needs an admin rule (see Parse). The same rules decide the
+// Gateway parentRefs of the gatewayapi router (package
+// traffic/gatewayapi): an entry for namespace/name allows the Gateway API
+// Gateway of that namespace and name, and its hosts as the HTTPRoute's
+// hostnames; the app's own Service as a (GAMMA) parent needs no entry, any
+// other Service is never allowed. A host other than the own
 // Service is never bound to the mesh: on the mesh a VirtualService host
 // applies to every sidecar, so "payments.team-b.svc.cluster.local" would take
 // over team B's service for the whole mesh, and Istio rejects "*" on the mesh

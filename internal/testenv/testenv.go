@@ -1,7 +1,8 @@
 // Package testenv starts a real kube-apiserver and etcd (controller-runtime
 // envtest) with the CRDs canaryop works with installed: the CanaryApp CRD
-// from config/crd/bases and the networking.istio.io CRDs shipped in the
-// istio.io/api module. It is for tests only.
+// from config/crd/bases, the networking.istio.io CRDs shipped in the
+// istio.io/api module and the standard-channel gateway.networking.k8s.io
+// CRDs shipped in the sigs.k8s.io/gateway-api module. It is for tests only.
 //
 // A package's tests start one Env in TestMain and give each test its own
 // namespace:
@@ -51,6 +52,7 @@ import (
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	v1 "github.com/atzedevries/canaryop/api/v1"
 )
@@ -64,15 +66,22 @@ const (
 	istioAPIPath = "istio.io/api"
 	istioCRDFile = "kubernetes/customresourcedefinitions.gen.yaml"
 	istioGroup   = "networking.istio.io"
+
+	gatewayAPIPath   = "sigs.k8s.io/gateway-api"
+	gatewayAPICRDDir = "config/crd/standard"
+	gatewayAPIProbe  = gatewayAPICRDDir + "/gateway.networking.k8s.io_httproutes.yaml"
+	gatewayAPIGroup  = "gateway.networking.k8s.io"
 )
 
-// Scheme returns a new scheme with the client-go types, canary.atze.io/v1
-// and Istio networking v1: every kind canaryop reads or writes.
+// Scheme returns a new scheme with the client-go types, canary.atze.io/v1,
+// Istio networking v1 and Gateway API v1: every kind canaryop reads or
+// writes.
 func Scheme() *k8sruntime.Scheme {
 	s := k8sruntime.NewScheme()
 	utilruntime.Must(clientgoscheme.AddToScheme(s))
 	utilruntime.Must(v1.AddToScheme(s))
 	utilruntime.Must(istionetworkingv1.AddToScheme(s))
+	utilruntime.Must(gatewayv1.Install(s))
 	return s
 }
 
@@ -103,11 +112,15 @@ func Start() (*Env, error) {
 	if err != nil {
 		return nil, err
 	}
+	gatewayCRDs, err := loadGatewayAPICRDs(root)
+	if err != nil {
+		return nil, err
+	}
 	scheme := Scheme()
 	te := &envtest.Environment{
 		BinaryAssetsDirectory: assets,
 		CRDDirectoryPaths:     []string{filepath.Join(root, "config", "crd", "bases")},
-		CRDs:                  istioCRDs,
+		CRDs:                  append(istioCRDs, gatewayCRDs...),
 		ErrorIfCRDPathMissing: true,
 		Scheme:                scheme,
 	}
@@ -208,13 +221,46 @@ func binaryDir(root string) (string, error) {
 // module this repository builds with, so that tests validate against the
 // same schema as the Go types.
 func loadIstioCRDs(root string) ([]*apiextensionsv1.CustomResourceDefinition, error) {
-	dir, err := istioAPIDir(root)
+	dir, err := moduleDir(root, istioAPIPath, istioCRDFile)
 	if err != nil {
 		return nil, err
 	}
-	f, err := os.Open(filepath.Join(dir, istioCRDFile))
+	return loadCRDs(filepath.Join(dir, istioCRDFile), istioGroup)
+}
+
+// loadGatewayAPICRDs reads the standard-channel gateway.networking.k8s.io
+// CRDs from the sigs.k8s.io/gateway-api module this repository builds with.
+func loadGatewayAPICRDs(root string) ([]*apiextensionsv1.CustomResourceDefinition, error) {
+	dir, err := moduleDir(root, gatewayAPIPath, gatewayAPIProbe)
 	if err != nil {
-		return nil, fmt.Errorf("reading the Istio CRDs: %w", err)
+		return nil, err
+	}
+	files, err := filepath.Glob(filepath.Join(dir, gatewayAPICRDDir, gatewayAPIGroup+"_*.yaml"))
+	if err != nil {
+		return nil, err
+	}
+	var crds []*apiextensionsv1.CustomResourceDefinition
+	for _, f := range files {
+		c, err := loadCRDs(f, gatewayAPIGroup)
+		if err != nil && !errors.Is(err, errNoCRDs) {
+			return nil, err
+		}
+		crds = append(crds, c...)
+	}
+	if len(crds) == 0 {
+		return nil, fmt.Errorf("no %s CRDs in %s", gatewayAPIGroup, filepath.Join(dir, gatewayAPICRDDir))
+	}
+	return crds, nil
+}
+
+var errNoCRDs = errors.New("no CRDs of the group")
+
+// loadCRDs reads the CRDs of group from a YAML stream; other documents
+// (such as Gateway API's ValidatingAdmissionPolicy) are skipped.
+func loadCRDs(path, group string) ([]*apiextensionsv1.CustomResourceDefinition, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading CRDs: %w", err)
 	}
 	defer f.Close()
 	var crds []*apiextensionsv1.CustomResourceDefinition
@@ -227,32 +273,32 @@ func loadIstioCRDs(root string) ([]*apiextensionsv1.CustomResourceDefinition, er
 			}
 			return nil, fmt.Errorf("decoding %s: %w", f.Name(), err)
 		}
-		if crd.Spec.Group == istioGroup {
+		if crd.Kind == "CustomResourceDefinition" && crd.Spec.Group == group {
 			crds = append(crds, crd)
 		}
 	}
 	if len(crds) == 0 {
-		return nil, fmt.Errorf("no %s CRDs in %s", istioGroup, f.Name())
+		return nil, fmt.Errorf("%w %s in %s", errNoCRDs, group, f.Name())
 	}
 	return crds, nil
 }
 
-// istioAPIDir finds the istio.io/api module in the module cache: its
-// version from the test binary's build info (or go.mod), the cache from
-// $GOMODCACHE (or `go env GOMODCACHE`). `go list -m` is the last resort; it
-// also understands replace directives and workspaces.
-func istioAPIDir(root string) (string, error) {
+// moduleDir finds module in the module cache: its version from the test
+// binary's build info (or go.mod), the cache from $GOMODCACHE (or `go env
+// GOMODCACHE`); probe is a file it must have. `go list -m` is the last
+// resort; it also understands replace directives and workspaces.
+func moduleDir(root, module, probe string) (string, error) {
 	version := ""
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		for _, d := range bi.Deps {
-			if d.Path == istioAPIPath && d.Replace == nil {
+			if d.Path == module && d.Replace == nil {
 				version = d.Version
 			}
 		}
 	}
 	if version == "" {
 		if data, err := os.ReadFile(filepath.Join(root, "go.mod")); err == nil {
-			version = modVersion(data, istioAPIPath)
+			version = modVersion(data, module)
 		}
 	}
 	cache := os.Getenv("GOMODCACHE")
@@ -262,17 +308,17 @@ func istioAPIDir(root string) (string, error) {
 		}
 	}
 	if version != "" && cache != "" {
-		dir := filepath.Join(cache, istioAPIPath+"@"+version)
-		if _, err := os.Stat(filepath.Join(dir, istioCRDFile)); err == nil {
+		dir := filepath.Join(cache, module+"@"+version)
+		if _, err := os.Stat(filepath.Join(dir, probe)); err == nil {
 			return dir, nil
 		}
 	}
-	dir, err := goCmd(root, "list", "-m", "-f", "{{.Dir}}", istioAPIPath)
+	dir, err := goCmd(root, "list", "-m", "-f", "{{.Dir}}", module)
 	if err == nil && dir != "" {
 		return dir, nil
 	}
 	return "", fmt.Errorf("cannot find module %s (version %q) in the module cache %q: run `go mod download %s` (%v)",
-		istioAPIPath, version, cache, istioAPIPath, err)
+		module, version, cache, module, err)
 }
 
 func goCmd(dir string, args ...string) (string, error) {

@@ -3,6 +3,7 @@ package testenv
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -94,11 +95,35 @@ func TestIstioAPIDirFromCache(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir, err := istioAPIDir(root)
+	dir, err := moduleDir(root, istioAPIPath, istioCRDFile)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(filepath.Join(dir, istioCRDFile)); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestGatewayAPICRDs: the standard channel's HTTPRoute CRD is among the
+// CRDs read from the module, and the ValidatingAdmissionPolicy beside them
+// is not.
+func TestGatewayAPICRDs(t *testing.T) {
+	root, err := RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	crds, err := loadGatewayAPICRDs(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, c := range crds {
+		if c.Kind != "CustomResourceDefinition" || c.Spec.Group != gatewayAPIGroup {
+			t.Errorf("loaded %s %s of group %q", c.Kind, c.Name, c.Spec.Group)
+		}
+		names = append(names, c.Name)
+	}
+	if !slices.Contains(names, "httproutes.gateway.networking.k8s.io") || !slices.Contains(names, "gateways.gateway.networking.k8s.io") {
+		t.Errorf("Gateway API CRDs %v lack httproutes or gateways", names)
 	}
 }

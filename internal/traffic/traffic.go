@@ -15,6 +15,13 @@
 //     host N and the allowed spec.hosts, bound to the allowed gateways and
 //     not to the mesh.
 //
+// Before that route, while a canary runs, one route per
+// spec.traffic.canaryMatch entry sends the requests with its headers (or
+// cookie, as a regular expression on the cookie header) to subset canary
+// alone, at every weight. While a canary
+// runs at weight 0, spec.traffic.mirrorPercent mirrors that share of the
+// weighted route's requests to subset canary.
+//
 // The host is the Service N, so Istio's telemetry keeps reporting both
 // tracks as destination_service_name="N": a Prometheus query on
 // istio_requests_total written for the app keeps working during a canary.
@@ -38,6 +45,7 @@ package traffic
 import (
 	"context"
 	"fmt"
+	"regexp"
 	"strings"
 
 	"google.golang.org/protobuf/proto"
@@ -55,36 +63,6 @@ import (
 	"github.com/atzedevries/canaryop/internal/routepolicy"
 	"github.com/atzedevries/canaryop/internal/workload"
 )
-
-// Router is the traffic-router seam.
-type Router interface {
-	// Route makes the DestinationRule and VirtualServices exist and sends
-	// canaryWeight percent (0-100) to the canary subset.
-	Route(ctx context.Context, app *v1.CanaryApp, canaryWeight int32) error
-}
-
-// RouteNotAllowedError says that the route policy left some of
-// spec.gateways or spec.hosts out. The VirtualServices were written without
-// them, so traffic still shifts for everything allowed; a person has to
-// change the spec or the operator's --allowed-gateways.
-type RouteNotAllowedError struct {
-	// Namespace and Name identify the CanaryApp.
-	Namespace, Name string
-	// Refused lists what was left out, each with the rule that refused it.
-	Refused []routepolicy.Refusal
-}
-
-func (e *RouteNotAllowedError) Error() string {
-	parts := make([]string, len(e.Refused))
-	for i, r := range e.Refused {
-		parts[i] = r.String()
-	}
-	return fmt.Sprintf("the route policy does not allow %s; the VirtualServices of %s/%s route the app without them",
-		strings.Join(parts, "; "), e.Namespace, e.Name)
-}
-
-// Reason is the condition reason for this error, v1.ReasonRouteNotAllowed.
-func (e *RouteNotAllowedError) Reason() string { return v1.ReasonRouteNotAllowed }
 
 // Subset names in the DestinationRule, one per track.
 const (
@@ -293,20 +271,68 @@ func httpRoutes(app *v1.CanaryApp, canaryWeight int32) []*istionetworking.HTTPRo
 			Weight: weight,
 		}
 	}
-	return []*istionetworking.HTTPRoute{{
+	var routes []*istionetworking.HTTPRoute
+	for i, m := range canaryMatches(app) {
+		routes = append(routes, &istionetworking.HTTPRoute{
+			Name:  fmt.Sprintf("%s-canary-match-%d", host, i),
+			Match: []*istionetworking.HTTPMatchRequest{{Headers: headerMatches(m)}},
+			Route: []*istionetworking.HTTPRouteDestination{dest(SubsetCanary, 100)},
+		})
+	}
+	weighted := &istionetworking.HTTPRoute{
 		Name: host,
 		Route: []*istionetworking.HTTPRouteDestination{
 			dest(SubsetPrimary, 100-canaryWeight),
 			dest(SubsetCanary, canaryWeight),
 		},
-	}}
+	}
+	if p := app.Spec.MirrorPercent(); p > 0 && canaryWeight == 0 && app.Status.CanaryImage != "" {
+		weighted.Mirror = dest(SubsetCanary, 0).Destination
+		weighted.MirrorPercentage = &istionetworking.Percent{Value: float64(p)}
+	}
+	return append(routes, weighted)
+}
+
+// canaryMatches are spec.traffic.canaryMatch while a canary runs; without
+// one a tester's request goes where everyone's does, not to a track with
+// no pods.
+func canaryMatches(app *v1.CanaryApp) []v1.TrafficMatch {
+	if app.Status.CanaryImage == "" {
+		return nil
+	}
+	return app.Spec.CanaryMatches()
+}
+
+// headerMatches are m's headers (Istio wants lower-case names) and its
+// cookie as a regular expression on the cookie header.
+func headerMatches(m v1.TrafficMatch) map[string]*istionetworking.StringMatch {
+	out := map[string]*istionetworking.StringMatch{}
+	for _, h := range m.Headers {
+		sm := &istionetworking.StringMatch{MatchType: &istionetworking.StringMatch_Exact{Exact: h.Value}}
+		if h.Type == v1.HeaderMatchRegularExpression {
+			sm = &istionetworking.StringMatch{MatchType: &istionetworking.StringMatch_Regex{Regex: h.Value}}
+		}
+		out[strings.ToLower(h.Name)] = sm
+	}
+	if m.Cookie != nil {
+		out["cookie"] = &istionetworking.StringMatch{MatchType: &istionetworking.StringMatch_Regex{Regex: CookieRegex(*m.Cookie)}}
+	}
+	return out
+}
+
+// CookieRegex is the RE2 expression matching a Cookie header that holds
+// cookie c: "name=value" at the start or after "; ", up to the next ";".
+func CookieRegex(c v1.CookieMatch) string {
+	return fmt.Sprintf(`^(.*;\s*)?%s=%s(;.*)?$`, regexp.QuoteMeta(c.Name), regexp.QuoteMeta(c.Value))
 }
 
 // CanaryWeight reads the canary subset's weight from a VirtualService built
-// by this package. ok is false when vs has no route to the canary subset.
+// by this package: from its last (weighted) route, after the routes of
+// spec.traffic.canaryMatch. ok is false when vs has no route to the canary
+// subset.
 func CanaryWeight(vs *istionetworking.VirtualService) (weight int32, ok bool) {
-	for _, route := range vs.GetHttp() {
-		for _, d := range route.GetRoute() {
+	if http := vs.GetHttp(); len(http) > 0 {
+		for _, d := range http[len(http)-1].GetRoute() {
 			if d.GetDestination().GetSubset() == SubsetCanary {
 				return d.GetWeight(), true
 			}

@@ -273,3 +273,24 @@ func Failed(d *appsv1.Deployment) bool {
 // sets on the Progressing condition when a rollout made no progress within
 // spec.progressDeadlineSeconds. k8s.io/api does not export it.
 const ReasonProgressDeadlineExceeded = "ProgressDeadlineExceeded"
+
+// TrackServiceName is the name of the Service that selects the pods of one
+// track only, "<name>-primary" or "<name>-canary". The Istio router needs
+// none (its DestinationRule subsets tell the tracks apart); routers whose
+// weights name Services, such as Gateway API's, route to these.
+func TrackServiceName(app *v1.CanaryApp, t Track) string { return app.Name + "-" + string(t) }
+
+// TrackService is the Service in front of the pods of track t alone, with
+// the port of Service.
+func TrackService(app *v1.CanaryApp, t Track) *corev1ac.ServiceApplyConfiguration {
+	port := app.Spec.ImageListenPort
+	return corev1ac.Service(TrackServiceName(app, t), app.Namespace).
+		WithLabels(Labels(app)).
+		WithSpec(corev1ac.ServiceSpec().
+			WithSelector(SelectorLabels(app, t)).
+			WithPorts(corev1ac.ServicePort().
+				WithName(PortName).
+				WithProtocol(corev1.ProtocolTCP).
+				WithPort(port).
+				WithTargetPort(intstr.FromInt32(port))))
+}

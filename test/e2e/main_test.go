@@ -28,7 +28,7 @@ const (
 
 // Every app of the suite, each with its own folder and Application, so that
 // one scenario's state never leaks into another's.
-var apps = []string{stack.SampleName, "e2e-midcanary", "e2e-restart", "e2e-prom", "e2e-project", "e2e-gitdown", "e2e-approval"}
+var apps = []string{stack.SampleName, "e2e-midcanary", "e2e-restart", "e2e-prom", "e2e-project", "e2e-gitdown", "e2e-gatewayapi", "e2e-approval"}
 
 var (
 	env  stack.Env
@@ -141,6 +141,21 @@ func seedStable(ctx context.Context, t *testing.T, f *stack.Flow, app stack.App,
 	if _, err := f.Seed(ctx, app, image); err != nil {
 		t.Fatal(err)
 	}
+	waitStable(ctx, t, f, app, image)
+}
+
+// seedStableManifest is seedStable with the manifest m (see
+// stack.ManifestOn).
+func seedStableManifest(ctx context.Context, t *testing.T, f *stack.Flow, app stack.App, m []byte, image string) {
+	t.Helper()
+	if _, err := f.SeedManifest(ctx, app, m, image); err != nil {
+		t.Fatal(err)
+	}
+	waitStable(ctx, t, f, app, image)
+}
+
+func waitStable(ctx context.Context, t *testing.T, f *stack.Flow, app stack.App, image string) {
+	t.Helper()
 	if _, err := f.WaitCanaryApp(ctx, app, syncTimeout, "stable at "+image, stack.IsStable(image)); err != nil {
 		t.Fatal(err)
 	}

@@ -87,8 +87,27 @@ func checkWeights(t *testing.T, a *v1.CanaryApp, image string) {
 // analysis, is rolled back, and canaryop commits v2 with v3's failure record,
 // which Argo CD syncs, so that Git and the cluster agree.
 func TestGitOpsRelease(t *testing.T) {
-	ctx, f, app := start(t, stack.SampleName)
-	seedStable(ctx, t, f, app, v1Image)
+	releaseStory(t, stack.SampleName, v1.TrafficIstio)
+}
+
+// TestGitOpsReleaseGatewayAPI is the same story, with the same assertions,
+// on the gatewayapi router: the weights live on an HTTPRoute, the
+// simulated mesh reports the answers under the backend Services.
+func TestGitOpsReleaseGatewayAPI(t *testing.T) {
+	releaseStory(t, "e2e-gatewayapi", v1.TrafficGatewayAPI)
+}
+
+// releaseStory plays the README's story on the traffic router provider.
+func releaseStory(t *testing.T, name string, provider v1.TrafficProvider) {
+	ctx, f, app := start(t, name)
+	m, err := stack.ManifestOn(env.Root, app.Name, app.Namespace, env.Get("PROM_URL"), f.Short, provider)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seedStableManifest(ctx, t, f, app, m, v1Image)
+	if w, err := f.Cluster.RouteWeights(ctx, app.Namespace, app.Name); err != nil || w.Kind != stack.RouterKind(provider) {
+		t.Fatalf("the weights of %s are on %q (%v), want a %s", name, w.Kind, err, stack.RouterKind(provider))
+	}
 
 	// v2: promoted, Git holds v2.
 	if _, err := f.Release(ctx, app, v2Image); err != nil {

@@ -11,6 +11,16 @@
 //     like the app) and the Deployments "<app>" (subset "primary") and
 //     "<app>-canary" (subset "canary") from the API server, to learn the live
 //     route weights and the image each subset runs.
+//   - An app without a VirtualService is read from its Gateway API HTTPRoute
+//     (the gatewayapi router's, named like the app): the weights of the
+//     rule without header matches, whose backendRefs "<app>-primary" and
+//     "<app>-canary" are served by the Deployments "<app>" and
+//     "<app>-canary". Its answers are counted with destination_service_name
+//     the backend Service, as a mesh reports them; destination_app stays
+//     the app.
+//   - Routes with header matches (spec.traffic.canaryMatch, on either
+//     router) take the requests that carry the headers before the weights
+//     do: --tester-ratio of the requests carry --tester-header.
 //   - It makes --rps requests per second, the ones the original demo made
 //     with curl: GET /hello, and GET /nothello for a --error-path-ratio share
 //     of them. Each request goes to a subset chosen at random with the

@@ -24,6 +24,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 )
 
 // Options are trafficsim's command-line settings.
@@ -40,6 +41,8 @@ type Options struct {
 	Tick            time.Duration
 	Duration        time.Duration
 	Seed            uint64
+	TesterHeader    string
+	TesterRatio     float64
 }
 
 // listFlag is a flag that may be repeated and takes comma-separated values.
@@ -86,7 +89,7 @@ func ParseOptions(args []string, stderr io.Writer) (Options, error) {
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "trafficsim: a stand-in for the data plane only (Istio sidecars and the demo app's pods) in a kwok cluster.")
-		fmt.Fprintln(stderr, "It simulates requests in-process by the live VirtualService weights and serves istio_requests_total.")
+		fmt.Fprintln(stderr, "It simulates requests in-process by the live VirtualService or HTTPRoute weights and matches and serves istio_requests_total.")
 		fmt.Fprintln(stderr, "\nFlags:")
 		fs.PrintDefaults()
 	}
@@ -102,6 +105,8 @@ func ParseOptions(args []string, stderr io.Writer) (Options, error) {
 	fs.DurationVar(&o.Tick, "tick", o.Tick, "how often due requests are made")
 	fs.DurationVar(&o.Duration, "duration", 0, "stop after this long (0: run until SIGINT or SIGTERM)")
 	fs.Uint64Var(&o.Seed, "seed", o.Seed, "seed of the random path and subset choices")
+	fs.StringVar(&o.TesterHeader, "tester-header", "", "NAME=VALUE header that --tester-ratio of the requests carry (a tester matching spec.traffic.canaryMatch)")
+	fs.Float64Var(&o.TesterRatio, "tester-ratio", 0, "share of requests with --tester-header")
 	if err := fs.Parse(args); err != nil {
 		return Options{}, err
 	}
@@ -128,6 +133,9 @@ func (o Options) Validate() error {
 	}
 	if o.PollInterval <= 0 || o.Tick <= 0 || o.Duration < 0 {
 		errs = append(errs, errors.New("--poll-interval and --tick must be positive, --duration must not be negative"))
+	}
+	if o.TesterRatio < 0 || o.TesterRatio > 1 || o.TesterRatio > 0 && !strings.Contains(o.TesterHeader, "=") {
+		errs = append(errs, fmt.Errorf("--tester-ratio %v: must be in [0, 1], and above 0 needs --tester-header NAME=VALUE", o.TesterRatio))
 	}
 	if err := checkLoopback(o.Listen); err != nil {
 		errs = append(errs, err)
@@ -158,6 +166,9 @@ func NewScheme() (*runtime.Scheme, error) {
 		return nil, err
 	}
 	if err := istionetv1.AddToScheme(s); err != nil {
+		return nil, err
+	}
+	if err := gatewayv1.Install(s); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -203,6 +214,10 @@ func Run(ctx context.Context, o Options, reader client.Reader) error {
 	metrics := NewMetrics()
 	observer := NewObserver(reader, o.Namespace, o.Apps)
 	traffic := NewTraffic(o.RPS, o.ErrorPathRatio, NewResponder(o.FailingVersions), metrics, o.Seed)
+	if name, value, ok := strings.Cut(o.TesterHeader, "="); ok {
+		traffic.TesterRatio, traffic.TesterHeader = o.TesterRatio, http.Header{}
+		traffic.TesterHeader.Set(name, value)
+	}
 
 	ln, err := net.Listen("tcp", o.Listen)
 	if err != nil {

@@ -56,6 +56,10 @@ func NewMetrics() *Metrics {
 
 // Answered counts one request that target's pods answered with code.
 func (m *Metrics) Answered(s Split, t Target, code int) {
+	service := s.App
+	if t.Service != "" {
+		service = t.Service
+	}
 	m.requests.With(prometheus.Labels{
 		"reporter":                       "destination",
 		"source_workload":                SourceWorkload,
@@ -64,8 +68,8 @@ func (m *Metrics) Answered(s Split, t Target, code int) {
 		"destination_workload_namespace": s.Namespace,
 		"destination_app":                s.App,
 		"destination_version":            t.Version(),
-		"destination_service":            s.App + "." + s.Namespace + ".svc.cluster.local",
-		"destination_service_name":       s.App,
+		"destination_service":            service + "." + s.Namespace + ".svc.cluster.local",
+		"destination_service_name":       service,
 		"destination_service_namespace":  s.Namespace,
 		"request_protocol":               "http",
 		"response_code":                  strconv.Itoa(code),

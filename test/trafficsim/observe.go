@@ -73,6 +73,10 @@ func (o *Observer) read(ctx context.Context, app string) (Split, error) {
 		}
 		vs = nil
 	}
+	if vs == nil {
+		// Not on Istio: the gatewayapi router's HTTPRoute, if any.
+		return o.readHTTPRoute(ctx, app)
+	}
 	deployments := map[string]*appsv1.Deployment{}
 	if vs != nil {
 		for _, t := range BuildSplit(app, o.namespace, vs, nil).Targets {

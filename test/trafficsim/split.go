@@ -42,6 +42,9 @@ type Target struct {
 	Image string
 	// Available is true when the Deployment has at least one available pod.
 	Available bool
+	// Service is the Service the request is addressed to, when it is not
+	// the app's own (a Gateway API backendRef such as "<app>-canary").
+	Service string
 }
 
 // Version is the image tag of the target's pods.
@@ -59,6 +62,9 @@ type Split struct {
 	Targets []Target
 	// Unrouted is the reason no request can be routed, or "".
 	Unrouted string
+	// Matches are the routes that take requests with certain headers
+	// before the weights do (spec.traffic.canaryMatch); see PickFor.
+	Matches []MatchRoute
 }
 
 // Pick chooses the target of one request from a uniform random number r in
@@ -139,10 +145,16 @@ func BuildSplit(app, namespace string, vs *istionetv1.VirtualService, deployment
 		return s
 	}
 	http := vs.Spec.GetHttp()
+	// The weighted route is the one without a match; routes with one
+	// (canaryMatch) come before it.
+	for len(http) > 1 && len(http[0].GetMatch()) > 0 {
+		http = http[1:]
+	}
 	if len(http) == 0 || len(http[0].GetRoute()) == 0 {
 		s.Unrouted = UnroutedNoRoute
 		return s
 	}
+	s.Matches = istioMatches(app, vs, deployments)
 	for _, d := range http[0].GetRoute() {
 		subset := d.GetDestination().GetSubset()
 		t := Target{Subset: subset, Weight: d.GetWeight(), Workload: WorkloadName(app, subset)}

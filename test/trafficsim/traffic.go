@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"math/rand/v2"
+	"net/http"
 	"time"
 )
 
@@ -16,6 +17,10 @@ type Traffic struct {
 	Responder Responder
 	// Metrics counts the answers.
 	Metrics *Metrics
+	// TesterRatio is the share of requests that carry TesterHeader, as a
+	// tester reaching the canary through spec.traffic.canaryMatch would.
+	TesterRatio  float64
+	TesterHeader http.Header
 
 	rng *rand.Rand
 	// owed carries the fraction of a request not yet made, per app, so that
@@ -51,7 +56,11 @@ func (t *Traffic) Request(s Split) Result {
 	if t.rng.Float64() < t.ErrorPathRatio {
 		res.Path = PathNotHello
 	}
-	target, ok := s.Pick(t.rng.Float64())
+	var h http.Header
+	if t.TesterRatio > 0 && t.rng.Float64() < t.TesterRatio {
+		h = t.TesterHeader
+	}
+	target, ok := s.PickFor(h, t.rng.Float64())
 	switch {
 	case !ok && s.Unrouted != "":
 		res.Unrouted = s.Unrouted

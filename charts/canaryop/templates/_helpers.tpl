@@ -108,6 +108,9 @@ value left empty passes no flag, so the operator's own default applies.
 {{- with $v.allowedGateways }}
 - {{ printf "--allowed-gateways=%v" (join ";" .) | quote }}
 {{- end }}
+{{- with $v.trafficRouters }}
+- {{ printf "--traffic-routers=%v" (join "," .) | quote }}
+{{- end }}
 {{- if $v.podsRunAsNonRoot }}
 - --pods-run-as-non-root
 {{- end }}

@@ -19,6 +19,7 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 	"sigs.k8s.io/yaml"
 
 	v1 "github.com/atzedevries/canaryop/api/v1"
@@ -52,7 +53,7 @@ func NewCluster(env Env) (*Cluster, error) {
 	cfg.QPS, cfg.Burst = 50, 100
 	cfg.UserAgent = "canaryop-e2e"
 	scheme := runtime.NewScheme()
-	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, v1.AddToScheme, istionetv1.AddToScheme} {
+	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, v1.AddToScheme, istionetv1.AddToScheme, gatewayv1.Install} {
 		if err := add(scheme); err != nil {
 			return nil, err
 		}
@@ -310,16 +311,18 @@ func (c *Cluster) CanaryApp(ctx context.Context, ns, name string) (*v1.CanaryApp
 	return app, nil
 }
 
-// Weights are the live weights of the app's VirtualService; Found is false
-// while there is none.
+// Weights are the live weights of the app's VirtualService or HTTPRoute;
+// Found is false while there is none.
 type Weights struct {
 	Found           bool
 	Primary, Canary int32
+	// Kind is the kind that holds them: VirtualService or HTTPRoute.
+	Kind string
 }
 
 func (w Weights) String() string {
 	if !w.Found {
-		return "no VirtualService"
+		return "no route"
 	}
 	return fmt.Sprintf("primary %d / canary %d", w.Primary, w.Canary)
 }
@@ -333,11 +336,12 @@ func (c *Cluster) VirtualServiceWeights(ctx context.Context, ns, name string) (W
 		}
 		return Weights{}, err
 	}
-	w := Weights{Found: true}
+	w := Weights{Found: true, Kind: "VirtualService"}
 	if len(vs.Spec.Http) == 0 {
 		return w, nil
 	}
-	for _, r := range vs.Spec.Http[0].Route {
+	// The weighted route is the last: canaryMatch routes come first.
+	for _, r := range vs.Spec.Http[len(vs.Spec.Http)-1].Route {
 		if r.Destination == nil {
 			continue
 		}

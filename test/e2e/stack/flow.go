@@ -212,7 +212,7 @@ func (f *Flow) WaitCanaryApp(ctx context.Context, app App, timeout time.Duration
 			if err != nil {
 				return false, "", err
 			}
-			w, err := f.Cluster.VirtualServiceWeights(ctx, app.Namespace, app.Name)
+			w, err := f.Cluster.RouteWeights(ctx, app.Namespace, app.Name)
 			if err != nil {
 				return false, "", err
 			}

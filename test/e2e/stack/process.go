@@ -132,7 +132,8 @@ type Operator struct {
 // stack's Argo CD namespace, the clone cache under $E2E_DIR/operator so a
 // restarted operator finds it again) and waits until it is healthy. It runs
 // with the settings of a cluster shared by teams: CanaryApps may query only
-// the stack's Prometheus (--prometheus-allowed-urls).
+// the stack's Prometheus (--prometheus-allowed-urls). Both traffic routers
+// run (--traffic-routers), so the story plays on either.
 func StartOperator(ctx context.Context, env Env) (*Operator, error) {
 	mport, err := FreePort()
 	if err != nil {
@@ -152,6 +153,7 @@ func StartOperator(ctx context.Context, env Env) (*Operator, error) {
 		"--prometheus-allowed-urls=" + env.Get("PROM_URL"),
 		// Pull requests live on a local GitHub stand-in: look often.
 		"--pull-request-poll-interval=1s",
+		"--traffic-routers=istio,gatewayapi",
 		"--zap-log-level=info",
 	}
 	p, err := StartProcess(env, "operator", filepath.Join(env.Root, "bin", "manager"), args,

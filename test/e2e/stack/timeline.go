@@ -77,7 +77,7 @@ func (t *Timeline) Watch(ctx context.Context, c *Cluster, repo *Repo, ns, name, 
 		app, err := c.CanaryApp(ctx, ns, name)
 		switch {
 		case err == nil:
-			w, _ := c.VirtualServiceWeights(ctx, ns, name)
+			w, _ := c.RouteWeights(ctx, ns, name)
 			s := appLine(app, w)
 			if app.Status.Phase == "" {
 				s = "created, waiting for the operator"
@@ -144,7 +144,11 @@ func appLine(app *v1.CanaryApp, w Weights) string {
 		fmt.Fprintf(&b, " canary %-4s weight %3d%%", Tag(st.CanaryImage), st.CanaryWeight)
 	}
 	if w.Found {
-		fmt.Fprintf(&b, "  [VS %d/%d]", w.Primary, w.Canary)
+		kind := "VS"
+		if w.Kind == "HTTPRoute" {
+			kind = "HTTPRoute"
+		}
+		fmt.Fprintf(&b, "  [%s %d/%d]", kind, w.Primary, w.Canary)
 	}
 	if c := meta.FindStatusCondition(st.Conditions, v1.ConditionReady); c != nil {
 		fmt.Fprintf(&b, "  Ready=%s/%s", c.Status, c.Reason)
