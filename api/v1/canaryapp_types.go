@@ -155,7 +155,11 @@ const (
 
 // AnalysisSpec tunes how a canary advances and when it fails.
 // +kubebuilder:validation:XValidation:rule="!(has(self.stepWeight) && has(self.stepWeights))",message="set either analysis.stepWeight or analysis.stepWeights, not both"
-// +kubebuilder:validation:XValidation:rule="!has(self.stepWeights) || self.stepWeights.all(i, i == 0 || self.stepWeights[i-1] < self.stepWeights[i])",message="analysis.stepWeights must be strictly increasing"
+// The rule below compares values, not indexes: CEL's all(x, ...) binds a
+// list's elements. isSorted (non-decreasing) plus "every value occurs once"
+// is strictly increasing, and needs only the lists library of Kubernetes
+// 1.28 and later.
+// +kubebuilder:validation:XValidation:rule="!has(self.stepWeights) || (self.stepWeights.isSorted() && self.stepWeights.all(w, self.stepWeights.indexOf(w) == self.stepWeights.lastIndexOf(w)))",message="analysis.stepWeights must be strictly increasing"
 // +kubebuilder:validation:XValidation:rule="!has(self.stepWeights) || !has(self.promotionWeight) || self.stepWeights.exists(w, w >= self.promotionWeight)",message="analysis.stepWeights must reach analysis.promotionWeight"
 type AnalysisSpec struct {
 	// interval is how long the canary stays at one weight, with passing
