@@ -32,7 +32,10 @@ func TestValidationAcceptsDocumentedSpecs(t *testing.T) {
 		mutate func(*v1.CanaryApp)
 	}{
 		{"no analysis", func(a *v1.CanaryApp) { a.Spec.Analysis = nil }},
-		{"step weights 10 20 50", func(a *v1.CanaryApp) { a.Spec.Analysis.StepWeight = nil; a.Spec.Analysis.StepWeights = []int32{10, 20, 50} }},
+		{"step weights 10 20 50", func(a *v1.CanaryApp) {
+			a.Spec.Analysis.StepWeight = nil
+			a.Spec.Analysis.StepWeights = []int32{10, 20, 50}
+		}},
 		{"step weights 50", func(a *v1.CanaryApp) { a.Spec.Analysis.StepWeight = nil; a.Spec.Analysis.StepWeights = []int32{50} }},
 		{"step weights 1 to 100", func(a *v1.CanaryApp) {
 			a.Spec.Analysis.StepWeight = nil
@@ -62,7 +65,9 @@ func TestValidationAcceptsDocumentedSpecs(t *testing.T) {
 			a.Spec.GitOps = &v1.GitOpsSpec{RepoURL: "https://github.com/acme/deploy.git", Branch: "main", Path: "apps/shop",
 				Promotion: v1.WritePullRequest, Rollback: v1.WriteCommit}
 		}},
-		{"gitops scp-like", func(a *v1.CanaryApp) { a.Spec.GitOps = &v1.GitOpsSpec{RepoURL: "git@github.com:acme/deploy.git", Rollback: v1.WriteNone} }},
+		{"gitops scp-like", func(a *v1.CanaryApp) {
+			a.Spec.GitOps = &v1.GitOpsSpec{RepoURL: "git@github.com:acme/deploy.git", Rollback: v1.WriteNone}
+		}},
 		{"failed images", func(a *v1.CanaryApp) {
 			a.Spec.FailedImages = []v1.FailedImage{{Image: image("v3"), Reason: "AnalysisFailed", Time: &metav1.Time{Time: time.Now().Truncate(time.Second)}}}
 		}},
