@@ -191,6 +191,9 @@ type observation struct {
 	// routeRefused: the route policy left some of spec.gateways or
 	// spec.hosts out of the VirtualServices.
 	routeRefused *traffic.RouteNotAllowedError
+	// template: spec.template is unusable (unknown field, or the API
+	// server refused the Deployments built from it).
+	template error
 	// err is the error that ended the reconcile early; it is retried.
 	err error
 }
@@ -247,13 +250,15 @@ func (r *CanaryAppReconciler) reconcileRollout(ctx context.Context, app *v1.Cana
 	}
 	obs.primaryAvailable = primary.Available && primary.Image == app.Status.StableImage
 
-	if err := r.apply(ctx, app, workload.PrimaryDeployment(app, plan.PrimaryImage, r.PodOptions...)); err != nil {
-		return ctrl.Result{}, err
-	}
-	if plan.CanaryImage != "" {
-		if err := r.apply(ctx, app, workload.CanaryDeployment(app, plan.CanaryImage, r.PodOptions...)); err != nil {
-			return ctrl.Result{}, err
+	if err := r.applyWorkloads(ctx, app, plan); err != nil {
+		if workload.IsTemplateError(err) {
+			// A person must fix the template; nothing else is applied
+			// until then. Look again now and then: an admission webhook
+			// or a quota may be what refused it.
+			obs.template = err
+			return ctrl.Result{RequeueAfter: foreignObjectRecheck}, nil
 		}
+		return ctrl.Result{}, err
 	}
 	if err := r.Router.Route(ctx, app, plan.Weight); err != nil {
 		refused, ok := errors.AsType[*traffic.RouteNotAllowedError](err)

@@ -94,11 +94,14 @@ func TestReadmeExamplesApply(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 	docs := readmeCanaryApps(readme)
 	g.Expect(len(docs)).To(BeNumerically(">=", 2), "the README's API reference has examples")
-	ns := env.NewNamespace(t)
+	// The original sample too, as the repository ships it.
+	sampleFile, err := os.ReadFile(filepath.Join(root, "config", "samples", "canary_v1_canaryapp.yaml"))
+	g.Expect(err).NotTo(HaveOccurred())
+	docs = append(docs, readmeCanaryApps([]byte("```yaml\n"+string(sampleFile)+"```"))...)
 	for i, doc := range docs {
 		u := &unstructured.Unstructured{}
 		g.Expect(yaml.Unmarshal(doc, &u.Object)).To(Succeed(), "example %d", i)
-		u.SetNamespace(ns)
+		u.SetNamespace(env.NewNamespace(t))
 		g.Expect(env.Client.Create(context.Background(), u, client.FieldValidation("Strict"))).To(Succeed(), "example %d (%s):\n%s", i, u.GetName(), doc)
 	}
 }

@@ -33,6 +33,7 @@ const MaxNameLength = 56
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 // +kubebuilder:validation:XValidation:rule="self.metadata.name.size() <= 56",message="metadata.name must be at most 56 characters: the operator derives '<name>-canary' objects that must fit in 63"
+// +kubebuilder:validation:XValidation:rule="!has(self.spec.containerName) || (has(self.spec.template) && self.spec.template.spec.containers.exists(c, c.name == self.spec.containerName))",message="spec.containerName must name a container of spec.template.spec.containers"
 // +kubebuilder:validation:XValidation:rule="self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",message="metadata.name must be a DNS-1035 label (lower-case letters, digits and '-', starting with a letter) because it names a Service"
 type CanaryApp struct {
 	metav1.TypeMeta   `json:",inline"`
@@ -63,6 +64,29 @@ type CanaryAppSpec struct {
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=65535
 	ImageListenPort int32 `json:"imageListenPort"`
+
+	// template is the pod template of the primary and the canary
+	// Deployment (a Kubernetes PodTemplateSpec); without it the pods run one
+	// container "app" with the image and a TCP readiness probe on
+	// imageListenPort. See PodTemplate for what the operator sets in it.
+	// +optional
+	Template *PodTemplate `json:"template,omitempty"`
+
+	// containerName names the app's container in template, the one whose
+	// image is spec.image. Default: the first container.
+	// +optional
+	// +kubebuilder:validation:MaxLength=63
+	ContainerName string `json:"containerName,omitempty"`
+
+	// autoscaling makes HorizontalPodAutoscalers scale the primary and the
+	// canary instead of replicas and testReplicas.
+	// +optional
+	Autoscaling *AutoscalingSpec `json:"autoscaling,omitempty"`
+
+	// disruptionBudget makes the operator own a PodDisruptionBudget for the
+	// primary's pods.
+	// +optional
+	DisruptionBudget *DisruptionBudgetSpec `json:"disruptionBudget,omitempty"`
 
 	// replicas is the number of pods of the primary (stable) Deployment.
 	// +required
