@@ -5,7 +5,9 @@ import (
 
 	istionetworking "istio.io/client-go/pkg/apis/networking/v1"
 	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -110,10 +112,12 @@ func CacheOptions() cache.Options {
 	return cache.Options{
 		DefaultTransform: apply.TrimManagedFields,
 		ByObject: map[client.Object]cache.ByObject{
-			&appsv1.Deployment{}:               owned,
-			&corev1.Service{}:                  owned,
-			&istionetworking.VirtualService{}:  owned,
-			&istionetworking.DestinationRule{}: owned,
+			&appsv1.Deployment{}:                     owned,
+			&corev1.Service{}:                        owned,
+			&autoscalingv2.HorizontalPodAutoscaler{}: owned,
+			&policyv1.PodDisruptionBudget{}:          owned,
+			&istionetworking.VirtualService{}:        owned,
+			&istionetworking.DestinationRule{}:       owned,
 		},
 	}
 }
