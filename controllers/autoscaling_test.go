@@ -118,7 +118,9 @@ func TestAutoscalingValidation(t *testing.T) {
 		mutate func(*v1.CanaryApp)
 		want   string
 	}{
-		{"min above max", func(a *v1.CanaryApp) { a.Spec.Autoscaling = &v1.AutoscalingSpec{MinReplicas: ptr(int32(5)), MaxReplicas: 2} }, "autoscaling.minReplicas must not be above autoscaling.maxReplicas"},
+		{"min above max", func(a *v1.CanaryApp) {
+			a.Spec.Autoscaling = &v1.AutoscalingSpec{MinReplicas: ptr(int32(5)), MaxReplicas: 2}
+		}, "autoscaling.minReplicas must not be above autoscaling.maxReplicas"},
 		{"budget with both", func(a *v1.CanaryApp) {
 			one := intstr.FromInt32(1)
 			a.Spec.DisruptionBudget = &v1.DisruptionBudgetSpec{MinAvailable: &one, MaxUnavailable: &one}
@@ -135,4 +137,3 @@ func TestAutoscalingValidation(t *testing.T) {
 		})
 	}
 }
-
