@@ -66,6 +66,8 @@ type CanaryAppReconciler struct {
 	WriteBackTimeout time.Duration
 	// PodOptions are the admin's pod defaults (workload.RunAsNonRoot).
 	PodOptions []workload.Option
+	// MetricTemplates are the admin's named queries; nil has none.
+	MetricTemplates MetricTemplates
 
 	// unchanged remembers which owned objects were found to need no apply
 	// (apply.Memo); nil remembers nothing.
@@ -313,10 +315,21 @@ func (r *CanaryAppReconciler) observeDeployment(ctx context.Context, app *v1.Can
 // runCheck runs the analysis query. The query has the app's check interval
 // as its deadline, at most metrics.MaxTimeout, so that a hanging Prometheus
 // never delays the next check or holds a worker other tenants need.
+//
+// With analysis.metrics every metric is judged (runMetricChecks) and the
+// check records each; the original spec (prometheusQuery alone) keeps the
+// original check.
 func (r *CanaryAppReconciler) runCheck(ctx context.Context, app *v1.CanaryApp, now time.Time) *v1.AnalysisCheck {
 	a := app.Spec.EffectiveAnalysis()
+	timeout := min(max(a.CheckInterval, 2*time.Second), metrics.MaxTimeout)
+	if app.Spec.Analysis != nil && len(app.Spec.Analysis.Metrics) > 0 {
+		c := metricsCheck(app, now, r.runMetricChecks(ctx, app, timeout))
+		opmetrics.CheckDone(app, c.Verdict, c.Value)
+		ctrl.LoggerFrom(ctx).V(1).Info("Analysis check", "weight", app.Status.CanaryWeight, "verdict", c.Verdict, "value", c.Value, "message", c.Message)
+		return c
+	}
 	res := r.Metrics.Check(ctx, metrics.Query{URL: app.Spec.PrometheusURL, Expr: app.Spec.PrometheusQuery,
-		Timeout: min(max(a.CheckInterval, 2*time.Second), metrics.MaxTimeout), Namespace: app.Namespace})
+		Timeout: timeout, Namespace: app.Namespace})
 	opmetrics.CheckDone(app, res.Verdict, res.Value)
 	ctrl.LoggerFrom(ctx).V(1).Info("Analysis check", "weight", app.Status.CanaryWeight, "verdict", res.Verdict, "value", res.Value, "message", res.Message)
 	return &v1.AnalysisCheck{

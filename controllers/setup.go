@@ -35,6 +35,8 @@ type Options struct {
 	Routes *routepolicy.Policy
 	// PodOptions are the admin's pod defaults.
 	PodOptions []workload.Option
+	// MetricTemplates are the admin's named queries; nil has none.
+	MetricTemplates MetricTemplates
 	// MaxConcurrentReconciles, WriteBackConcurrency, WriteBackTimeout and
 	// PullRequestPoll: see CanaryAppReconciler; zero means the default.
 	MaxConcurrentReconciles int
@@ -58,6 +60,7 @@ func New(mgr ctrl.Manager, o Options) *CanaryAppReconciler {
 		Metrics:                 m,
 		Writer:                  o.Writer,
 		PodOptions:              o.PodOptions,
+		MetricTemplates:         o.MetricTemplates,
 		MaxConcurrentReconciles: o.MaxConcurrentReconciles,
 		WriteBackConcurrency:    o.WriteBackConcurrency,
 		WriteBackTimeout:        o.WriteBackTimeout,

@@ -34,6 +34,7 @@ const MaxNameLength = 56
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 // +kubebuilder:validation:XValidation:rule="self.metadata.name.size() <= 56",message="metadata.name must be at most 56 characters: the operator derives '<name>-canary' objects that must fit in 63"
 // +kubebuilder:validation:XValidation:rule="!has(self.spec.containerName) || (has(self.spec.template) && self.spec.template.spec.containers.exists(c, c.name == self.spec.containerName))",message="spec.containerName must name a container of spec.template.spec.containers"
+// +kubebuilder:validation:XValidation:rule="has(self.spec.prometheusQuery) || (has(self.spec.analysis) && has(self.spec.analysis.metrics) && self.spec.analysis.metrics.size() > 0)",message="spec.prometheusQuery or spec.analysis.metrics must say how to judge the canary"
 // +kubebuilder:validation:XValidation:rule="self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",message="metadata.name must be a DNS-1035 label (lower-case letters, digits and '-', starting with a letter) because it names a Service"
 type CanaryApp struct {
 	metav1.TypeMeta   `json:",inline"`
@@ -103,11 +104,13 @@ type CanaryAppSpec struct {
 	// prometheusQuery is a PromQL expression that returns at least one sample
 	// when the release is bad, for example
 	// `increase(istio_requests_total{response_code=~"5.*"}[20s]) > 2`.
-	// An empty result means the check passed.
-	// +required
+	// An empty result means the check passed. It is the shorthand for one
+	// analysis.metrics entry with failWhenNonEmpty; one of the two is
+	// required.
+	// +optional
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=4096
-	PrometheusQuery string `json:"prometheusQuery"`
+	PrometheusQuery string `json:"prometheusQuery,omitempty"`
 
 	// prometheusURL is the base URL of the Prometheus HTTP API. The
 	// operator's admin decides which URLs are allowed
@@ -241,6 +244,15 @@ type AnalysisSpec struct {
 	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s') && duration(self) <= duration('24h')",message="analysis.canaryReadyTimeout must be between 1s and 24h"
 	CanaryReadyTimeout *metav1.Duration `json:"canaryReadyTimeout,omitempty"`
 
+	// metrics are the metrics every check judges; the check passes when
+	// all pass. spec.prometheusQuery, when set, is one more metric named
+	// "prometheus-query" with failWhenNonEmpty.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=10
+	Metrics []AnalysisMetric `json:"metrics,omitempty"`
+
 	// onQueryError says what a check means when Prometheus returns an error,
 	// times out or answers only NaN samples: Hold (default; the weight does
 	// not increase and no failure is counted) or Fail (a failed check).
@@ -367,6 +379,16 @@ type AnalysisCheck struct {
 	// reason.
 	// +optional
 	Reason string `json:"reason,omitempty"`
+	// metrics are the results of each metric, when the analysis has
+	// analysis.metrics; verdict, value and reason above then sum them up.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=11
+	Metrics []MetricCheck `json:"metrics,omitempty"`
+	// countsAsFailure: a metric whose onQueryError is Fail was
+	// inconclusive, so the check counts as failed.
+	// +optional
+	CountsAsFailure bool `json:"countsAsFailure,omitempty"`
 }
 
 // MaxStatusChecks bounds status.checks.
