@@ -541,6 +541,11 @@ func reportInput(app *v1.CanaryApp, wb *v1.WriteBackStatus, applied manifest.Res
 		Query:       app.Spec.PrometheusQuery,
 		Checks:      app.Status.Checks,
 	}
+	if a := app.Spec.Analysis; a != nil {
+		for _, m := range a.Metrics {
+			in.Metrics = append(in.Metrics, report.MetricRule(m))
+		}
+	}
 	if applied.ImageSkipped {
 		in.KeptImage = applied.PreviousImage
 	}
