@@ -16,6 +16,8 @@ type Traffic struct {
 	Responder Responder
 	// Metrics counts the answers.
 	Metrics *Metrics
+	// Profiles add per-version latency and error rates; nil adds none.
+	Profiles *Profiles
 
 	rng *rand.Rand
 	// owed carries the fraction of a request not yet made, per app, so that
@@ -68,7 +70,10 @@ func (t *Traffic) Request(s Split) Result {
 		return res
 	}
 	res.Code = t.Responder.Respond(target.Version(), res.Path)
+	code, took := t.Profiles.Answer(target.Version(), res.Code)
+	res.Code = code
 	t.Metrics.Answered(s, target, res.Code)
+	t.Metrics.Took(s, target, res.Code, took)
 	return res
 }
 
