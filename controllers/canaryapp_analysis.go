@@ -92,7 +92,7 @@ func (r *CanaryAppReconciler) judgeMetric(ctx context.Context, app *v1.CanaryApp
 	vars := analysis.Vars{
 		Name: app.Name, Namespace: app.Namespace,
 		Canary: workload.CanaryName(app), Primary: workload.PrimaryName(app), Service: workload.ServiceName(app),
-		Interval: analysis.PromDuration(analysis.Window(m, a)), Workload: workload.CanaryName(app),
+		Interval: analysis.PromDuration(analysis.WindowSince(m, a, r.canaryAge(app))), Workload: workload.CanaryName(app),
 	}
 	if m.TemplateRef != nil {
 		vars.Args = m.TemplateRef.Args
@@ -121,6 +121,14 @@ func (r *CanaryAppReconciler) judgeMetric(ctx context.Context, app *v1.CanaryApp
 	wg.Go(func() { primary = r.Metrics.Check(ctx, pq) })
 	wg.Wait()
 	return analysis.Judge(m, canary, &primary)
+}
+
+// canaryAge is how long the current canary has run.
+func (r *CanaryAppReconciler) canaryAge(app *v1.CanaryApp) time.Duration {
+	if t := app.Status.CanaryStartedAt; t != nil {
+		return r.now().Sub(t.Time)
+	}
+	return 0
 }
 
 // queryTemplate is m's query template, resolving a templateRef through the

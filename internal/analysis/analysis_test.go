@@ -217,6 +217,9 @@ func TestMetricsAndDefaults(t *testing.T) {
 	if Window(ms[1], a) != 30*time.Second || Window(ms[2], a) != 2*time.Minute {
 		t.Error("windows")
 	}
+	if WindowSince(ms[2], a, 10*time.Minute) != 2*time.Minute || WindowSince(ms[2], a, 7500*time.Millisecond) != 7*time.Second || WindowSince(ms[2], a, 0) != time.Second {
+		t.Error("a window never reaches back before the canary started")
+	}
 	if QueryTemplate(ms[1]) != Builtin(v1.MetricRequestDuration) || QueryTemplate(ms[2]) != "q" {
 		t.Error("query templates")
 	}

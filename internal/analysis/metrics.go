@@ -44,6 +44,15 @@ func Window(m v1.AnalysisMetric, a v1.Analysis) time.Duration {
 	return max(a.Interval, minInterval)
 }
 
+// WindowSince is Window cut to the time the canary has run (elapsed, at
+// least one second): the canary Deployment keeps its name from one release
+// to the next, so a longer window would judge the new canary partly on
+// the answers of the previous one's pods. An early check over a short
+// window may find no data; it is then inconclusive and holds.
+func WindowSince(m v1.AnalysisMetric, a v1.Analysis, elapsed time.Duration) time.Duration {
+	return min(Window(m, a), max(elapsed.Truncate(time.Second), time.Second))
+}
+
 // QueryTemplate is the template of m: its query, else the built-in one;
 // "" for a templateRef, which the caller resolves.
 func QueryTemplate(m v1.AnalysisMetric) string {

@@ -118,7 +118,10 @@ func rolledBackBy(ctx context.Context, t *testing.T, f *stack.Flow, app stack.Ap
 	if _, err := f.Release(ctx, app, image); err != nil {
 		t.Fatal(err)
 	}
-	a, err := f.WaitCanaryApp(ctx, app, canaryTimeout, image+" rolled back and written back", stack.HasWrittenBack(v1.OutcomeRolledBack, stable))
+	a, err := f.WaitCanaryApp(ctx, app, canaryTimeout, image+" rolled back and written back", func(a *v1.CanaryApp, w stack.Weights) bool {
+		wb := a.Status.WriteBack
+		return stack.HasWrittenBack(v1.OutcomeRolledBack, stable)(a, w) && wb.FailedImage == image
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
