@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"testing"
+	"time"
 
 	. "github.com/onsi/gomega"
 	appsv1 "k8s.io/api/apps/v1"
@@ -230,4 +231,36 @@ func TestTemplateValidation(t *testing.T) {
 		want, _ := json.Marshal(realPodSpec())
 		g.Expect(raw).To(MatchJSON(want), "the API server keeps the template as written")
 	})
+}
+
+// TestTemplateReadinessProbeIsHonoured: the canary's readiness comes from
+// its Deployment's status, so a template whose readiness probe never passes
+// (the stand-in kubelet keeps pods with the probe path /never unready, as a
+// kubelet would) leaves the canary unavailable, and it is rolled back at
+// canaryReadyTimeout; the primary, on the stable image's template, is
+// unaffected.
+func TestTemplateReadinessProbeIsHonoured(t *testing.T) {
+	g := NewWithT(t)
+	prom := newFakeProm(t)
+	startManager(t, nil)
+	probePasses := func(d *appsv1.Deployment) bool {
+		for _, c := range d.Spec.Template.Spec.Containers {
+			if p := c.ReadinessProbe; p != nil && p.HTTPGet != nil && p.HTTPGet.Path == "/never" && c.Image == image("v2") {
+				return false
+			}
+		}
+		return true
+	}
+	spec := realPodSpec()
+	spec.Containers[0].ReadinessProbe.HTTPGet.Path = "/never"
+	ns, app := stableApp(t, g, prom.URL, probePasses, func(a *v1.CanaryApp) {
+		withTemplate(t, spec)(a)
+		a.Spec.Analysis.CanaryReadyTimeout = &metav1.Duration{Duration: 2 * time.Second}
+	})
+	setImage(g, app, image("v2"))
+	g.Eventually(func() *appsv1.Deployment { return deployment(g, ns, canaryName) }, timeout, poll).ShouldNot(BeNil())
+	g.Eventually(func(g Gomega) v1.Phase { return get(g, app).Status.Phase }, timeout, poll).Should(Equal(v1.PhaseFailed))
+	final := get(g, app)
+	g.Expect(final.Status.FailedImages[0].Reason).To(ContainSubstring(v1.ReasonCanaryNotReady))
+	g.Expect(final.Status.StableImage).To(Equal(image("v1")))
 }
