@@ -7,6 +7,7 @@ import (
 	"os"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -76,6 +77,11 @@ func main() {
 	// app must not list Secrets from the API server.
 	cacheOptions := controllers.CacheOptions()
 	cacheOptions.ByObject[&corev1.Secret{}] = cache.ByObject{Namespaces: map[string]cache.Config{gitFlags.namespace(): {}}}
+	// The admin's metric templates: labelled ConfigMaps of the same namespace.
+	cacheOptions.ByObject[&corev1.ConfigMap{}] = cache.ByObject{
+		Namespaces: map[string]cache.Config{gitFlags.namespace(): {}},
+		Label:      labels.SelectorFromSet(labels.Set{controllers.LabelMetricTemplates: "true"}),
+	}
 	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
 		Scheme: scheme,
 		Metrics: metricsserver.Options{
@@ -105,6 +111,7 @@ func main() {
 			metrics.WithCredentials(promauth.New(mgr.GetClient(), gitFlags.namespace()))),
 		Routes:                  &routes,
 		TrafficRouters:          trafficRouters.Names,
+		MetricTemplates:         controllers.ConfigMapTemplates{Reader: mgr.GetClient(), Namespace: gitFlags.namespace()},
 		MaxConcurrentReconciles: concurrency,
 		WriteBackConcurrency:    gitFlags.concurrency,
 		WriteBackTimeout:        gitFlags.timeout,

@@ -11,7 +11,9 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -66,6 +68,8 @@ type CanaryAppReconciler struct {
 	WriteBackTimeout time.Duration
 	// PodOptions are the admin's pod defaults (workload.RunAsNonRoot).
 	PodOptions []workload.Option
+	// MetricTemplates are the admin's named queries; nil has none.
+	MetricTemplates MetricTemplates
 
 	// unchanged remembers which owned objects were found to need no apply
 	// (apply.Memo); nil remembers nothing.
@@ -87,7 +91,9 @@ func (r *CanaryAppReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	b := ctrl.NewControllerManagedBy(mgr).
 		For(&v1.CanaryApp{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
 		Owns(&appsv1.Deployment{}).
-		Owns(&corev1.Service{})
+		Owns(&corev1.Service{}).
+		Owns(&autoscalingv2.HorizontalPodAutoscaler{}).
+		Owns(&policyv1.PodDisruptionBudget{})
 	for _, obj := range r.Watches {
 		b = b.Owns(obj)
 	}
@@ -202,6 +208,9 @@ type observation struct {
 	// routerNotEnabled: spec.traffic.provider names a router the operator
 	// does not run; nothing was applied.
 	routerNotEnabled *traffic.NotEnabledError
+	// template: spec.template is unusable (unknown field, or the API
+	// server refused the Deployments built from it).
+	template error
 	// err is the error that ended the reconcile early; it is retried.
 	err error
 }
@@ -268,13 +277,15 @@ func (r *CanaryAppReconciler) reconcileRollout(ctx context.Context, app *v1.Cana
 	}
 	obs.primaryAvailable = primary.Available && primary.Image == app.Status.StableImage
 
-	if err := r.apply(ctx, app, workload.PrimaryDeployment(app, plan.PrimaryImage, r.PodOptions...)); err != nil {
-		return ctrl.Result{}, err
-	}
-	if plan.CanaryImage != "" {
-		if err := r.apply(ctx, app, workload.CanaryDeployment(app, plan.CanaryImage, r.PodOptions...)); err != nil {
-			return ctrl.Result{}, err
+	if err := r.applyWorkloads(ctx, app, plan); err != nil {
+		if workload.IsTemplateError(err) {
+			// A person must fix the template; nothing else is applied
+			// until then. Look again now and then: an admission webhook
+			// or a quota may be what refused it.
+			obs.template = err
+			return ctrl.Result{RequeueAfter: foreignObjectRecheck}, nil
 		}
+		return ctrl.Result{}, err
 	}
 	if err := r.Router.Route(ctx, app, plan.Weight); err != nil {
 		refused, ok := errors.AsType[*traffic.RouteNotAllowedError](err)
@@ -325,10 +336,21 @@ func (r *CanaryAppReconciler) observeDeployment(ctx context.Context, app *v1.Can
 // runCheck runs the analysis query. The query has the app's check interval
 // as its deadline, at most metrics.MaxTimeout, so that a hanging Prometheus
 // never delays the next check or holds a worker other tenants need.
+//
+// With analysis.metrics every metric is judged (runMetricChecks) and the
+// check records each; the original spec (prometheusQuery alone) keeps the
+// original check.
 func (r *CanaryAppReconciler) runCheck(ctx context.Context, app *v1.CanaryApp, now time.Time) *v1.AnalysisCheck {
 	a := app.Spec.EffectiveAnalysis()
+	timeout := min(max(a.CheckInterval, 2*time.Second), metrics.MaxTimeout)
+	if app.Spec.Analysis != nil && len(app.Spec.Analysis.Metrics) > 0 {
+		c := metricsCheck(app, now, r.runMetricChecks(ctx, app, timeout))
+		opmetrics.CheckDone(app, c.Verdict, c.Value)
+		ctrl.LoggerFrom(ctx).V(1).Info("Analysis check", "weight", app.Status.CanaryWeight, "verdict", c.Verdict, "value", c.Value, "message", c.Message)
+		return c
+	}
 	res := r.Metrics.Check(ctx, metrics.Query{URL: app.Spec.PrometheusURL, Expr: app.Spec.PrometheusQuery,
-		Timeout: min(max(a.CheckInterval, 2*time.Second), metrics.MaxTimeout), Namespace: app.Namespace})
+		Timeout: timeout, Namespace: app.Namespace})
 	opmetrics.CheckDone(app, res.Verdict, res.Value)
 	ctrl.LoggerFrom(ctx).V(1).Info("Analysis check", "weight", app.Status.CanaryWeight, "verdict", res.Verdict, "value", res.Value, "message", res.Message)
 	return &v1.AnalysisCheck{

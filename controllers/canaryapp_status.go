@@ -39,6 +39,12 @@ func setConditions(app *v1.CanaryApp, obs *observation) {
 		set(v1.ConditionStalled, metav1.ConditionTrue, v1.ReasonRouterNotEnabled, msg)
 		set(v1.ConditionReady, metav1.ConditionFalse, v1.ReasonRouterNotEnabled, msg)
 		set(v1.ConditionProgressing, metav1.ConditionFalse, v1.ReasonRouterNotEnabled, msg)
+	case obs.template != nil:
+		msg := truncate(obs.template.Error(), 1024)
+		app.Status.Phase = v1.PhaseStalled
+		set(v1.ConditionStalled, metav1.ConditionTrue, v1.ReasonInvalidTemplate, msg)
+		set(v1.ConditionReady, metav1.ConditionFalse, v1.ReasonInvalidTemplate, msg)
+		set(v1.ConditionProgressing, metav1.ConditionFalse, v1.ReasonInvalidTemplate, msg)
 	case obs.err != nil:
 		// The sub-reconcilers stopped early, so what they observed is
 		// incomplete: say what happened instead of guessing the rest.

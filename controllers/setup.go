@@ -5,7 +5,9 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -39,6 +41,8 @@ type Options struct {
 	// nil runs every registered one. Names routers does not know are not
 	// run (cmd refuses them at flag parsing).
 	TrafficRouters []v1.TrafficProvider
+	// MetricTemplates are the admin's named queries; nil has none.
+	MetricTemplates MetricTemplates
 	// MaxConcurrentReconciles, WriteBackConcurrency, WriteBackTimeout and
 	// PullRequestPoll: see CanaryAppReconciler; zero means the default.
 	MaxConcurrentReconciles int
@@ -67,6 +71,7 @@ func New(mgr ctrl.Manager, o Options) *CanaryAppReconciler {
 		Metrics:                 m,
 		Writer:                  o.Writer,
 		PodOptions:              o.PodOptions,
+		MetricTemplates:         o.MetricTemplates,
 		MaxConcurrentReconciles: o.MaxConcurrentReconciles,
 		WriteBackConcurrency:    o.WriteBackConcurrency,
 		WriteBackTimeout:        o.WriteBackTimeout,
@@ -122,8 +127,10 @@ func CacheOptions() cache.Options {
 	opts := cache.Options{
 		DefaultTransform: apply.TrimManagedFields,
 		ByObject: map[client.Object]cache.ByObject{
-			&appsv1.Deployment{}: owned,
-			&corev1.Service{}:    owned,
+			&appsv1.Deployment{}:                     owned,
+			&corev1.Service{}:                        owned,
+			&autoscalingv2.HorizontalPodAutoscaler{}: owned,
+			&policyv1.PodDisruptionBudget{}:          owned,
 		},
 	}
 	for _, obj := range routers.Owned(routers.All()) {

@@ -554,6 +554,11 @@ func reportInput(app *v1.CanaryApp, wb *v1.WriteBackStatus, applied manifest.Res
 		Query:       app.Spec.PrometheusQuery,
 		Checks:      app.Status.Checks,
 	}
+	if a := app.Spec.Analysis; a != nil {
+		for _, m := range a.Metrics {
+			in.Metrics = append(in.Metrics, report.MetricRule(m))
+		}
+	}
 	if applied.ImageSkipped {
 		in.KeptImage = applied.PreviousImage
 	}

@@ -33,6 +33,8 @@ const MaxNameLength = 56
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 // +kubebuilder:validation:XValidation:rule="self.metadata.name.size() <= 56",message="metadata.name must be at most 56 characters: the operator derives '<name>-canary' objects that must fit in 63"
+// +kubebuilder:validation:XValidation:rule="!has(self.spec.containerName) || (has(self.spec.template) && self.spec.template.spec.containers.exists(c, c.name == self.spec.containerName))",message="spec.containerName must name a container of spec.template.spec.containers"
+// +kubebuilder:validation:XValidation:rule="has(self.spec.prometheusQuery) || (has(self.spec.analysis) && has(self.spec.analysis.metrics) && self.spec.analysis.metrics.size() > 0)",message="spec.prometheusQuery or spec.analysis.metrics must say how to judge the canary"
 // +kubebuilder:validation:XValidation:rule="self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",message="metadata.name must be a DNS-1035 label (lower-case letters, digits and '-', starting with a letter) because it names a Service"
 // +kubebuilder:validation:XValidation:rule="!has(self.spec.traffic) || !has(self.spec.traffic.provider) || self.spec.traffic.provider != 'gatewayapi' || self.metadata.name.size() <= 55",message="metadata.name must be at most 55 characters with traffic.provider gatewayapi: the operator derives a '<name>-primary' Service that must fit in 63"
 type CanaryApp struct {
@@ -67,6 +69,29 @@ type CanaryAppSpec struct {
 	// +kubebuilder:validation:Maximum=65535
 	ImageListenPort int32 `json:"imageListenPort"`
 
+	// template is the pod template of the primary and the canary
+	// Deployment (a Kubernetes PodTemplateSpec); without it the pods run one
+	// container "app" with the image and a TCP readiness probe on
+	// imageListenPort. See PodTemplate for what the operator sets in it.
+	// +optional
+	Template *PodTemplate `json:"template,omitempty"`
+
+	// containerName names the app's container in template, the one whose
+	// image is spec.image. Default: the first container.
+	// +optional
+	// +kubebuilder:validation:MaxLength=63
+	ContainerName string `json:"containerName,omitempty"`
+
+	// autoscaling makes HorizontalPodAutoscalers scale the primary and the
+	// canary instead of replicas and testReplicas.
+	// +optional
+	Autoscaling *AutoscalingSpec `json:"autoscaling,omitempty"`
+
+	// disruptionBudget makes the operator own a PodDisruptionBudget for the
+	// primary's pods.
+	// +optional
+	DisruptionBudget *DisruptionBudgetSpec `json:"disruptionBudget,omitempty"`
+
 	// replicas is the number of pods of the primary (stable) Deployment.
 	// +required
 	// +kubebuilder:validation:Minimum=1
@@ -82,11 +107,13 @@ type CanaryAppSpec struct {
 	// prometheusQuery is a PromQL expression that returns at least one sample
 	// when the release is bad, for example
 	// `increase(istio_requests_total{response_code=~"5.*"}[20s]) > 2`.
-	// An empty result means the check passed.
-	// +required
+	// An empty result means the check passed. It is the shorthand for one
+	// analysis.metrics entry with failWhenNonEmpty; one of the two is
+	// required.
+	// +optional
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=4096
-	PrometheusQuery string `json:"prometheusQuery"`
+	PrometheusQuery string `json:"prometheusQuery,omitempty"`
 
 	// prometheusURL is the base URL of the Prometheus HTTP API. The
 	// operator's admin decides which URLs are allowed
@@ -175,7 +202,11 @@ const (
 
 // AnalysisSpec tunes how a canary advances and when it fails.
 // +kubebuilder:validation:XValidation:rule="!(has(self.stepWeight) && has(self.stepWeights))",message="set either analysis.stepWeight or analysis.stepWeights, not both"
-// +kubebuilder:validation:XValidation:rule="!has(self.stepWeights) || self.stepWeights.all(i, i == 0 || self.stepWeights[i-1] < self.stepWeights[i])",message="analysis.stepWeights must be strictly increasing"
+// The rule below compares values, not indexes: CEL's all(x, ...) binds a
+// list's elements. isSorted (non-decreasing) plus "every value occurs once"
+// is strictly increasing, and needs only the lists library of Kubernetes
+// 1.28 and later.
+// +kubebuilder:validation:XValidation:rule="!has(self.stepWeights) || (self.stepWeights.isSorted() && self.stepWeights.all(w, self.stepWeights.indexOf(w) == self.stepWeights.lastIndexOf(w)))",message="analysis.stepWeights must be strictly increasing"
 // +kubebuilder:validation:XValidation:rule="!has(self.stepWeights) || !has(self.promotionWeight) || self.stepWeights.exists(w, w >= self.promotionWeight)",message="analysis.stepWeights must reach analysis.promotionWeight"
 type AnalysisSpec struct {
 	// interval is how long the canary stays at one weight, with passing
@@ -232,6 +263,15 @@ type AnalysisSpec struct {
 	// +kubebuilder:validation:Format=duration
 	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s') && duration(self) <= duration('24h')",message="analysis.canaryReadyTimeout must be between 1s and 24h"
 	CanaryReadyTimeout *metav1.Duration `json:"canaryReadyTimeout,omitempty"`
+
+	// metrics are the metrics every check judges; the check passes when
+	// all pass. spec.prometheusQuery, when set, is one more metric named
+	// "prometheus-query" with failWhenNonEmpty.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=10
+	Metrics []AnalysisMetric `json:"metrics,omitempty"`
 
 	// onQueryError says what a check means when Prometheus returns an error,
 	// times out or answers only NaN samples: Hold (default; the weight does
@@ -368,6 +408,16 @@ type AnalysisCheck struct {
 	// reason.
 	// +optional
 	Reason string `json:"reason,omitempty"`
+	// metrics are the results of each metric, when the analysis has
+	// analysis.metrics; verdict, value and reason above then sum them up.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=11
+	Metrics []MetricCheck `json:"metrics,omitempty"`
+	// countsAsFailure: a metric whose onQueryError is Fail was
+	// inconclusive, so the check counts as failed.
+	// +optional
+	CountsAsFailure bool `json:"countsAsFailure,omitempty"`
 }
 
 // MaxStatusChecks bounds status.checks.

@@ -57,6 +57,11 @@ const (
 	// ReasonInvalidSpec: the spec passed schema validation but cannot be
 	// acted on.
 	ReasonInvalidSpec = "InvalidSpec"
+	// ReasonInvalidTemplate: spec.template has a field a PodSpec does not
+	// have, its containerName names no container, or the API server
+	// refused the Deployment built from it; nothing is applied until it is
+	// fixed.
+	ReasonInvalidTemplate = "InvalidTemplate"
 	// ReasonCheckPassed, ReasonCheckFailed, ReasonCheckInconclusive report
 	// the latest analysis check.
 	ReasonCheckPassed       = "CheckPassed"

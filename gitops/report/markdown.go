@@ -35,8 +35,7 @@ func PullRequest(in Input) (title, body string) {
 		}
 		b.WriteString(fenced("text", Chart(checks)))
 		b.WriteString("\n")
-		b.WriteString(mdTable(checks, omitted))
-		b.WriteString("\n")
+		b.WriteString(mdTable(checks, omitted) + "\n" + metricsMarkdown(in, checks, omitted))
 	}
 	b.WriteString("<sub>Opened by canaryop for ")
 	b.WriteString(appRef)

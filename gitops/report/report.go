@@ -55,6 +55,9 @@ type Input struct {
 	Query string
 	// Checks is the analysis history, oldest first.
 	Checks []v1.AnalysisCheck
+	// Metrics describe the analysis metrics' rules (MetricRule), when the
+	// analysis has spec.analysis.metrics.
+	Metrics []string
 }
 
 // Limits in runes on untrusted text, so that one runaway value cannot make
@@ -163,6 +166,7 @@ func CommitMessage(in Input) string {
 			fmt.Fprintf(&b, "  (%d older checks are not shown)\n", omitted)
 		}
 		b.WriteString(textTable(checks, omitted))
+		b.WriteString(metricsText(in, checks, omitted))
 	}
 
 	b.WriteString("\n")

@@ -11,7 +11,9 @@ import (
 	"sync"
 
 	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -19,7 +21,9 @@ import (
 	"k8s.io/apimachinery/pkg/util/managedfields"
 	"k8s.io/client-go/applyconfigurations"
 	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
+	autoscalingv2ac "k8s.io/client-go/applyconfigurations/autoscaling/v2"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
+	policyv1ac "k8s.io/client-go/applyconfigurations/policy/v1"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -269,8 +273,10 @@ func appliedFieldSet(u *unstructured.Unstructured) ([]byte, error) {
 // built-in kinds canaryop applies. They need the typed object, which is
 // what a read through a client whose scheme knows the kind returns.
 var extractors = map[schema.GroupVersionKind]func(client.Object) (any, error){
-	appsv1.SchemeGroupVersion.WithKind("Deployment"): extractor(appsv1ac.ExtractDeployment),
-	corev1.SchemeGroupVersion.WithKind("Service"):    extractor(corev1ac.ExtractService),
+	appsv1.SchemeGroupVersion.WithKind("Deployment"):                     extractor(appsv1ac.ExtractDeployment),
+	corev1.SchemeGroupVersion.WithKind("Service"):                        extractor(corev1ac.ExtractService),
+	autoscalingv2.SchemeGroupVersion.WithKind("HorizontalPodAutoscaler"): extractor(autoscalingv2ac.ExtractHorizontalPodAutoscaler),
+	policyv1.SchemeGroupVersion.WithKind("PodDisruptionBudget"):          extractor(policyv1ac.ExtractPodDisruptionBudget),
 }
 
 var errNotTyped = errors.New("not read as its Go type")

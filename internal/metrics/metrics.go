@@ -133,6 +133,11 @@ type Result struct {
 	// Reason is one of the Reason constants when the provider refused the
 	// query or its answer, and empty otherwise.
 	Reason string
+	// Samples is how many samples that are not NaN the answer had (a scalar
+	// counts as one), and Max the highest of them: what a rule that judges
+	// a value (package analysis) reads instead of Verdict.
+	Samples int
+	Max     float64
 }
 
 // Auth is how to reach one Prometheus, as the admin configured it. String

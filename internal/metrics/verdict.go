@@ -63,6 +63,8 @@ func evaluateVector(vec model.Vector) Result {
 		Verdict: v1.CheckFail,
 		Value:   value,
 		Message: fmt.Sprintf("query returned %d series; highest value %s", n, formatFloat(worst)),
+		Samples: n,
+		Max:     worst,
 	}
 }
 
@@ -80,11 +82,14 @@ func evaluateScalar(x float64) Result {
 	case math.IsNaN(x):
 		return inconclusive("NaN", "query returned the scalar NaN; no data to judge the release")
 	case x == 0:
-		return Result{Verdict: v1.CheckPass, Value: "0"}
+		return Result{Verdict: v1.CheckPass, Value: "0", Samples: 1}
 	default:
-		return Result{Verdict: v1.CheckFail, Value: formatFloat(x)}
+		return Result{Verdict: v1.CheckFail, Value: formatFloat(x), Samples: 1, Max: x}
 	}
 }
+
+// FormatValue writes a value as Result.Value does.
+func FormatValue(x float64) string { return formatFloat(x) }
 
 // formatFloat writes whole numbers without a decimal point and other numbers
 // with at most six significant digits, so values stay short in status.

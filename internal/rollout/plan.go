@@ -255,7 +255,10 @@ func (p *planner) analyse() {
 		// canary either way: it holds (never passes, never fails) until the
 		// URL is fixed, whatever onQueryError says.
 		refused := c.Reason == v1.ReasonPrometheusURLNotAllowed
-		if c.Verdict == v1.CheckFail || (c.Verdict == v1.CheckInconclusive && a.OnQueryError == v1.QueryErrorFail && !refused) {
+		// A check of analysis.metrics has applied each metric's own
+		// onQueryError already (CountsAsFailure).
+		byPolicy := len(c.Metrics) == 0 && a.OnQueryError == v1.QueryErrorFail && !refused
+		if c.Verdict == v1.CheckFail || (c.Verdict == v1.CheckInconclusive && (byPolicy || c.CountsAsFailure)) {
 			st.FailedChecks++
 		}
 		if st.FailedChecks >= a.FailureThreshold {

@@ -22,7 +22,18 @@
 // because a selector is immutable and must never depend on anything that may
 // change.
 //
-// The pod runs one container named "app" with the image, a container port
+// With spec.template (template.go) the pods are the template as written:
+// the operator sets only the app container's image (spec.containerName,
+// default the first container), the labels above, a port named "http" on
+// spec.imageListenPort unless the container declares that port, and the
+// admin's RunAsNonRoot; none of the defaults below is added, so the
+// namespace's Pod Security Admission level alone governs what a template
+// may ask for (a service account, host paths, privileges). The Deployment
+// carries the annotation canary.atze.io/container naming the app
+// container. With spec.autoscaling the Deployments have no spec.replicas:
+// their HorizontalPodAutoscalers own it.
+//
+// Without a template the pod runs one container named "app" with the image, a container port
 // named "http" on spec.imageListenPort and a TCP readiness probe on that
 // port. The Service exposes the same port, also named "http" so that Istio
 // treats the traffic as HTTP.
@@ -170,6 +181,30 @@ func deployment(app *v1.CanaryApp, t Track, image string, replicas int32, opts [
 	for _, opt := range opts {
 		opt(&o)
 	}
+	pod := defaultPod(app, t, image, o)
+	if app.Spec.Template != nil {
+		pod = templatePod(app, t, image, o)
+	}
+	spec := appsv1ac.DeploymentSpec().
+		WithSelector(metav1ac.LabelSelector().WithMatchLabels(SelectorLabels(app, t))).
+		WithTemplate(pod)
+	if app.Spec.Autoscaling == nil {
+		// With autoscaling the HPA owns spec.replicas: an apply without
+		// the field leaves the HPA's value alone.
+		spec.WithReplicas(replicas)
+	}
+	d := appsv1ac.Deployment(DeploymentName(app, t), app.Namespace).
+		WithLabels(TrackLabels(app, t)).
+		WithSpec(spec)
+	if app.Spec.Template != nil {
+		d.WithAnnotations(map[string]string{AnnotationContainer: AppContainerName(app)})
+	}
+	return d
+}
+
+// defaultPod is the pod of an app without spec.template (see the package
+// doc).
+func defaultPod(app *v1.CanaryApp, t Track, image string, o options) *corev1ac.PodTemplateSpecApplyConfiguration {
 	port := app.Spec.ImageListenPort
 	container := corev1ac.Container().
 		WithName(ContainerName).
@@ -191,18 +226,12 @@ func deployment(app *v1.CanaryApp, t Track, image string, replicas int32, opts [
 		container.SecurityContext.WithRunAsNonRoot(true)
 		podSecurity.WithRunAsNonRoot(true)
 	}
-	pod := corev1ac.PodTemplateSpec().
+	return corev1ac.PodTemplateSpec().
 		WithLabels(TrackLabels(app, t)).
 		WithSpec(corev1ac.PodSpec().
 			WithAutomountServiceAccountToken(false).
 			WithSecurityContext(podSecurity).
 			WithContainers(container))
-	return appsv1ac.Deployment(DeploymentName(app, t), app.Namespace).
-		WithLabels(TrackLabels(app, t)).
-		WithSpec(appsv1ac.DeploymentSpec().
-			WithReplicas(replicas).
-			WithSelector(metav1ac.LabelSelector().WithMatchLabels(SelectorLabels(app, t))).
-			WithTemplate(pod))
 }
 
 // Service is the Service in front of both tracks.
@@ -219,13 +248,12 @@ func Service(app *v1.CanaryApp) *corev1ac.ServiceApplyConfiguration {
 				WithTargetPort(intstr.FromInt32(port))))
 }
 
-// Image is the image of the app container in d's pod template, or "" when d
-// has no such container.
+// Image is the image of the app container in d's pod template (the one
+// AnnotationContainer names, else "app"), or "" when d has no such
+// container.
 func Image(d *appsv1.Deployment) string {
-	for _, c := range d.Spec.Template.Spec.Containers {
-		if c.Name == ContainerName {
-			return c.Image
-		}
+	if c := containerOf(d); c != nil {
+		return c.Image
 	}
 	return ""
 }

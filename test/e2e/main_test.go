@@ -28,7 +28,7 @@ const (
 
 // Every app of the suite, each with its own folder and Application, so that
 // one scenario's state never leaks into another's.
-var apps = []string{stack.SampleName, "e2e-midcanary", "e2e-restart", "e2e-prom", "e2e-project", "e2e-gitdown", "e2e-gatewayapi", "e2e-approval"}
+var apps = []string{stack.SampleName, "e2e-midcanary", "e2e-restart", "e2e-prom", "e2e-project", "e2e-gitdown", "e2e-gatewayapi", "e2e-approval", "e2e-metrics"}
 
 var (
 	env  stack.Env

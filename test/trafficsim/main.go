@@ -35,14 +35,18 @@ type Options struct {
 	RPS             float64
 	ErrorPathRatio  float64
 	FailingVersions []string
-	Listen          string
-	AddrFile        string
-	PollInterval    time.Duration
-	Tick            time.Duration
-	Duration        time.Duration
-	Seed            uint64
-	TesterHeader    string
-	TesterRatio     float64
+	// Latency, VersionLatencies and VersionErrorRates: see Profiles.
+	Latency           time.Duration
+	VersionLatencies  []string
+	VersionErrorRates []string
+	Listen            string
+	AddrFile          string
+	PollInterval      time.Duration
+	Tick              time.Duration
+	Duration          time.Duration
+	Seed              uint64
+	TesterHeader      string
+	TesterRatio       float64
 }
 
 // listFlag is a flag that may be repeated and takes comma-separated values.
@@ -99,6 +103,9 @@ func ParseOptions(args []string, stderr io.Writer) (Options, error) {
 	fs.Float64Var(&o.RPS, "rps", o.RPS, "requests per second to each app")
 	fs.Float64Var(&o.ErrorPathRatio, "error-path-ratio", o.ErrorPathRatio, "share of requests to /nothello (0 sends only /hello)")
 	fs.Var(&listFlag{values: &o.FailingVersions}, "failing-versions", "image tags that answer 500 to /nothello; repeatable or comma-separated")
+	fs.DurationVar(&o.Latency, "latency", 20*time.Millisecond, "answer time of every version without --version-latency")
+	fs.Var(&listFlag{values: &o.VersionLatencies}, "version-latency", "version=duration answer times, such as v5=800ms; repeatable or comma-separated")
+	fs.Var(&listFlag{values: &o.VersionErrorRates}, "version-error-rate", "version=rate shares of requests a version answers with 500 on any path, such as v6=0.1; repeatable or comma-separated")
 	fs.StringVar(&o.Listen, "listen", o.Listen, "loopback address serving /metrics (port 0 picks a free port)")
 	fs.StringVar(&o.AddrFile, "addr-file", "", "file to write the actual listen address to")
 	fs.DurationVar(&o.PollInterval, "poll-interval", o.PollInterval, "how often the VirtualServices and Deployments are read")
@@ -138,6 +145,9 @@ func (o Options) Validate() error {
 		errs = append(errs, fmt.Errorf("--tester-ratio %v: must be in [0, 1], and above 0 needs --tester-header NAME=VALUE", o.TesterRatio))
 	}
 	if err := checkLoopback(o.Listen); err != nil {
+		errs = append(errs, err)
+	}
+	if _, err := NewProfiles(o.Latency, o.VersionLatencies, o.VersionErrorRates); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
@@ -218,6 +228,11 @@ func Run(ctx context.Context, o Options, reader client.Reader) error {
 		traffic.TesterRatio, traffic.TesterHeader = o.TesterRatio, http.Header{}
 		traffic.TesterHeader.Set(name, value)
 	}
+	profiles, err := NewProfiles(o.Latency, o.VersionLatencies, o.VersionErrorRates)
+	if err != nil {
+		return err
+	}
+	traffic.Profiles = profiles
 
 	ln, err := net.Listen("tcp", o.Listen)
 	if err != nil {

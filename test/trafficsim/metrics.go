@@ -2,7 +2,6 @@ package main
 
 import (
 	"net/http"
-	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -35,6 +34,8 @@ type Metrics struct {
 	registry *prometheus.Registry
 	requests *prometheus.CounterVec
 	unrouted *prometheus.CounterVec
+	// durations is istio_request_duration_milliseconds (latency.go).
+	durations *prometheus.HistogramVec
 }
 
 // NewMetrics creates and registers the counters.
@@ -50,31 +51,14 @@ func NewMetrics() *Metrics {
 			Help: "Requests trafficsim could not route to any pod, by app and reason.",
 		}, []string{"app", "reason"}),
 	}
-	m.registry.MustRegister(m.requests, m.unrouted)
+	m.durations = newDurationHistogram()
+	m.registry.MustRegister(m.requests, m.unrouted, m.durations)
 	return m
 }
 
 // Answered counts one request that target's pods answered with code.
 func (m *Metrics) Answered(s Split, t Target, code int) {
-	service := s.App
-	if t.Service != "" {
-		service = t.Service
-	}
-	m.requests.With(prometheus.Labels{
-		"reporter":                       "destination",
-		"source_workload":                SourceWorkload,
-		"source_workload_namespace":      "unknown",
-		"destination_workload":           t.Workload,
-		"destination_workload_namespace": s.Namespace,
-		"destination_app":                s.App,
-		"destination_version":            t.Version(),
-		"destination_service":            service + "." + s.Namespace + ".svc.cluster.local",
-		"destination_service_name":       service,
-		"destination_service_namespace":  s.Namespace,
-		"request_protocol":               "http",
-		"response_code":                  strconv.Itoa(code),
-		"response_flags":                 "-",
-	}).Inc()
+	m.requests.With(istioRequestLabels(s, t, code)).Inc()
 }
 
 // Unrouted counts one request of app that reached no pod.

@@ -171,10 +171,17 @@ func BuildSplit(app, namespace string, vs *istionetv1.VirtualService, deployment
 	return s
 }
 
+// deploymentImage is the image of the app's container: the one the
+// operator's canary.atze.io/container annotation names (an app with a pod
+// template), else ContainerName, else the first.
 func deploymentImage(dep *appsv1.Deployment) string {
 	containers := dep.Spec.Template.Spec.Containers
+	name := ContainerName
+	if n := dep.Annotations["canary.atze.io/container"]; n != "" {
+		name = n
+	}
 	for _, c := range containers {
-		if c.Name == ContainerName {
+		if c.Name == name {
 			return c.Image
 		}
 	}

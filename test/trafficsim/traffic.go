@@ -21,6 +21,8 @@ type Traffic struct {
 	// tester reaching the canary through spec.traffic.canaryMatch would.
 	TesterRatio  float64
 	TesterHeader http.Header
+	// Profiles add per-version latency and error rates; nil adds none.
+	Profiles *Profiles
 
 	rng *rand.Rand
 	// owed carries the fraction of a request not yet made, per app, so that
@@ -77,7 +79,10 @@ func (t *Traffic) Request(s Split) Result {
 		return res
 	}
 	res.Code = t.Responder.Respond(target.Version(), res.Path)
+	code, took := t.Profiles.Answer(target.Version(), res.Code)
+	res.Code = code
 	t.Metrics.Answered(s, target, res.Code)
+	t.Metrics.Took(s, target, res.Code, took)
 	return res
 }
 

@@ -200,6 +200,14 @@ type Trafficsim struct {
 	targetsFile string
 }
 
+// The per-version profiles of every trafficsim the suite starts
+// (test/e2e/metrics_test.go): versions err20 and err20b answer 20% of
+// requests with 500, err40 40%, slow takes 800ms and errs like err20.
+const (
+	TrafficsimErrorRates = "err20=0.2,err20b=0.2,err40=0.4,slow=0.2"
+	TrafficsimLatencies  = "slow=800ms"
+)
+
 // StartTrafficsim starts bin/trafficsim for apps in namespace ns (v3 answers
 // 500 on /nothello), waits for its address and adds it to Prometheus's
 // targets (file_sd in $PROM_TARGETS_DIR).
@@ -217,6 +225,7 @@ func StartNamedTrafficsim(ctx context.Context, env Env, name, ns string, apps []
 		"--kubeconfig=" + env.Get("KUBECONFIG"), "--namespace=" + ns,
 		"--app=" + strings.Join(apps, ","),
 		"--rps=20", "--error-path-ratio=0.2", "--failing-versions=v3",
+		"--version-error-rate=" + TrafficsimErrorRates, "--version-latency=" + TrafficsimLatencies,
 		"--listen=127.0.0.1:0", "--addr-file=" + addrFile,
 	}
 	p, err := StartProcess(env, name, filepath.Join(env.Root, "bin", "trafficsim"), args, nil)
