@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"flag"
 	"os"
+	"time"
 
 	istionetworking "istio.io/client-go/pkg/apis/networking/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -20,6 +21,8 @@ import (
 	"github.com/atzedevries/canaryop/controllers"
 	"github.com/atzedevries/canaryop/internal/metrics"
 	"github.com/atzedevries/canaryop/internal/metrics/promauth"
+	"github.com/atzedevries/canaryop/internal/notify"
+	"github.com/atzedevries/canaryop/internal/notify/providers"
 	"github.com/atzedevries/canaryop/internal/routepolicy"
 	"github.com/atzedevries/canaryop/internal/workload"
 )
@@ -36,6 +39,7 @@ func main() {
 		promAllowed            metrics.AllowList
 		routes                 routepolicy.Policy
 		runAsNonRoot           bool
+		notifyOpts             notify.Options
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "Address of the Prometheus metrics endpoint; \"0\" disables it.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address of the /healthz and /readyz endpoints.")
@@ -48,6 +52,8 @@ func main() {
 	flag.Var(&routes, "allowed-gateways", routepolicy.FlagUsage)
 	flag.BoolVar(&runAsNonRoot, "pods-run-as-non-root", false, "Set runAsNonRoot on the pods canaryop creates, so they meet the restricted Pod Security Standard; images must then run as a numeric non-root user.")
 	flag.Var(&promAllowed, "prometheus-allowed-urls", "Comma-separated Prometheus URL prefixes (scheme, host, port, path) a CanaryApp's prometheusURL must lie under; any other URL is refused without a request. Empty: every URL (single-tenant clusters only).")
+	flag.DurationVar(&notifyOpts.Timeout, "notification-timeout", 10*time.Second, "Deadline of one request to a notification provider or post-rollout webhook, answer included.")
+	flag.IntVar(&notifyOpts.Attempts, "notification-attempts", 5, "Attempts to deliver one notification, with a backoff doubling from 1s; a receiver that fails them all loses that notification, never delays a canary.")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -70,7 +76,7 @@ func main() {
 	// Owned objects are cached only with canaryop's label and without other
 	// managers' managedFields (see controllers.CacheOptions). Secrets are
 	// read in the operator's own namespace only (the admin's Git and
-	// Prometheus credentials), from a cache: a check every few seconds per
+	// Prometheus credentials, notification providers), from a cache: a check every few seconds per
 	// app must not list Secrets from the API server.
 	cacheOptions := controllers.CacheOptions()
 	cacheOptions.ByObject[&corev1.Secret{}] = cache.ByObject{Namespaces: map[string]cache.Config{gitFlags.namespace(): {}}}
@@ -102,6 +108,7 @@ func main() {
 		Metrics: metrics.NewPrometheus(metrics.WithAllowList(promAllowed),
 			metrics.WithCredentials(promauth.New(mgr.GetClient(), gitFlags.namespace()))),
 		Routes:                  &routes,
+		Notifier:                notify.NewDispatcher(notify.NewProviders(mgr.GetClient(), gitFlags.namespace(), providers.Types()...), providers.Formats(), notifyOpts),
 		MaxConcurrentReconciles: concurrency,
 		WriteBackConcurrency:    gitFlags.concurrency,
 		WriteBackTimeout:        gitFlags.timeout,

@@ -22,12 +22,14 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	v1 "github.com/atzedevries/canaryop/api/v1"
 	"github.com/atzedevries/canaryop/gitops"
 	"github.com/atzedevries/canaryop/internal/apply"
 	"github.com/atzedevries/canaryop/internal/metrics"
+	"github.com/atzedevries/canaryop/internal/notify"
 	"github.com/atzedevries/canaryop/internal/opmetrics"
 	"github.com/atzedevries/canaryop/internal/rollout"
 	"github.com/atzedevries/canaryop/internal/safetext"
@@ -64,6 +66,9 @@ type CanaryAppReconciler struct {
 	WriteBackTimeout time.Duration
 	// PodOptions are the admin's pod defaults (workload.RunAsNonRoot).
 	PodOptions []workload.Option
+	// Notifier sends transitions to the admin's notification providers;
+	// nil sends none.
+	Notifier notify.Notifier
 
 	// unchanged remembers which owned objects were found to need no apply
 	// (apply.Memo); nil remembers nothing.
@@ -91,8 +96,16 @@ func (r *CanaryAppReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Owns(&istionetworking.DestinationRule{}).
 		WithOptions(controller.Options{MaxConcurrentReconciles: n}).
 		Complete(r)
-	if err != nil || r.Writer == nil {
+	if err != nil {
 		return err
+	}
+	if run, ok := r.Notifier.(manager.Runnable); ok {
+		if err := mgr.Add(run); err != nil {
+			return err
+		}
+	}
+	if r.Writer == nil {
+		return nil
 	}
 	return r.setupWriteBack(mgr)
 }
@@ -161,6 +174,7 @@ func (r *CanaryAppReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	for _, step := range []func(context.Context, *v1.CanaryApp, *observation) (ctrl.Result, error){
 		r.reconcileService,
 		r.reconcileRollout,
+		r.reconcileNotifications,
 	} {
 		res, err := step(ctx, app, obs)
 		if err != nil {
@@ -191,6 +205,9 @@ type observation struct {
 	// routeRefused: the route policy left some of spec.gateways or
 	// spec.hosts out of the VirtualServices.
 	routeRefused *traffic.RouteNotAllowedError
+	// notifications: why a provider of spec.notifications may not serve
+	// the app, nil when all may.
+	notifications error
 	// err is the error that ended the reconcile early; it is retried.
 	err error
 }
@@ -339,4 +356,16 @@ func (r *CanaryAppReconciler) notify(ctx context.Context, app *v1.CanaryApp, e r
 	if r.Recorder != nil {
 		r.Recorder.Eventf(app, nil, eventType, e.Reason, "Reconcile", "%s", e.Message)
 	}
+	if ne, ok := notify.NewEvent(app, e, r.now()); ok && r.Notifier != nil {
+		r.Notifier.Notify(ctx, app, ne)
+	}
+}
+
+// reconcileNotifications asks whether the providers the app names may
+// serve it, for the Notifications condition.
+func (r *CanaryAppReconciler) reconcileNotifications(ctx context.Context, app *v1.CanaryApp, obs *observation) (ctrl.Result, error) {
+	if r.Notifier != nil && len(app.Spec.Notifications) > 0 {
+		obs.notifications = r.Notifier.Check(ctx, app)
+	}
+	return ctrl.Result{}, nil
 }

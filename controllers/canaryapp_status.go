@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -42,6 +43,7 @@ func setConditions(app *v1.CanaryApp, obs *observation) {
 			set(v1.ConditionStalled, metav1.ConditionTrue, v1.ReasonRouteNotAllowed, truncate(obs.routeRefused.Error(), 1024))
 		}
 		setAnalysisCondition(app)
+		setNotificationsCondition(app, obs.notifications)
 	}
 	setReconciling(app)
 	setWriteBackConditions(app)
@@ -124,6 +126,25 @@ func setAnalysisCondition(app *v1.CanaryApp) {
 		msg += ": " + c.Message
 	}
 	meta.SetStatusCondition(&st.Conditions, metav1.Condition{Type: v1.ConditionAnalysis, Status: status, Reason: reason, Message: msg, ObservedGeneration: app.Generation})
+}
+
+// setNotificationsCondition reports whether the providers of
+// spec.notifications may serve the app; absent without any.
+func setNotificationsCondition(app *v1.CanaryApp, refused error) {
+	if len(app.Spec.Notifications) == 0 {
+		meta.RemoveStatusCondition(&app.Status.Conditions, v1.ConditionNotifications)
+		return
+	}
+	set := conditionSetter(app)
+	if refused == nil {
+		set(v1.ConditionNotifications, metav1.ConditionTrue, v1.ReasonNotificationsReady, fmt.Sprintf("%d notification provider(s) serve this app", len(app.Spec.Notifications)))
+		return
+	}
+	reason := v1.ReasonReconcileError
+	if re, ok := errors.AsType[reasonedError](refused); ok {
+		reason = re.Reason()
+	}
+	set(v1.ConditionNotifications, metav1.ConditionFalse, reason, truncate(refused.Error()+"; nothing is sent to it", 1024))
 }
 
 func lastFailure(app *v1.CanaryApp) *v1.FailedImage {

@@ -14,6 +14,7 @@ import (
 	"github.com/atzedevries/canaryop/gitops"
 	"github.com/atzedevries/canaryop/internal/apply"
 	"github.com/atzedevries/canaryop/internal/metrics"
+	"github.com/atzedevries/canaryop/internal/notify"
 	"github.com/atzedevries/canaryop/internal/routepolicy"
 	"github.com/atzedevries/canaryop/internal/traffic"
 	"github.com/atzedevries/canaryop/internal/workload"
@@ -33,6 +34,9 @@ type Options struct {
 	Routes *routepolicy.Policy
 	// PodOptions are the admin's pod defaults.
 	PodOptions []workload.Option
+	// Notifier sends transitions to the admin's notification providers
+	// (notify.Dispatcher, started with the manager); nil sends none.
+	Notifier notify.Notifier
 	// MaxConcurrentReconciles, WriteBackConcurrency, WriteBackTimeout and
 	// PullRequestPoll: see CanaryAppReconciler; zero means the default.
 	MaxConcurrentReconciles int
@@ -56,6 +60,7 @@ func New(mgr ctrl.Manager, o Options) *CanaryAppReconciler {
 		Metrics:                 m,
 		Writer:                  o.Writer,
 		PodOptions:              o.PodOptions,
+		Notifier:                o.Notifier,
 		MaxConcurrentReconciles: o.MaxConcurrentReconciles,
 		WriteBackConcurrency:    o.WriteBackConcurrency,
 		WriteBackTimeout:        o.WriteBackTimeout,

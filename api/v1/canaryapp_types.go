@@ -137,6 +137,14 @@ type CanaryAppSpec struct {
 	// this object.
 	// +optional
 	GitOps *GitOpsSpec `json:"gitops,omitempty"`
+
+	// notifications send the app's transitions to the admin's notification
+	// providers (Slack, Microsoft Teams, a JSON webhook), by provider name.
+	// +optional
+	// +listType=map
+	// +listMapKey=provider
+	// +kubebuilder:validation:MaxItems=8
+	Notifications []Notification `json:"notifications,omitempty"`
 }
 
 // QueryErrorPolicy says what a check means when Prometheus could not answer
@@ -219,6 +227,14 @@ type AnalysisSpec struct {
 	// Such a check never passes.
 	// +optional
 	OnQueryError QueryErrorPolicy `json:"onQueryError,omitempty"`
+
+	// webhooks call the admin's webhook targets before the canary gets
+	// traffic (PreRollout), with every check (Rollout) and with the
+	// outcome (PostRollout).
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=8
+	Webhooks []AnalysisWebhook `json:"webhooks,omitempty"`
 }
 
 // FailedImage records an image whose canary failed.

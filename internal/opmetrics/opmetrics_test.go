@@ -208,6 +208,7 @@ func TestFamiliesAreWhatIsExported(t *testing.T) {
 	WriteBack(app, "ok")
 	app.Status.WriteBack.Pending = true
 	Observe(app)
+	Notification(app.Namespace, app.Name, "team-slack", "RolledBack", "sent")
 
 	reg := prometheus.NewPedanticRegistry()
 	reg.MustRegister(Collectors...)
