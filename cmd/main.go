@@ -19,6 +19,7 @@ import (
 
 	v1 "github.com/atzedevries/canaryop/api/v1"
 	"github.com/atzedevries/canaryop/controllers"
+	"github.com/atzedevries/canaryop/internal/hooks"
 	"github.com/atzedevries/canaryop/internal/metrics"
 	"github.com/atzedevries/canaryop/internal/metrics/promauth"
 	"github.com/atzedevries/canaryop/internal/notify"
@@ -109,6 +110,7 @@ func main() {
 			metrics.WithCredentials(promauth.New(mgr.GetClient(), gitFlags.namespace()))),
 		Routes:                  &routes,
 		Notifier:                notify.NewDispatcher(notify.NewProviders(mgr.GetClient(), gitFlags.namespace(), providers.Types()...), providers.Formats(), notifyOpts),
+		Webhooks:                hooks.New(mgr.GetClient(), gitFlags.namespace(), notifyOpts),
 		MaxConcurrentReconciles: concurrency,
 		WriteBackConcurrency:    gitFlags.concurrency,
 		WriteBackTimeout:        gitFlags.timeout,

@@ -98,6 +98,11 @@ func progressReason(st *v1.CanaryAppStatus) (string, string) {
 	switch {
 	case st.Phase == v1.PhasePromoting:
 		return v1.ReasonPromoting, fmt.Sprintf("primary is rolling out %s", st.CanaryImage)
+	case st.StepStartedAt == nil && len(st.Checks) > 0 && st.Checks[len(st.Checks)-1].Verdict != v1.CheckPass:
+		// Only pre-rollout webhook attempts are recorded before the
+		// canary gets traffic.
+		c := st.Checks[len(st.Checks)-1]
+		return v1.ReasonPreRolloutWebhookFailed, fmt.Sprintf("canary %s is available and holds at weight 0: %s", st.CanaryImage, c.Message)
 	case st.StepStartedAt == nil:
 		return v1.ReasonWaitingForCanary, fmt.Sprintf("waiting for canary %s to become available", st.CanaryImage)
 	default:
@@ -115,6 +120,9 @@ func setAnalysisCondition(app *v1.CanaryApp) {
 	switch c.Verdict {
 	case v1.CheckFail:
 		status, reason = metav1.ConditionFalse, v1.ReasonCheckFailed
+		if c.Reason != "" {
+			reason = c.Reason // a rollout webhook failed it
+		}
 	case v1.CheckInconclusive:
 		status, reason = metav1.ConditionUnknown, v1.ReasonCheckInconclusive
 		if c.Reason != "" {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/atzedevries/canaryop/gitops"
 	"github.com/atzedevries/canaryop/internal/apply"
+	"github.com/atzedevries/canaryop/internal/hooks"
 	"github.com/atzedevries/canaryop/internal/metrics"
 	"github.com/atzedevries/canaryop/internal/notify"
 	"github.com/atzedevries/canaryop/internal/routepolicy"
@@ -37,6 +38,9 @@ type Options struct {
 	// Notifier sends transitions to the admin's notification providers
 	// (notify.Dispatcher, started with the manager); nil sends none.
 	Notifier notify.Notifier
+	// Webhooks calls the admin's webhook targets (hooks.Runner, started
+	// with the manager); nil has none.
+	Webhooks hooks.Caller
 	// MaxConcurrentReconciles, WriteBackConcurrency, WriteBackTimeout and
 	// PullRequestPoll: see CanaryAppReconciler; zero means the default.
 	MaxConcurrentReconciles int
@@ -61,6 +65,7 @@ func New(mgr ctrl.Manager, o Options) *CanaryAppReconciler {
 		Writer:                  o.Writer,
 		PodOptions:              o.PodOptions,
 		Notifier:                o.Notifier,
+		Webhooks:                o.Webhooks,
 		MaxConcurrentReconciles: o.MaxConcurrentReconciles,
 		WriteBackConcurrency:    o.WriteBackConcurrency,
 		WriteBackTimeout:        o.WriteBackTimeout,

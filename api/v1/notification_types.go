@@ -122,9 +122,6 @@ const (
 	ReasonWebhookNotFound   = "WebhookNotFound"
 	ReasonWebhookNotAllowed = "WebhookNotAllowed"
 	ReasonWebhookInvalid    = "WebhookInvalid"
-	// ReasonWaitingForPreRollout: the canary is available and holds at
-	// weight 0 until its pre-rollout webhooks answer 2xx.
-	ReasonWaitingForPreRollout = "WaitingForPreRollout"
 	// ReasonPreRolloutWebhookFailed: a pre-rollout webhook did not answer
 	// 2xx (or is not allowed); the canary holds at weight 0.
 	ReasonPreRolloutWebhookFailed = "PreRolloutWebhookFailed"
@@ -132,3 +129,21 @@ const (
 	// (or is not allowed); the check counts as failed.
 	ReasonRolloutWebhookFailed = "RolloutWebhookFailed"
 )
+
+// WebhookValue is the value of a status.checks entry that records the
+// pre-rollout webhooks rather than a Prometheus query.
+const WebhookValue = "pre-rollout webhooks"
+
+// WebhooksOf returns the app's analysis webhooks of type t, in order.
+func (s *CanaryAppSpec) WebhooksOf(t WebhookType) []AnalysisWebhook {
+	if s.Analysis == nil {
+		return nil
+	}
+	var out []AnalysisWebhook
+	for _, w := range s.Analysis.Webhooks {
+		if w.Type == t {
+			out = append(out, w)
+		}
+	}
+	return out
+}

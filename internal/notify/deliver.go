@@ -22,14 +22,17 @@ func (d *Dispatcher) deliver(ctx context.Context, dl delivery) {
 	log := ctrl.LoggerFrom(ctx).WithValues("namespace", e.Namespace, "name", e.Name, "event", e.Kind, "provider", dl.endpoint.Name)
 	result := "failed"
 	defer func() { opmetrics.Notification(e.Namespace, e.Name, dl.endpoint.Name, string(e.Kind), result) }()
-	if dl.format == nil {
-		log.Info("Notification not sent: no format for the provider's type", "type", dl.endpoint.Type)
-		return
-	}
-	body, err := dl.format.Body(e)
-	if err != nil {
-		log.Error(err, "Notification not sent: building its body")
-		return
+	body := dl.body
+	if body == nil {
+		if dl.format == nil {
+			log.Info("Notification not sent: no format for the provider's type", "type", dl.endpoint.Type)
+			return
+		}
+		var err error
+		if body, err = dl.format.Body(e); err != nil {
+			log.Error(err, "Notification not sent: building its body")
+			return
+		}
 	}
 	backoff := d.opts.MinBackoff
 	for attempt := 1; ; attempt++ {

@@ -73,14 +73,23 @@ type Dispatcher struct {
 }
 
 type job struct {
-	subs  []v1.Notification
-	event Event
+	targets []Target
+	event   Event
+}
+
+// Target is one provider (or webhook target) to deliver an event to. Body,
+// when set, is sent as it is instead of the provider type's Format of the
+// event.
+type Target struct {
+	Provider string
+	Body     []byte
 }
 
 type delivery struct {
 	endpoint Endpoint
 	format   Format
 	event    Event
+	body     []byte
 }
 
 var _ Notifier = (*Dispatcher)(nil)
@@ -97,32 +106,43 @@ func NewDispatcher(store *Store, formats map[string]Format, o Options) *Dispatch
 	}
 	return &Dispatcher{
 		store: store, formats: formats, opts: o,
-		client: &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error {
-			// A redirect would send the event to an address the admin
-			// did not name.
-			return http.ErrUseLastResponse
-		}},
+		client: NewHTTPClient(tr),
 		intake: make(chan job, 10*o.QueueSize),
 		queues: map[string]chan delivery{},
 	}
 }
 
+// NewHTTPClient is the client of every call to an admin's endpoint: it
+// follows no redirect, which would send the request to an address the
+// admin did not name.
+func NewHTTPClient(tr http.RoundTripper) *http.Client {
+	return &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error {
+		return http.ErrUseLastResponse
+	}}
+}
+
 // Notify queues e for app's subscribed providers without waiting.
 func (d *Dispatcher) Notify(ctx context.Context, app *v1.CanaryApp, e Event) {
-	var subs []v1.Notification
+	var targets []Target
 	for _, n := range app.Spec.Notifications {
 		if Subscribed(n, e.Kind) {
-			subs = append(subs, *n.DeepCopy())
+			targets = append(targets, Target{Provider: n.Provider})
 		}
 	}
-	if len(subs) == 0 {
+	d.Send(ctx, e, targets)
+}
+
+// Send queues e for targets without waiting; each provider is resolved for
+// e's namespace when the event is routed.
+func (d *Dispatcher) Send(ctx context.Context, e Event, targets []Target) {
+	if len(targets) == 0 {
 		return
 	}
 	select {
-	case d.intake <- job{subs: subs, event: e}:
+	case d.intake <- job{targets: targets, event: e}:
 	default:
-		for _, n := range subs {
-			opmetrics.Notification(e.Namespace, e.Name, n.Provider, string(e.Kind), "dropped")
+		for _, t := range targets {
+			opmetrics.Notification(e.Namespace, e.Name, t.Provider, string(e.Kind), "dropped")
 		}
 		ctrl.LoggerFrom(ctx).Info("Notification dropped: the queue is full", "event", e.Kind)
 	}
@@ -155,14 +175,14 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 // a provider the admin narrowed stops receiving at once.
 func (d *Dispatcher) route(ctx context.Context, j job) {
 	log := ctrl.LoggerFrom(ctx).WithValues("namespace", j.event.Namespace, "name", j.event.Name, "event", j.event.Kind)
-	for _, n := range j.subs {
+	for _, n := range j.targets {
 		ep, err := d.store.Get(ctx, n.Provider, j.event.Namespace)
 		if err != nil {
 			opmetrics.Notification(j.event.Namespace, j.event.Name, n.Provider, string(j.event.Kind), "refused")
 			log.V(1).Info("Notification not sent", "provider", n.Provider, "why", err.Error())
 			continue
 		}
-		dl := delivery{endpoint: ep, format: d.formats[ep.Type], event: j.event}
+		dl := delivery{endpoint: ep, format: d.formats[ep.Type], event: j.event, body: n.Body}
 		select {
 		case d.queue(ctx, ep.Name) <- dl:
 		default:
