@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -178,4 +179,48 @@ func TestWebhookOutsideItsScopeIsNotCalled(t *testing.T) {
 	g.Expect(msg).NotTo(ContainSubstring("127.0.0.1"))
 	g.Expect(canaryWeight(g, ns, appName)).To(Equal(int32(0)))
 	g.Expect(other.payloads()).To(BeEmpty())
+}
+
+// spec.notifications and spec.analysis.webhooks name the admin's objects
+// and nothing else: no URL, no unknown kind or type, bounded metadata.
+func TestValidationOfNotificationsAndWebhooks(t *testing.T) {
+	ns := env.NewNamespace(t)
+	for _, tc := range []struct {
+		name   string
+		mutate func(*v1.CanaryApp)
+		want   string
+	}{
+		{"provider as a URL", func(a *v1.CanaryApp) {
+			a.Spec.Notifications = []v1.Notification{{Provider: "https://hooks.slack.com/services/x"}}
+		}, "spec.notifications[0].provider"},
+		{"unknown event", func(a *v1.CanaryApp) {
+			a.Spec.Notifications = []v1.Notification{{Provider: "team", Events: []v1.NotificationEvent{"Deleted"}}}
+		}, "spec.notifications[0].events[0]"},
+		{"provider twice", func(a *v1.CanaryApp) {
+			a.Spec.Notifications = []v1.Notification{{Provider: "team"}, {Provider: "team"}}
+		}, "Duplicate value"},
+		{"webhook as a URL", func(a *v1.CanaryApp) {
+			a.Spec.Analysis.Webhooks = []v1.AnalysisWebhook{{Name: "http://load-tester.test/", Type: v1.WebhookRollout}}
+		}, "spec.analysis.webhooks[0].name"},
+		{"webhook type", func(a *v1.CanaryApp) {
+			a.Spec.Analysis.Webhooks = []v1.AnalysisWebhook{{Name: "load", Type: "Always"}}
+		}, "spec.analysis.webhooks[0].type"},
+		{"metadata value too long", func(a *v1.CanaryApp) {
+			a.Spec.Analysis.Webhooks = []v1.AnalysisWebhook{{Name: "load", Type: v1.WebhookRollout, Metadata: map[string]string{"cmd": strings.Repeat("x", 1025)}}}
+		}, "webhook metadata keys must be at most 63 and values at most 1024 characters"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := NewWithT(t)
+			app := sample(ns, "http://prometheus.istio-system.svc:9090")
+			tc.mutate(app)
+			err := env.Client.Create(context.Background(), app)
+			g.Expect(err).To(HaveOccurred())
+			g.Expect(err.Error()).To(ContainSubstring(tc.want))
+		})
+	}
+	g := NewWithT(t)
+	app := sample(ns, "http://prometheus.istio-system.svc:9090")
+	app.Spec.Notifications = []v1.Notification{{Provider: "team-slack", Events: []v1.NotificationEvent{v1.EventRolledBack, v1.EventPromoted}}}
+	app.Spec.Analysis.Webhooks = []v1.AnalysisWebhook{{Name: "load", Type: v1.WebhookRollout, Metadata: map[string]string{"cmd": "hey -z 1m http://app"}}}
+	g.Expect(env.Client.Create(context.Background(), app)).To(Succeed())
 }

@@ -91,6 +91,7 @@ type AnalysisWebhook struct {
 	// test a load tester should run).
 	// +optional
 	// +kubebuilder:validation:MaxProperties=16
+	// +kubebuilder:validation:XValidation:rule="self.all(k, size(k) <= 63 && size(self[k]) <= 1024)",message="webhook metadata keys must be at most 63 and values at most 1024 characters"
 	Metadata map[string]string `json:"metadata,omitempty"`
 }
 
