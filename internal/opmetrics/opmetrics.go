@@ -180,6 +180,25 @@ func Observe(app *v1.CanaryApp) {
 		canaryStarts.Delete(key(ns, name))
 	}
 	observeWriteBack(app)
+	observeNotifications(app)
+}
+
+var notificationResults = []string{"sent", "failed", "dropped", "refused"}
+
+// observeNotifications creates the notification series of each subscribed
+// provider and kind at zero, so that the first failure is an increase.
+func observeNotifications(app *v1.CanaryApp) {
+	for _, n := range app.Spec.Notifications {
+		kinds := n.Events
+		if len(kinds) == 0 {
+			kinds = v1.NotificationEvents
+		}
+		for _, k := range kinds {
+			for _, r := range notificationResults {
+				notified.WithLabelValues(app.Namespace, app.Name, n.Provider, string(k), r)
+			}
+		}
+	}
 }
 
 // observeWriteBack sets the pending and pull request gauges; write-back

@@ -253,3 +253,23 @@ canaryop_build_info{goversion="` + runtime.Version() + `",revision="` + revision
 		t.Error(err)
 	}
 }
+
+// A subscribed provider's failure series exist at zero before the first
+// failure, so the alert sees the first one as an increase.
+func TestObserveCreatesNotificationSeries(t *testing.T) {
+	app := &v1.CanaryApp{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "notified"}}
+	defer Forget(app.Namespace, app.Name)
+	app.Spec.Notifications = []v1.Notification{{Provider: "team-slack", Events: []v1.NotificationEvent{v1.EventRolledBack}}}
+	Observe(app)
+	want := `
+# HELP canaryop_notifications_total ` + family(Notifications).Help + `
+# TYPE canaryop_notifications_total counter
+canaryop_notifications_total{event="RolledBack",name="notified",namespace="shop",provider="team-slack",result="dropped"} 0
+canaryop_notifications_total{event="RolledBack",name="notified",namespace="shop",provider="team-slack",result="failed"} 0
+canaryop_notifications_total{event="RolledBack",name="notified",namespace="shop",provider="team-slack",result="refused"} 0
+canaryop_notifications_total{event="RolledBack",name="notified",namespace="shop",provider="team-slack",result="sent"} 0
+`
+	if err := testutil.CollectAndCompare(notified, strings.NewReader(want)); err != nil {
+		t.Error(err)
+	}
+}
