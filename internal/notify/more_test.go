@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -128,3 +129,19 @@ func TestNewEventOfAWriteBack(t *testing.T) {
 }
 
 func sprintf(f string, v any) string { return fmt.Sprintf(f, v) }
+
+// A failing write-back is retried for as long as it fails; its
+// notifications thin out to attempts 1, 2, 4, 8, ...
+func TestWriteBackFailuresThinOut(t *testing.T) {
+	a := app("shop")
+	var sent []int32
+	for n := int32(1); n <= 20; n++ {
+		a.Status.WriteBack.Attempts = n
+		if _, ok := notify.NewEvent(a, rolloutEvent(v1.ReasonNoCredentials, "Git write-back failed"), time.Now()); ok {
+			sent = append(sent, n)
+		}
+	}
+	if want := []int32{1, 2, 4, 8, 16}; !slices.Equal(sent, want) {
+		t.Errorf("notified attempts %v, want %v", sent, want)
+	}
+}

@@ -103,6 +103,11 @@ func NewEvent(app *v1.CanaryApp, e rollout.Event, now time.Time) (Event, bool) {
 		return Event{}, false
 	}
 	st := &app.Status
+	if kind == v1.EventWriteBackFailed && st.WriteBack != nil && !powerOfTwo(st.WriteBack.Attempts) {
+		// A write-back is retried with backoff for as long as it fails:
+		// people hear of attempts 1, 2, 4, 8, ..., not of every one.
+		return Event{}, false
+	}
 	out := Event{
 		Kind: kind, Warning: e.Warning, Reason: e.Reason, Message: e.Message, Time: now,
 		Namespace: app.Namespace, Name: app.Name,
@@ -132,6 +137,8 @@ func NewEvent(app *v1.CanaryApp, e rollout.Event, now time.Time) (Event, bool) {
 	}
 	return out, true
 }
+
+func powerOfTwo(n int32) bool { return n <= 1 || n&(n-1) == 0 }
 
 func isWriteBack(k v1.NotificationEvent) bool {
 	switch k {
