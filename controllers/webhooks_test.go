@@ -108,7 +108,7 @@ func TestPreRolloutWebhookGatesTraffic(t *testing.T) {
 	g.Expect(held.Status.CanaryWeight).To(Equal(int32(0)))
 	g.Expect(held.Status.StepStartedAt).To(BeNil())
 	g.Expect(canaryWeight(g, ns, appName)).To(Equal(int32(0)))
-	g.Expect(condition(held, v1.ConditionProgressing).Message).To(ContainSubstring("PreRollout webhook acceptance answered HTTP 503"))
+	g.Expect(condition(held, v1.ConditionProgressing).Message).To(ContainSubstring("PreRollout webhook acceptance: answered HTTP 503"))
 	g.Expect(toJSON(held.Status)).NotTo(ContainSubstring(plantedHookToken), "the target's answer is not echoed")
 	first := gate.payloads()[0]
 	g.Expect(first.Type).To(Equal(v1.WebhookPreRollout))
@@ -148,7 +148,7 @@ func TestRolloutWebhookFailsTheCheck(t *testing.T) {
 		haveCondition(v1.ConditionAnalysis, metav1.ConditionFalse, v1.ReasonRolloutWebhookFailed),
 	))
 	final := get(g, app)
-	g.Expect(final.Status.FailedImages[0].Reason).To(ContainSubstring("Rollout webhook load answered HTTP 500"))
+	g.Expect(final.Status.FailedImages[0].Reason).To(ContainSubstring("Rollout webhook load: answered HTTP 500"))
 	g.Expect(canaryWeight(g, ns, appName)).To(Equal(int32(0)))
 	g.Eventually(func() []v1.NotificationEvent {
 		var out []v1.NotificationEvent

@@ -108,7 +108,7 @@ func (r *Runner) call(ctx context.Context, app *v1.CanaryApp, t v1.WebhookType, 
 		return rollout.HookResult{Reason: failed(t), Message: fmt.Sprintf("%s webhook %s: the request could not be built", t, h.Name)}, false
 	}
 	if why, _ := notify.Post(ctx, r.client, ep, body, maxAnswer); why != "" {
-		return rollout.HookResult{Reason: failed(t), Message: fmt.Sprintf("%s webhook %s %s", t, h.Name, why)}, false
+		return rollout.HookResult{Reason: failed(t), Message: fmt.Sprintf("%s webhook %s: %s", t, h.Name, why)}, false
 	}
 	return rollout.HookResult{Passed: true}, true
 }
