@@ -99,7 +99,9 @@ func providerSecret(name string, data map[string]string) *corev1.Secret {
 	return s
 }
 
-func fakeReader(t *testing.T, objs ...client.Object) client.Reader {
+func fakeReader(t *testing.T, objs ...client.Object) client.Reader { return fakeReaderB(t, objs...) }
+
+func fakeReaderB(t testing.TB, objs ...client.Object) client.Reader {
 	t.Helper()
 	scheme := runtime.NewScheme()
 	if err := clientgoscheme.AddToScheme(scheme); err != nil {
