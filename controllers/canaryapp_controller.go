@@ -406,8 +406,19 @@ func (r *CanaryAppReconciler) notify(ctx context.Context, app *v1.CanaryApp, e r
 // reconcileNotifications asks whether the providers the app names may
 // serve it, for the Notifications condition.
 func (r *CanaryAppReconciler) reconcileNotifications(ctx context.Context, app *v1.CanaryApp, obs *observation) (ctrl.Result, error) {
-	if r.Notifier != nil && len(app.Spec.Notifications) > 0 {
+	switch {
+	case len(app.Spec.Notifications) == 0:
+	case r.Notifier == nil:
+		obs.notifications = noNotifier{}
+	default:
 		obs.notifications = r.Notifier.Check(ctx, app)
 	}
 	return ctrl.Result{}, nil
 }
+
+// noNotifier is the refusal of every provider by an operator built without
+// a Notifier.
+type noNotifier struct{}
+
+func (noNotifier) Error() string  { return "this operator sends no notifications" }
+func (noNotifier) Reason() string { return v1.ReasonNotificationProviderNotFound }

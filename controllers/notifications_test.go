@@ -190,3 +190,15 @@ func eventMessages(ns string) []string {
 	}
 	return out
 }
+
+// An operator built without a Notifier does not claim to notify.
+func TestNotificationsWithoutANotifier(t *testing.T) {
+	g := NewWithT(t)
+	prom := newFakeProm(t)
+	startManager(t, nil)
+	_, app := stableApp(t, g, prom.URL, nil, func(a *v1.CanaryApp) {
+		a.Spec.Notifications = []v1.Notification{{Provider: "team-slack"}}
+	})
+	g.Eventually(func(g Gomega) *v1.CanaryApp { return get(g, app) }, timeout, poll).Should(
+		haveCondition(v1.ConditionNotifications, metav1.ConditionFalse, v1.ReasonNotificationProviderNotFound))
+}
