@@ -44,7 +44,7 @@ func (o *gitOptions) bind(fs *flag.FlagSet) {
 	fs.StringVar(&o.cacheDir, "git-cache-dir", filepath.Join(os.TempDir(), "canaryop-git"), "Directory of the cached bare clones, one per repository.")
 	fs.StringVar(&o.authorName, "git-author-name", gitops.DefaultAuthor.Name, "Author name of write-back commits.")
 	fs.StringVar(&o.authorEmail, "git-author-email", gitops.DefaultAuthor.Email, "Author email of write-back commits.")
-	fs.StringVar(&o.credentialsNS, "git-credentials-namespace", "", "Namespace of the credential Secrets (labels canary.atze.io/git-credentials=true and canary.atze.io/prometheus-credentials=true). Default: $POD_NAMESPACE, else canaryop-system.")
+	fs.StringVar(&o.credentialsNS, "git-credentials-namespace", "", "Namespace of the admin's Secrets: credentials (labels canary.atze.io/git-credentials=true and canary.atze.io/prometheus-credentials=true), notification providers (canary.atze.io/notification-provider=true) and webhook targets (canary.atze.io/webhook=true). Default: $POD_NAMESPACE, else canaryop-system.")
 	fs.StringVar(&o.argocdNamespace, "argocd-namespace", argocd.DefaultNamespace, "Namespace of the Argo CD Applications that prove where a CanaryApp's manifest lives.")
 	fs.StringVar(&o.argocdAppNS, "argocd-application-namespaces", "", "Comma-separated further namespaces whose Argo CD Applications (apps in any namespace) may prove a CanaryApp's location.")
 	o.maxRepoSize, o.maxCacheSize = resource.MustParse("512Mi"), resource.MustParse("2Gi")

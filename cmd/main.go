@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"flag"
 	"os"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -18,8 +19,11 @@ import (
 
 	v1 "github.com/atzedevries/canaryop/api/v1"
 	"github.com/atzedevries/canaryop/controllers"
+	"github.com/atzedevries/canaryop/internal/hooks"
 	"github.com/atzedevries/canaryop/internal/metrics"
 	"github.com/atzedevries/canaryop/internal/metrics/promauth"
+	"github.com/atzedevries/canaryop/internal/notify"
+	"github.com/atzedevries/canaryop/internal/notify/providers"
 	"github.com/atzedevries/canaryop/internal/routepolicy"
 	"github.com/atzedevries/canaryop/internal/traffic/routers"
 	"github.com/atzedevries/canaryop/internal/workload"
@@ -38,6 +42,7 @@ func main() {
 		routes                 routepolicy.Policy
 		trafficRouters         = routers.Flag{Names: routers.Default}
 		runAsNonRoot           bool
+		notifyOpts             notify.Options
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "Address of the Prometheus metrics endpoint; \"0\" disables it.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address of the /healthz and /readyz endpoints.")
@@ -51,6 +56,8 @@ func main() {
 	flag.Var(&trafficRouters, "traffic-routers", routers.FlagUsage)
 	flag.BoolVar(&runAsNonRoot, "pods-run-as-non-root", false, "Set runAsNonRoot on the pods canaryop creates, so they meet the restricted Pod Security Standard; images must then run as a numeric non-root user.")
 	flag.Var(&promAllowed, "prometheus-allowed-urls", "Comma-separated Prometheus URL prefixes (scheme, host, port, path) a CanaryApp's prometheusURL must lie under; any other URL is refused without a request. Empty: every URL (single-tenant clusters only).")
+	flag.DurationVar(&notifyOpts.Timeout, "notification-timeout", 10*time.Second, "Deadline of one request to a notification provider or post-rollout webhook, answer included.")
+	flag.IntVar(&notifyOpts.Attempts, "notification-attempts", 5, "Attempts to deliver one notification, with a backoff doubling from 1s; a receiver that fails them all loses that notification, never delays a canary.")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -73,7 +80,7 @@ func main() {
 	// Owned objects are cached only with canaryop's label and without other
 	// managers' managedFields (see controllers.CacheOptions). Secrets are
 	// read in the operator's own namespace only (the admin's Git and
-	// Prometheus credentials), from a cache: a check every few seconds per
+	// Prometheus credentials, notification providers), from a cache: a check every few seconds per
 	// app must not list Secrets from the API server.
 	cacheOptions := controllers.CacheOptions()
 	cacheOptions.ByObject[&corev1.Secret{}] = cache.ByObject{Namespaces: map[string]cache.Config{gitFlags.namespace(): {}}}
@@ -112,6 +119,8 @@ func main() {
 		Routes:                  &routes,
 		TrafficRouters:          trafficRouters.Names,
 		MetricTemplates:         controllers.ConfigMapTemplates{Reader: mgr.GetClient(), Namespace: gitFlags.namespace()},
+		Notifier:                notify.NewDispatcher(notify.NewProviders(mgr.GetClient(), gitFlags.namespace(), providers.Types()...), providers.Formats(), notifyOpts),
+		Webhooks:                hooks.New(mgr.GetClient(), gitFlags.namespace(), notifyOpts),
 		MaxConcurrentReconciles: concurrency,
 		WriteBackConcurrency:    gitFlags.concurrency,
 		WriteBackTimeout:        gitFlags.timeout,

@@ -23,12 +23,15 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	v1 "github.com/atzedevries/canaryop/api/v1"
 	"github.com/atzedevries/canaryop/gitops"
 	"github.com/atzedevries/canaryop/internal/apply"
+	"github.com/atzedevries/canaryop/internal/hooks"
 	"github.com/atzedevries/canaryop/internal/metrics"
+	"github.com/atzedevries/canaryop/internal/notify"
 	"github.com/atzedevries/canaryop/internal/opmetrics"
 	"github.com/atzedevries/canaryop/internal/rollout"
 	"github.com/atzedevries/canaryop/internal/safetext"
@@ -70,6 +73,12 @@ type CanaryAppReconciler struct {
 	PodOptions []workload.Option
 	// MetricTemplates are the admin's named queries; nil has none.
 	MetricTemplates MetricTemplates
+	// Notifier sends transitions to the admin's notification providers;
+	// nil sends none.
+	Notifier notify.Notifier
+	// Webhooks calls the admin's webhook targets an app's
+	// spec.analysis.webhooks name; nil has none, so such an app holds.
+	Webhooks hooks.Caller
 
 	// unchanged remembers which owned objects were found to need no apply
 	// (apply.Memo); nil remembers nothing.
@@ -98,8 +107,18 @@ func (r *CanaryAppReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		b = b.Owns(obj)
 	}
 	err := b.WithOptions(controller.Options{MaxConcurrentReconciles: n}).Complete(r)
-	if err != nil || r.Writer == nil {
+	if err != nil {
 		return err
+	}
+	for _, seam := range []any{r.Notifier, r.Webhooks} {
+		if run, ok := seam.(manager.Runnable); ok {
+			if err := mgr.Add(run); err != nil {
+				return err
+			}
+		}
+	}
+	if r.Writer == nil {
+		return nil
 	}
 	return r.setupWriteBack(mgr)
 }
@@ -169,6 +188,7 @@ func (r *CanaryAppReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	for _, step := range []func(context.Context, *v1.CanaryApp, *observation) (ctrl.Result, error){
 		r.reconcileService,
 		r.reconcileRollout,
+		r.reconcileNotifications,
 	} {
 		res, err := step(ctx, app, obs)
 		if err != nil {
@@ -211,6 +231,9 @@ type observation struct {
 	// template: spec.template is unusable (unknown field, or the API
 	// server refused the Deployments built from it).
 	template error
+	// notifications: why a provider of spec.notifications may not serve
+	// the app, nil when all may.
+	notifications error
 	// err is the error that ended the reconcile early; it is retried.
 	err error
 }
@@ -264,9 +287,7 @@ func (r *CanaryAppReconciler) reconcileRollout(ctx context.Context, app *v1.Cana
 		return ctrl.Result{}, err
 	}
 	in := rollout.Input{Now: r.now(), App: app, Analysis: app.Spec.EffectiveAnalysis(), Primary: primary, Canary: canary}
-	if rollout.CheckDue(in) {
-		in.Check = r.runCheck(ctx, app, in.Now)
-	}
+	r.observeAnalysis(ctx, app, &in)
 	plan := rollout.Plan(in)
 
 	conditions := app.Status.Conditions
@@ -364,6 +385,40 @@ func (r *CanaryAppReconciler) runCheck(ctx context.Context, app *v1.CanaryApp, n
 	}
 }
 
+// observeAnalysis runs what the planner needs evidence from now: the
+// pre-rollout webhooks, or a check with the rollout webhooks. A check
+// Prometheus already failed calls no webhook, so a slow one never delays
+// that rollback.
+func (r *CanaryAppReconciler) observeAnalysis(ctx context.Context, app *v1.CanaryApp, in *rollout.Input) {
+	if rollout.PreRolloutDue(*in) {
+		h := r.callWebhooks(ctx, app, v1.WebhookPreRollout)
+		in.PreRollout = &h
+	}
+	if !rollout.CheckDue(*in) {
+		return
+	}
+	in.Check = r.runCheck(ctx, app, in.Now)
+	if in.Check.Verdict != v1.CheckFail && len(app.Spec.WebhooksOf(v1.WebhookRollout)) > 0 {
+		h := r.callWebhooks(ctx, app, v1.WebhookRollout)
+		in.RolloutHooks = &h
+	}
+}
+
+// callWebhooks calls app's webhooks of type t with the deadline of a check
+// (see runCheck).
+func (r *CanaryAppReconciler) callWebhooks(ctx context.Context, app *v1.CanaryApp, t v1.WebhookType) rollout.HookResult {
+	if r.Webhooks == nil {
+		return rollout.HookResult{Reason: v1.ReasonWebhookNotFound, Message: fmt.Sprintf("%s webhook not called: the operator has no webhook targets", t)}
+	}
+	a := app.Spec.EffectiveAnalysis()
+	ctx, cancel := context.WithTimeout(ctx, min(max(a.CheckInterval, 2*time.Second), metrics.MaxTimeout))
+	defer cancel()
+	h := r.Webhooks.Call(ctx, app, t)
+	h.Message = truncate(h.Message, 256)
+	ctrl.LoggerFrom(ctx).V(1).Info("Analysis webhooks", "type", t, "passed", h.Passed, "message", h.Message)
+	return h
+}
+
 // truncate cuts a status message to n characters (see safetext.Truncate).
 func truncate(s string, n int) string { return safetext.Truncate(s, n) }
 
@@ -382,4 +437,31 @@ func (r *CanaryAppReconciler) notify(ctx context.Context, app *v1.CanaryApp, e r
 	if r.Recorder != nil {
 		r.Recorder.Eventf(app, nil, eventType, e.Reason, "Reconcile", "%s", e.Message)
 	}
+	ne, ok := notify.NewEvent(app, e, r.now())
+	if ok && r.Notifier != nil {
+		r.Notifier.Notify(ctx, app, ne)
+	}
+	if ok && r.Webhooks != nil && (ne.Kind == v1.EventPromoted || ne.Kind == v1.EventRolledBack) {
+		r.Webhooks.PostRollout(ctx, app, ne)
+	}
 }
+
+// reconcileNotifications asks whether the providers the app names may
+// serve it, for the Notifications condition.
+func (r *CanaryAppReconciler) reconcileNotifications(ctx context.Context, app *v1.CanaryApp, obs *observation) (ctrl.Result, error) {
+	switch {
+	case len(app.Spec.Notifications) == 0:
+	case r.Notifier == nil:
+		obs.notifications = noNotifier{}
+	default:
+		obs.notifications = r.Notifier.Check(ctx, app)
+	}
+	return ctrl.Result{}, nil
+}
+
+// noNotifier is the refusal of every provider by an operator built without
+// a Notifier.
+type noNotifier struct{}
+
+func (noNotifier) Error() string  { return "this operator sends no notifications" }
+func (noNotifier) Reason() string { return v1.ReasonNotificationProviderNotFound }

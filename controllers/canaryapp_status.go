@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -55,6 +56,7 @@ func setConditions(app *v1.CanaryApp, obs *observation) {
 			set(v1.ConditionStalled, metav1.ConditionTrue, v1.ReasonRouteNotAllowed, truncate(obs.routeRefused.Error(), 1024))
 		}
 		setAnalysisCondition(app)
+		setNotificationsCondition(app, obs.notifications)
 	}
 	setReconciling(app)
 	setWriteBackConditions(app)
@@ -122,6 +124,11 @@ func progressReason(st *v1.CanaryAppStatus) (string, string) {
 		return v1.ReasonWaitingForApproval, msg
 	case st.SuspendedAt != nil:
 		return v1.ReasonSuspended, fmt.Sprintf("canary %s is suspended at weight %d (spec.suspend); checks keep running", st.CanaryImage, st.CanaryWeight)
+	case st.StepStartedAt == nil && len(st.Checks) > 0 && st.Checks[len(st.Checks)-1].Verdict != v1.CheckPass:
+		// Only pre-rollout webhook attempts are recorded before the
+		// canary gets traffic.
+		c := st.Checks[len(st.Checks)-1]
+		return v1.ReasonPreRolloutWebhookFailed, fmt.Sprintf("canary %s is available and holds at weight 0: %s", st.CanaryImage, c.Message)
 	case st.StepStartedAt == nil:
 		return v1.ReasonWaitingForCanary, fmt.Sprintf("waiting for canary %s to become available", st.CanaryImage)
 	default:
@@ -139,6 +146,9 @@ func setAnalysisCondition(app *v1.CanaryApp) {
 	switch c.Verdict {
 	case v1.CheckFail:
 		status, reason = metav1.ConditionFalse, v1.ReasonCheckFailed
+		if c.Reason != "" {
+			reason = c.Reason // a rollout webhook failed it
+		}
 	case v1.CheckInconclusive:
 		status, reason = metav1.ConditionUnknown, v1.ReasonCheckInconclusive
 		if c.Reason != "" {
@@ -150,6 +160,25 @@ func setAnalysisCondition(app *v1.CanaryApp) {
 		msg += ": " + c.Message
 	}
 	meta.SetStatusCondition(&st.Conditions, metav1.Condition{Type: v1.ConditionAnalysis, Status: status, Reason: reason, Message: msg, ObservedGeneration: app.Generation})
+}
+
+// setNotificationsCondition reports whether the providers of
+// spec.notifications may serve the app; absent without any.
+func setNotificationsCondition(app *v1.CanaryApp, refused error) {
+	if len(app.Spec.Notifications) == 0 {
+		meta.RemoveStatusCondition(&app.Status.Conditions, v1.ConditionNotifications)
+		return
+	}
+	set := conditionSetter(app)
+	if refused == nil {
+		set(v1.ConditionNotifications, metav1.ConditionTrue, v1.ReasonNotificationsReady, fmt.Sprintf("%d notification provider(s) serve this app", len(app.Spec.Notifications)))
+		return
+	}
+	reason := v1.ReasonReconcileError
+	if re, ok := errors.AsType[reasonedError](refused); ok {
+		reason = re.Reason()
+	}
+	set(v1.ConditionNotifications, metav1.ConditionFalse, reason, truncate(refused.Error()+"; nothing is sent to it", 1024))
 }
 
 func lastFailure(app *v1.CanaryApp) *v1.FailedImage {

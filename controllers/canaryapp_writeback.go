@@ -350,9 +350,13 @@ func (r *CanaryAppReconciler) followPullRequest(ctx context.Context, app *v1.Can
 		return ctrl.Result{RequeueAfter: r.pullRequestPoll()}, nil
 	}
 	wb.PullRequestState = state
-	if state == "closed" {
+	switch state {
+	case "closed":
 		reason, msg := writeBackCondition(app)
 		r.notify(ctx, app, rollout.Event{Warning: true, Reason: reason, Message: msg})
+	case "merged":
+		_, msg := writeBackCondition(app)
+		r.notify(ctx, app, rollout.Event{Reason: v1.ReasonPullRequestMerged, Message: msg})
 	}
 	if state == "open" {
 		return ctrl.Result{RequeueAfter: r.pullRequestPoll()}, nil

@@ -16,7 +16,9 @@ import (
 	v1 "github.com/atzedevries/canaryop/api/v1"
 	"github.com/atzedevries/canaryop/gitops"
 	"github.com/atzedevries/canaryop/internal/apply"
+	"github.com/atzedevries/canaryop/internal/hooks"
 	"github.com/atzedevries/canaryop/internal/metrics"
+	"github.com/atzedevries/canaryop/internal/notify"
 	"github.com/atzedevries/canaryop/internal/routepolicy"
 	"github.com/atzedevries/canaryop/internal/traffic"
 	"github.com/atzedevries/canaryop/internal/traffic/routers"
@@ -43,6 +45,12 @@ type Options struct {
 	TrafficRouters []v1.TrafficProvider
 	// MetricTemplates are the admin's named queries; nil has none.
 	MetricTemplates MetricTemplates
+	// Notifier sends transitions to the admin's notification providers
+	// (notify.Dispatcher, started with the manager); nil sends none.
+	Notifier notify.Notifier
+	// Webhooks calls the admin's webhook targets (hooks.Runner, started
+	// with the manager); nil has none.
+	Webhooks hooks.Caller
 	// MaxConcurrentReconciles, WriteBackConcurrency, WriteBackTimeout and
 	// PullRequestPoll: see CanaryAppReconciler; zero means the default.
 	MaxConcurrentReconciles int
@@ -72,6 +80,8 @@ func New(mgr ctrl.Manager, o Options) *CanaryAppReconciler {
 		Writer:                  o.Writer,
 		PodOptions:              o.PodOptions,
 		MetricTemplates:         o.MetricTemplates,
+		Notifier:                o.Notifier,
+		Webhooks:                o.Webhooks,
 		MaxConcurrentReconciles: o.MaxConcurrentReconciles,
 		WriteBackConcurrency:    o.WriteBackConcurrency,
 		WriteBackTimeout:        o.WriteBackTimeout,

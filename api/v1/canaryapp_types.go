@@ -184,6 +184,14 @@ type CanaryAppSpec struct {
 	// +optional
 	// +kubebuilder:validation:MaxLength=512
 	ApprovedImage string `json:"approvedImage,omitempty"`
+
+	// notifications send the app's transitions to the admin's notification
+	// providers (Slack, Microsoft Teams, a JSON webhook), by provider name.
+	// +optional
+	// +listType=map
+	// +listMapKey=provider
+	// +kubebuilder:validation:MaxItems=8
+	Notifications []Notification `json:"notifications,omitempty"`
 }
 
 // QueryErrorPolicy says what a check means when Prometheus could not answer
@@ -285,6 +293,14 @@ type AnalysisSpec struct {
 	// canary; checks keep running and a failing check still rolls back).
 	// +optional
 	Approval ApprovalPolicy `json:"approval,omitempty"`
+
+	// webhooks call the admin's webhook targets before the canary gets
+	// traffic (PreRollout), with every check (Rollout) and with the
+	// outcome (PostRollout).
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=8
+	Webhooks []AnalysisWebhook `json:"webhooks,omitempty"`
 }
 
 // FailedImage records an image whose canary failed.

@@ -60,6 +60,7 @@ import (
 
 	"github.com/atzedevries/canaryop/gitops/gitrepo"
 	"github.com/atzedevries/canaryop/internal/safetext"
+	"github.com/atzedevries/canaryop/internal/scopelist"
 )
 
 // LabelKey marks a Secret as Git credentials; its value must be "true".
@@ -208,7 +209,7 @@ func (s *Store) Lookup(ctx context.Context, repoURL string, scope Scope) (Creds,
 	if err != nil {
 		return Creds{}, err
 	}
-	c.NamespaceScoped = len(splitList(best.Data[KeyNamespaces])) > 0
+	c.NamespaceScoped = len(scopelist.Split(best.Data[KeyNamespaces])) > 0
 	return c, nil
 }
 

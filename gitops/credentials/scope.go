@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/atzedevries/canaryop/internal/scopelist"
 )
 
 // refuses says why sec's scope does not permit scope, or "" when it does.
@@ -15,45 +17,23 @@ import (
 // team's repository.
 func refuses(sec *corev1.Secret, scope Scope) string {
 	d := sec.Data
-	namespaces := splitList(d[KeyNamespaces])
+	namespaces := scopelist.Split(d[KeyNamespaces])
 	switch {
 	case len(namespaces) == 0 && !scope.Proven:
 		return fmt.Sprintf("secret %s has no %s key, so it serves only apps whose location an Argo CD Application proves", sec.Name, KeyNamespaces)
-	case len(namespaces) > 0 && !anyGlob(namespaces, scope.Namespace):
+	case len(namespaces) > 0 && !scopelist.AnyGlob(namespaces, scope.Namespace):
 		return fmt.Sprintf("secret %s does not list this namespace in %s", sec.Name, KeyNamespaces)
 	}
-	if paths := splitList(d[KeyPaths]); len(paths) > 0 && !anyPath(paths, scope) {
+	if paths := scopelist.Split(d[KeyPaths]); len(paths) > 0 && !anyPath(paths, scope) {
 		return fmt.Sprintf("secret %s does not list this path in %s", sec.Name, KeyPaths)
 	}
-	if branches := splitList(d[KeyBranches]); len(branches) > 0 && !anyGlob(branches, scope.Branch) {
+	if branches := scopelist.Split(d[KeyBranches]); len(branches) > 0 && !scopelist.AnyGlob(branches, scope.Branch) {
 		return fmt.Sprintf("secret %s does not list this branch in %s", sec.Name, KeyBranches)
 	}
-	if modes := splitList(d[KeyWriteModes]); len(modes) > 0 && !containsFold(modes, scope.Mode) {
+	if modes := scopelist.Split(d[KeyWriteModes]); len(modes) > 0 && !containsFold(modes, scope.Mode) {
 		return fmt.Sprintf("secret %s allows only write modes %s", sec.Name, strings.Join(modes, ", "))
 	}
 	return ""
-}
-
-// splitList reads a comma- or newline-separated list, dropping blanks.
-func splitList(b []byte) []string {
-	var out []string
-	for _, f := range strings.FieldsFunc(string(b), func(r rune) bool { return r == ',' || r == '\n' || r == '\r' }) {
-		if f = strings.TrimSpace(f); f != "" {
-			out = append(out, f)
-		}
-	}
-	return out
-}
-
-// anyGlob reports whether one of the globs (path.Match syntax) matches s. A
-// malformed glob matches nothing: an admin's typo must not widen access.
-func anyGlob(globs []string, s string) bool {
-	for _, g := range globs {
-		if ok, err := path.Match(g, s); err == nil && ok {
-			return true
-		}
-	}
-	return false
 }
 
 // anyPath reports whether one of the path patterns, with {namespace} and

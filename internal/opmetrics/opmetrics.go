@@ -42,6 +42,7 @@ const (
 	WriteBackLatency          = "canaryop_writeback_latency_seconds"
 	WriteBackPendingSince     = "canaryop_writeback_pending_since_timestamp_seconds"
 	WriteBackPullRequestState = "canaryop_writeback_pull_request_state"
+	Notifications             = "canaryop_notifications_total"
 )
 
 // Family describes one exported metric.
@@ -79,6 +80,7 @@ var Families = []Family{
 	{WriteBackLatency, "histogram", "Seconds from a canary's outcome to its write-back landing in Git (commit pushed or pull request opened), retries included.", labels()},
 	{WriteBackPendingSince, "gauge", "Unix time of the outcome whose write-back to Git is still pending; absent when none is.", labels()},
 	{WriteBackPullRequestState, "gauge", "1 for the state (open, merged, closed) of the app's write-back pull request, 0 for the others; absent without one.", labels("state")},
+	{Notifications, "counter", "Notifications of an app's transitions, by provider, event and result (sent, failed after its retries, dropped on a full queue, refused by the provider's namespace scope).", labels("provider", "event", "result")},
 }
 
 func family(name string) Family {
@@ -117,9 +119,10 @@ var (
 	wbLatency   = histogramVec(WriteBackLatency, []float64{0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600})
 	wbPending   = gaugeVec(WriteBackPendingSince)
 	pullRequest = gaugeVec(WriteBackPullRequestState)
+	notified    = counterVec(Notifications)
 
 	// Collectors are registered with controller-runtime's registry.
-	Collectors = []prometheus.Collector{buildInfo, canaryWt, phase, checks, lastValue, outcomes, duration, writeBacks, wbLatency, wbPending, pullRequest}
+	Collectors = []prometheus.Collector{buildInfo, canaryWt, phase, checks, lastValue, outcomes, duration, writeBacks, wbLatency, wbPending, pullRequest, notified}
 )
 
 var (
@@ -177,6 +180,25 @@ func Observe(app *v1.CanaryApp) {
 		canaryStarts.Delete(key(ns, name))
 	}
 	observeWriteBack(app)
+	observeNotifications(app)
+}
+
+var notificationResults = []string{"sent", "failed", "dropped", "refused"}
+
+// observeNotifications creates the notification series of each subscribed
+// provider and kind at zero, so that the first failure is an increase.
+func observeNotifications(app *v1.CanaryApp) {
+	for _, n := range app.Spec.Notifications {
+		kinds := n.Events
+		if len(kinds) == 0 {
+			kinds = v1.NotificationEvents
+		}
+		for _, k := range kinds {
+			for _, r := range notificationResults {
+				notified.WithLabelValues(app.Namespace, app.Name, n.Provider, string(k), r)
+			}
+		}
+	}
 }
 
 // observeWriteBack sets the pending and pull request gauges; write-back
@@ -239,6 +261,12 @@ func WriteBack(app *v1.CanaryApp, result string) {
 	observeWriteBack(app)
 }
 
+// Notification counts one notification of an app's event to provider;
+// result is sent, failed, dropped or refused.
+func Notification(namespace, name, provider, event, result string) {
+	notified.WithLabelValues(namespace, name, provider, event, result).Inc()
+}
+
 // Forget drops every series of a deleted app.
 func Forget(namespace, name string) {
 	l := prometheus.Labels{"namespace": namespace, "name": name}
@@ -252,6 +280,7 @@ func Forget(namespace, name string) {
 	wbLatency.DeletePartialMatch(l)
 	wbPending.DeletePartialMatch(l)
 	pullRequest.DeletePartialMatch(l)
+	notified.DeletePartialMatch(l)
 	canaryStarts.Delete(key(namespace, name))
 }
 

@@ -208,6 +208,7 @@ func TestFamiliesAreWhatIsExported(t *testing.T) {
 	WriteBack(app, "ok")
 	app.Status.WriteBack.Pending = true
 	Observe(app)
+	Notification(app.Namespace, app.Name, "team-slack", "RolledBack", "sent")
 
 	reg := prometheus.NewPedanticRegistry()
 	reg.MustRegister(Collectors...)
@@ -249,6 +250,26 @@ func TestBuildInfo(t *testing.T) {
 canaryop_build_info{goversion="` + runtime.Version() + `",revision="` + revision() + `",version="dev"} 1
 `
 	if err := testutil.CollectAndCompare(buildInfo, strings.NewReader(want)); err != nil {
+		t.Error(err)
+	}
+}
+
+// A subscribed provider's failure series exist at zero before the first
+// failure, so the alert sees the first one as an increase.
+func TestObserveCreatesNotificationSeries(t *testing.T) {
+	app := &v1.CanaryApp{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "notified"}}
+	defer Forget(app.Namespace, app.Name)
+	app.Spec.Notifications = []v1.Notification{{Provider: "team-slack", Events: []v1.NotificationEvent{v1.EventRolledBack}}}
+	Observe(app)
+	want := `
+# HELP canaryop_notifications_total ` + family(Notifications).Help + `
+# TYPE canaryop_notifications_total counter
+canaryop_notifications_total{event="RolledBack",name="notified",namespace="shop",provider="team-slack",result="dropped"} 0
+canaryop_notifications_total{event="RolledBack",name="notified",namespace="shop",provider="team-slack",result="failed"} 0
+canaryop_notifications_total{event="RolledBack",name="notified",namespace="shop",provider="team-slack",result="refused"} 0
+canaryop_notifications_total{event="RolledBack",name="notified",namespace="shop",provider="team-slack",result="sent"} 0
+`
+	if err := testutil.CollectAndCompare(notified, strings.NewReader(want)); err != nil {
 		t.Error(err)
 	}
 }

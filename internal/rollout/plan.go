@@ -40,6 +40,23 @@ type Input struct {
 	// Check is the analysis check run during this reconcile, nil when none
 	// was due.
 	Check *v1.AnalysisCheck
+	// PreRollout is what the pre-rollout webhooks answered during this
+	// reconcile (PreRolloutDue), nil when they were not called.
+	PreRollout *HookResult
+	// RolloutHooks is what the rollout webhooks answered with Check, nil
+	// when they were not called.
+	RolloutHooks *HookResult
+}
+
+// HookResult is what an app's webhooks of one type answered: all 2xx, or
+// the first that did not, in fixed words (the controller never hands in a
+// webhook's answer).
+type HookResult struct {
+	Passed bool
+	// Reason is a condition reason (v1.ReasonPreRolloutWebhookFailed,
+	// v1.ReasonWebhookNotAllowed, ...) when not Passed.
+	Reason  string
+	Message string
 }
 
 // Event is a transition worth a Kubernetes Event.
@@ -77,6 +94,19 @@ const waitPoll = 5 * time.Second
 func CheckDue(in Input) bool {
 	st := &in.App.Status
 	if !analysing(in) {
+		return false
+	}
+	last := lastCheck(st)
+	return last == nil || !in.Now.Before(last.Time.Add(in.Analysis.CheckInterval))
+}
+
+// PreRolloutDue reports whether the pre-rollout webhooks should be called
+// now: the app has some, its canary is available and has no traffic yet,
+// and the last attempt is at least a check interval old.
+func PreRolloutDue(in Input) bool {
+	st := &in.App.Status
+	if len(in.App.Spec.WebhooksOf(v1.WebhookPreRollout)) == 0 || st.CanaryImage == "" || st.CanaryImage != in.App.Spec.Image ||
+		st.StepStartedAt != nil || promoting(in) || !in.Canary.Available || in.Canary.Image != st.CanaryImage {
 		return false
 	}
 	last := lastCheck(st)
@@ -220,6 +250,10 @@ func (p *planner) waitForCanary() {
 		if p.holdSuspended() {
 			return
 		}
+		if !p.preRolloutPassed() {
+			p.requeue(p.untilNextCheck())
+			return
+		}
 		st.CanaryWeight = p.in.Analysis.Weights[0]
 		st.StepStartedAt = p.now()
 		p.event(false, v1.ReasonAnalysing, "Canary %s is available; routing %d%% of traffic to it", st.CanaryImage, st.CanaryWeight)
@@ -242,15 +276,53 @@ func (p *planner) waitForCanary() {
 	p.requeue(min(deadline.Sub(p.in.Now), waitPoll))
 }
 
+// preRolloutPassed records what the pre-rollout webhooks answered, as a
+// check at weight 0, and reports whether the canary may get traffic: it
+// has no pre-rollout webhooks, or they all answered 2xx just now. Until
+// then the canary holds at weight 0; the canary's ready timeout is over
+// once it is available.
+func (p *planner) preRolloutPassed() bool {
+	if len(p.in.App.Spec.WebhooksOf(v1.WebhookPreRollout)) == 0 {
+		return true
+	}
+	h := p.in.PreRollout
+	if h == nil {
+		return false
+	}
+	st := &p.out.Status
+	c := v1.AnalysisCheck{Time: *p.now(), Image: st.CanaryImage, Value: v1.WebhookValue, Verdict: v1.CheckPass, Message: h.Message}
+	if !h.Passed {
+		c.Verdict, c.Reason = v1.CheckInconclusive, h.Reason
+	}
+	p.appendCheck(c)
+	return h.Passed
+}
+
+func (p *planner) appendCheck(c v1.AnalysisCheck) {
+	st := &p.out.Status
+	st.Checks = append(st.Checks, c)
+	if n := len(st.Checks) - v1.MaxStatusChecks; n > 0 {
+		st.Checks = slices.Delete(st.Checks, 0, n)
+	}
+}
+
+// withRolloutHooks is the check as the rollout webhooks make it: one that
+// did not answer 2xx fails a check Prometheus passed or could not decide.
+func withRolloutHooks(c v1.AnalysisCheck, h *HookResult) v1.AnalysisCheck {
+	if h == nil || h.Passed || c.Verdict == v1.CheckFail {
+		return c
+	}
+	c.Verdict, c.Reason, c.Message = v1.CheckFail, h.Reason, h.Message
+	return c
+}
+
 func (p *planner) analyse() {
 	st := &p.out.Status
 	a := p.in.Analysis
 	st.Phase = v1.PhaseProgressing
-	if c := p.in.Check; c != nil {
-		st.Checks = append(st.Checks, *c.DeepCopy())
-		if n := len(st.Checks) - v1.MaxStatusChecks; n > 0 {
-			st.Checks = slices.Delete(st.Checks, 0, n)
-		}
+	if p.in.Check != nil {
+		c := withRolloutHooks(*p.in.Check.DeepCopy(), p.in.RolloutHooks)
+		p.appendCheck(c)
 		// A query the admin's allow-list refused is no evidence about the
 		// canary either way: it holds (never passes, never fails) until the
 		// URL is fixed, whatever onQueryError says.
@@ -262,7 +334,11 @@ func (p *planner) analyse() {
 			st.FailedChecks++
 		}
 		if st.FailedChecks >= a.FailureThreshold {
-			p.rollback(v1.ReasonAnalysisFailed, fmt.Sprintf("%d failed check(s) at weight %d, last value %s", st.FailedChecks, st.CanaryWeight, c.Value))
+			why := fmt.Sprintf("%d failed check(s) at weight %d, last value %s", st.FailedChecks, st.CanaryWeight, c.Value)
+			if c.Reason == v1.ReasonRolloutWebhookFailed || c.Reason == v1.ReasonWebhookNotAllowed || c.Reason == v1.ReasonWebhookNotFound || c.Reason == v1.ReasonWebhookInvalid {
+				why += ": " + c.Message
+			}
+			p.rollback(v1.ReasonAnalysisFailed, why)
 			return
 		}
 		if c.Verdict != v1.CheckPass {

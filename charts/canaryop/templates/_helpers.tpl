@@ -114,6 +114,12 @@ value left empty passes no flag, so the operator's own default applies.
 {{- if $v.podsRunAsNonRoot }}
 - --pods-run-as-non-root
 {{- end }}
+{{- with $v.notifications.timeout }}
+- {{ printf "--notification-timeout=%v" . | quote }}
+{{- end }}
+{{- if not (kindIs "invalid" $v.notifications.attempts) }}
+- {{ printf "--notification-attempts=%d" (int $v.notifications.attempts) | quote }}
+{{- end }}
 {{- if not $v.gitWriteBack.enabled }}
 - --git-writeback=false
 {{- end }}
