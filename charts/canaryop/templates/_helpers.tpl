@@ -126,6 +126,9 @@ value left empty passes no flag, so the operator's own default applies.
 {{- if not (kindIs "invalid" $v.gitWriteBack.concurrency) }}
 - {{ printf "--write-back-concurrency=%d" (int $v.gitWriteBack.concurrency) | quote }}
 {{- end }}
+{{- if not (kindIs "invalid" $v.gitWriteBack.maxOutcomesPerCommit) }}
+- {{ printf "--git-max-outcomes-per-commit=%d" (int $v.gitWriteBack.maxOutcomesPerCommit) | quote }}
+{{- end }}
 {{- with $v.gitWriteBack.timeout }}
 - {{ printf "--write-back-timeout=%v" . | quote }}
 {{- end }}
