@@ -33,6 +33,7 @@ func main() {
 		kubeAPIQPS             float64
 		kubeAPIBurst           int
 		gitFlags               gitOptions
+		scaleFlags             scaleOptions
 		promAllowed            metrics.AllowList
 		routes                 routepolicy.Policy
 		runAsNonRoot           bool
@@ -45,6 +46,7 @@ func main() {
 	flag.Float64Var(&kubeAPIQPS, "kube-api-qps", controllers.DefaultKubeAPIQPS, "Requests per second to the Kubernetes API, per API resource, after the burst; a negative value disables client-side rate limiting (API Priority and Fairness still applies).")
 	flag.IntVar(&kubeAPIBurst, "kube-api-burst", controllers.DefaultKubeAPIBurst, "Requests to the Kubernetes API, per API resource, allowed at once above --kube-api-qps; 0: twice --kube-api-qps.")
 	gitFlags.bind(flag.CommandLine)
+	scaleFlags.bind(flag.CommandLine)
 	flag.Var(&routes, "allowed-gateways", routepolicy.FlagUsage)
 	flag.BoolVar(&runAsNonRoot, "pods-run-as-non-root", false, "Set runAsNonRoot on the pods canaryop creates, so they meet the restricted Pod Security Standard; images must then run as a numeric non-root user.")
 	flag.Var(&promAllowed, "prometheus-allowed-urls", "Comma-separated Prometheus URL prefixes (scheme, host, port, path) a CanaryApp's prometheusURL must lie under; any other URL is refused without a request. Empty: every URL (single-tenant clusters only).")
@@ -105,6 +107,7 @@ func main() {
 		MaxConcurrentReconciles: concurrency,
 		WriteBackConcurrency:    gitFlags.concurrency,
 		WriteBackTimeout:        gitFlags.timeout,
+		Progressing:             scaleFlags.progressing,
 	}
 	if runAsNonRoot {
 		opts.PodOptions = append(opts.PodOptions, workload.RunAsNonRoot())

@@ -26,6 +26,7 @@ import (
 
 	v1 "github.com/atzedevries/canaryop/api/v1"
 	"github.com/atzedevries/canaryop/gitops"
+	"github.com/atzedevries/canaryop/internal/admission"
 	"github.com/atzedevries/canaryop/internal/apply"
 	"github.com/atzedevries/canaryop/internal/metrics"
 	"github.com/atzedevries/canaryop/internal/opmetrics"
@@ -68,6 +69,9 @@ type CanaryAppReconciler struct {
 	// unchanged remembers which owned objects were found to need no apply
 	// (apply.Memo); nil remembers nothing.
 	unchanged *apply.Memo
+	// gate caps the canaries progressing at once (canaryapp_queue.go); nil
+	// is no cap.
+	gate *admission.Gate
 }
 
 // +kubebuilder:rbac:groups=canary.atze.io,resources=canaryapps,verbs=get;list;watch
@@ -83,14 +87,18 @@ func (r *CanaryAppReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if n <= 0 {
 		n = DefaultMaxConcurrentReconciles
 	}
-	err := ctrl.NewControllerManagedBy(mgr).
+	b := ctrl.NewControllerManagedBy(mgr).
 		For(&v1.CanaryApp{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
 		Owns(&appsv1.Deployment{}).
 		Owns(&corev1.Service{}).
 		Owns(&istionetworking.VirtualService{}).
 		Owns(&istionetworking.DestinationRule{}).
-		WithOptions(controller.Options{MaxConcurrentReconciles: n}).
-		Complete(r)
+		WithOptions(controller.Options{MaxConcurrentReconciles: n})
+	b, err := r.setupQueue(mgr, b)
+	if err != nil {
+		return err
+	}
+	err = b.Complete(r)
 	if err != nil || r.Writer == nil {
 		return err
 	}
@@ -191,6 +199,9 @@ type observation struct {
 	// routeRefused: the route policy left some of spec.gateways or
 	// spec.hosts out of the VirtualServices.
 	routeRefused *traffic.RouteNotAllowedError
+	// queued: the cap on canaries progressing at once holds the new image
+	// back, and why.
+	queued *admission.Decision
 	// err is the error that ended the reconcile early; it is retried.
 	err error
 }
@@ -234,6 +245,7 @@ func (r *CanaryAppReconciler) reconcileRollout(ctx context.Context, app *v1.Cana
 		return ctrl.Result{}, err
 	}
 	in := rollout.Input{Now: r.now(), App: app, Analysis: app.Spec.EffectiveAnalysis(), Primary: primary, Canary: canary}
+	in.Queued, obs.queued = r.admit(app, in.Now)
 	if rollout.CheckDue(in) {
 		in.Check = r.runCheck(ctx, app, in.Now)
 	}

@@ -12,6 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/atzedevries/canaryop/gitops"
+	"github.com/atzedevries/canaryop/internal/admission"
 	"github.com/atzedevries/canaryop/internal/apply"
 	"github.com/atzedevries/canaryop/internal/metrics"
 	"github.com/atzedevries/canaryop/internal/routepolicy"
@@ -39,6 +40,10 @@ type Options struct {
 	WriteBackConcurrency    int
 	WriteBackTimeout        time.Duration
 	PullRequestPoll         time.Duration
+	// Progressing caps the canaries progressing at once (admin flags
+	// --max-progressing-canaries and --max-progressing-canaries-per-namespace);
+	// zero values are no cap.
+	Progressing admission.Limits
 }
 
 // New builds the reconciler on mgr's clients: the cached client for owned
@@ -61,6 +66,7 @@ func New(mgr ctrl.Manager, o Options) *CanaryAppReconciler {
 		WriteBackTimeout:        o.WriteBackTimeout,
 		PullRequestPoll:         o.PullRequestPoll,
 		unchanged:               apply.NewMemo(),
+		gate:                    newGate(o.Progressing),
 	}
 }
 

@@ -93,4 +93,7 @@ const (
 	// gateway the admin does not allow for this namespace; the
 	// VirtualService routes only the app's own Service.
 	ReasonRouteNotAllowed = "RouteNotAllowed"
+	// ReasonQueued: a new image waits for a free slot under the cap on
+	// canaries progressing at once (Progressing=False).
+	ReasonQueued = "Queued"
 )

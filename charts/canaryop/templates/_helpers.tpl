@@ -105,6 +105,12 @@ value left empty passes no flag, so the operator's own default applies.
 {{- if not (kindIs "invalid" $v.kubeAPIBurst) }}
 - {{ printf "--kube-api-burst=%d" (int $v.kubeAPIBurst) | quote }}
 {{- end }}
+{{- if not (kindIs "invalid" $v.maxProgressingCanaries) }}
+- {{ printf "--max-progressing-canaries=%d" (int $v.maxProgressingCanaries) | quote }}
+{{- end }}
+{{- if not (kindIs "invalid" $v.maxProgressingCanariesPerNamespace) }}
+- {{ printf "--max-progressing-canaries-per-namespace=%d" (int $v.maxProgressingCanariesPerNamespace) | quote }}
+{{- end }}
 {{- with $v.allowedGateways }}
 - {{ printf "--allowed-gateways=%v" (join ";" .) | quote }}
 {{- end }}
