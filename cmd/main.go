@@ -94,6 +94,19 @@ func main() {
 		os.Exit(1)
 	}
 
+	leaseNS := leaderElectionNS
+	if leaseNS == "" {
+		leaseNS = gitFlags.namespace()
+	}
+	shards, err := scaleFlags.shardManager(restConfig, scheme, leaseNS, leaderElect)
+	if err == nil && shards != nil {
+		err = mgr.Add(shards)
+	}
+	if err != nil {
+		log.Error(err, "Setting up sharding")
+		os.Exit(1)
+	}
+
 	writer, err := gitFlags.writer(mgr)
 	if err != nil {
 		log.Error(err, "Setting up Git write-back")
@@ -108,6 +121,7 @@ func main() {
 		WriteBackConcurrency:    gitFlags.concurrency,
 		WriteBackTimeout:        gitFlags.timeout,
 		Progressing:             scaleFlags.progressing,
+		Shards:                  shards,
 	}
 	if runAsNonRoot {
 		opts.PodOptions = append(opts.PodOptions, workload.RunAsNonRoot())

@@ -32,6 +32,7 @@ import (
 	"github.com/atzedevries/canaryop/internal/opmetrics"
 	"github.com/atzedevries/canaryop/internal/rollout"
 	"github.com/atzedevries/canaryop/internal/safetext"
+	"github.com/atzedevries/canaryop/internal/shard"
 	"github.com/atzedevries/canaryop/internal/traffic"
 	"github.com/atzedevries/canaryop/internal/workload"
 )
@@ -72,6 +73,9 @@ type CanaryAppReconciler struct {
 	// gate caps the canaries progressing at once (canaryapp_queue.go); nil
 	// is no cap.
 	gate *admission.Gate
+	// shards, when set, limits this replica to the apps of the shards it
+	// holds (canaryapp_shard.go).
+	shards *shard.Manager
 }
 
 // +kubebuilder:rbac:groups=canary.atze.io,resources=canaryapps,verbs=get;list;watch
@@ -98,7 +102,7 @@ func (r *CanaryAppReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if err != nil {
 		return err
 	}
-	err = b.Complete(r)
+	err = r.shardedBuilder(mgr, b).Complete(r.guard(r))
 	if err != nil || r.Writer == nil {
 		return err
 	}

@@ -74,11 +74,11 @@ func (r *CanaryAppReconciler) setupWriteBack(mgr ctrl.Manager) error {
 	if n <= 0 {
 		n = DefaultWriteBackConcurrency
 	}
-	return ctrl.NewControllerManagedBy(mgr).
+	b := ctrl.NewControllerManagedBy(mgr).
 		Named("canaryapp-writeback").
 		For(&v1.CanaryApp{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, writeBackChanged{}))).
-		WithOptions(controller.Options{MaxConcurrentReconciles: n}).
-		Complete(reconcile.Func(r.ReconcileWriteBack))
+		WithOptions(controller.Options{MaxConcurrentReconciles: n})
+	return r.shardedBuilder(mgr, b).Complete(r.guard(reconcile.Func(r.ReconcileWriteBack)))
 }
 
 // writeBackChanged passes updates that change status.writeBack.

@@ -16,6 +16,7 @@ import (
 	"github.com/atzedevries/canaryop/internal/apply"
 	"github.com/atzedevries/canaryop/internal/metrics"
 	"github.com/atzedevries/canaryop/internal/routepolicy"
+	"github.com/atzedevries/canaryop/internal/shard"
 	"github.com/atzedevries/canaryop/internal/traffic"
 	"github.com/atzedevries/canaryop/internal/workload"
 )
@@ -44,6 +45,11 @@ type Options struct {
 	// --max-progressing-canaries and --max-progressing-canaries-per-namespace);
 	// zero values are no cap.
 	Progressing admission.Limits
+	// Shards, when set, shares the apps with other replicas on Leases: this
+	// replica reconciles (and writes back) only the apps of the shards it
+	// holds. The caller runs it (mgr.Add). Nil: every app, as with leader
+	// election.
+	Shards *shard.Manager
 }
 
 // New builds the reconciler on mgr's clients: the cached client for owned
@@ -67,6 +73,7 @@ func New(mgr ctrl.Manager, o Options) *CanaryAppReconciler {
 		PullRequestPoll:         o.PullRequestPoll,
 		unchanged:               apply.NewMemo(),
 		gate:                    newGate(o.Progressing),
+		shards:                  o.Shards,
 	}
 }
 

@@ -195,7 +195,7 @@ func (m *Manager) take(ctx context.Context, s int, l *coordinationv1.Lease, now 
 	}
 	ctrl.LoggerFrom(ctx).Info("Acquired shard", "shard", s, "lease", l.Name)
 	for _, f := range m.listeners {
-		go f(s)
+		go f(ctx, s)
 	}
 }
 

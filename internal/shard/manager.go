@@ -85,7 +85,7 @@ type Manager struct {
 	// lease duration of this replica's own clock (as in client-go's leader
 	// election), so clocks need not agree.
 	seen      map[string]seenRecord
-	listeners []func(shard int)
+	listeners []func(ctx context.Context, shard int)
 	members   []string
 }
 
@@ -121,10 +121,13 @@ func New(opts Options) (*Manager, error) {
 // Shards is the number of shards.
 func (m *Manager) Shards() int { return m.opts.Shards }
 
-// OnAcquire registers f, called (in a goroutine of its own) with each shard
+// OnAcquire registers f, called (in a goroutine of its own, with the
+// Manager's context) with each shard
 // this replica comes to hold, so that the reconcilers look at its apps:
 // their events went to another replica until now. Call before Start.
-func (m *Manager) OnAcquire(f func(shard int)) { m.listeners = append(m.listeners, f) }
+func (m *Manager) OnAcquire(f func(ctx context.Context, shard int)) {
+	m.listeners = append(m.listeners, f)
+}
 
 // NeedLeaderElection is false: every replica holds shards.
 func (m *Manager) NeedLeaderElection() bool { return false }
