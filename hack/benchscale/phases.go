@@ -150,4 +150,3 @@ func until(ctx context.Context, timeout time.Duration, cond func() bool) error {
 	}
 	return nil
 }
-
