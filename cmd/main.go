@@ -2,6 +2,7 @@
 package main
 
 import (
+	"cmp"
 	"crypto/tls"
 	"flag"
 	"os"
@@ -94,14 +95,7 @@ func main() {
 		os.Exit(1)
 	}
 
-	leaseNS := leaderElectionNS
-	if leaseNS == "" {
-		leaseNS = gitFlags.namespace()
-	}
-	shards, err := scaleFlags.shardManager(restConfig, scheme, leaseNS, leaderElect)
-	if err == nil && shards != nil {
-		err = mgr.Add(shards)
-	}
+	shards, err := scaleFlags.addShards(mgr, restConfig, scheme, cmp.Or(leaderElectionNS, gitFlags.namespace()), leaderElect)
 	if err != nil {
 		log.Error(err, "Setting up sharding")
 		os.Exit(1)

@@ -10,6 +10,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/atzedevries/canaryop/internal/admission"
@@ -35,9 +36,18 @@ func (o *scaleOptions) bind(fs *flag.FlagSet) {
 	fs.DurationVar(&o.lease.RetryPeriod, "shard-retry-period", shard.DefaultRetryPeriod, "How often shard and member Leases are renewed and looked at.")
 }
 
-// shardManager builds the shard Manager for --sharding, on an uncached
-// client (a Lease informer would cache every Lease of the cluster); nil
-// without --sharding.
+// addShards builds the shard Manager for --sharding, with its Leases in
+// namespace, and runs it with mgr; nil without --sharding.
+func (o *scaleOptions) addShards(mgr ctrl.Manager, cfg *rest.Config, scheme *runtime.Scheme, namespace string, leaderElect bool) (*shard.Manager, error) {
+	m, err := o.shardManager(cfg, scheme, namespace, leaderElect)
+	if err != nil || m == nil {
+		return nil, err
+	}
+	return m, mgr.Add(m)
+}
+
+// shardManager builds the shard Manager on an uncached client (a Lease
+// informer would cache every Lease of the cluster); nil without --sharding.
 func (o *scaleOptions) shardManager(cfg *rest.Config, scheme *runtime.Scheme, namespace string, leaderElect bool) (*shard.Manager, error) {
 	if !o.sharding {
 		return nil, nil
