@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	ctrl "sigs.k8s.io/controller-runtime"
 
+	"github.com/atzedevries/canaryop/controllers"
 	"github.com/atzedevries/canaryop/gitops"
 	"github.com/atzedevries/canaryop/gitops/argocd"
 	"github.com/atzedevries/canaryop/gitops/credentials"
@@ -33,6 +34,7 @@ type gitOptions struct {
 	signingKeyFile  string
 	passphraseFile  string
 	concurrency     int
+	perCommit       int
 	timeout         time.Duration
 	pullRequestPoll time.Duration
 	maxRepoSize     resource.Quantity
@@ -50,7 +52,8 @@ func (o *gitOptions) bind(fs *flag.FlagSet) {
 	o.maxRepoSize, o.maxCacheSize = resource.MustParse("512Mi"), resource.MustParse("2Gi")
 	fs.Var(quantityFlag{&o.maxRepoSize}, "git-max-repo-size", "Largest clone of one repository (e.g. 512Mi); a fetch beyond it is refused and the clone removed.")
 	fs.Var(quantityFlag{&o.maxCacheSize}, "git-max-cache-size", "Bound on all cached clones together (e.g. 2Gi); least recently used clones are evicted. Keep the cache volume at least this plus --git-max-repo-size.")
-	fs.IntVar(&o.concurrency, "write-back-concurrency", 2, "Git write-backs run at once, in a worker pool apart from the canary analysis.")
+	fs.IntVar(&o.concurrency, "write-back-concurrency", controllers.DefaultWriteBackConcurrency, "Git write-backs run at once, in a worker pool apart from the canary analysis; write-backs to one branch wait for each other and share commits.")
+	fs.IntVar(&o.perCommit, "git-max-outcomes-per-commit", gitops.DefaultMaxOutcomesPerCommit, "Most outcomes (commit mode) of one repository branch that share one commit when they wait at the same time; 1: one commit per outcome.")
 	fs.DurationVar(&o.timeout, "write-back-timeout", 3*time.Minute, "Deadline of one write-back attempt (fetch, edit, push, pull request).")
 	fs.DurationVar(&o.pullRequestPoll, "pull-request-poll-interval", time.Minute, "How often an open write-back or approval pull request is asked for its state (one GitHub token serves every app: about 60 requests an hour per open pull request at 1m).")
 	fs.StringVar(&o.signingKeyFile, "git-signing-key-file", "", "ASCII-armored OpenPGP private key (e.g. a mounted Secret) to sign write-back commits with; empty: unsigned.")
@@ -80,6 +83,8 @@ func (o *gitOptions) writer(mgr ctrl.Manager) (gitops.Writer, error) {
 		Discoverer:  argocd.New(mgr.GetAPIReader(), o.argocdNamespace, strings.Split(o.argocdAppNS, ",")...),
 		Author:      gitrepo.Author{Name: o.authorName, Email: o.authorEmail},
 		Signer:      signer,
+		// Coalesced commits: BenchmarkSimultaneousOutcomes, BENCHMARKS.md.
+		MaxOutcomesPerCommit: o.perCommit,
 	})
 	if err != nil {
 		return nil, err

@@ -2,6 +2,7 @@
 package main
 
 import (
+	"cmp"
 	"crypto/tls"
 	"flag"
 	"os"
@@ -38,6 +39,7 @@ func main() {
 		kubeAPIQPS             float64
 		kubeAPIBurst           int
 		gitFlags               gitOptions
+		scaleFlags             scaleOptions
 		promAllowed            metrics.AllowList
 		routes                 routepolicy.Policy
 		trafficRouters         = routers.Flag{Names: routers.Default}
@@ -52,6 +54,7 @@ func main() {
 	flag.Float64Var(&kubeAPIQPS, "kube-api-qps", controllers.DefaultKubeAPIQPS, "Requests per second to the Kubernetes API, per API resource, after the burst; a negative value disables client-side rate limiting (API Priority and Fairness still applies).")
 	flag.IntVar(&kubeAPIBurst, "kube-api-burst", controllers.DefaultKubeAPIBurst, "Requests to the Kubernetes API, per API resource, allowed at once above --kube-api-qps; 0: twice --kube-api-qps.")
 	gitFlags.bind(flag.CommandLine)
+	scaleFlags.bind(flag.CommandLine)
 	flag.Var(&routes, "allowed-gateways", routepolicy.FlagUsage)
 	flag.Var(&trafficRouters, "traffic-routers", routers.FlagUsage)
 	flag.BoolVar(&runAsNonRoot, "pods-run-as-non-root", false, "Set runAsNonRoot on the pods canaryop creates, so they meet the restricted Pod Security Standard; images must then run as a numeric non-root user.")
@@ -107,6 +110,12 @@ func main() {
 		os.Exit(1)
 	}
 
+	shards, err := scaleFlags.addShards(mgr, restConfig, scheme, cmp.Or(leaderElectionNS, gitFlags.namespace()), leaderElect)
+	if err != nil {
+		log.Error(err, "Setting up sharding")
+		os.Exit(1)
+	}
+
 	writer, err := gitFlags.writer(mgr)
 	if err != nil {
 		log.Error(err, "Setting up Git write-back")
@@ -125,6 +134,8 @@ func main() {
 		WriteBackConcurrency:    gitFlags.concurrency,
 		WriteBackTimeout:        gitFlags.timeout,
 		PullRequestPoll:         gitFlags.pullRequestPoll,
+		Progressing:             scaleFlags.progressing,
+		Shards:                  shards,
 	}
 	if runAsNonRoot {
 		opts.PodOptions = append(opts.PodOptions, workload.RunAsNonRoot())

@@ -28,6 +28,7 @@ import (
 
 	v1 "github.com/atzedevries/canaryop/api/v1"
 	"github.com/atzedevries/canaryop/gitops"
+	"github.com/atzedevries/canaryop/internal/admission"
 	"github.com/atzedevries/canaryop/internal/apply"
 	"github.com/atzedevries/canaryop/internal/hooks"
 	"github.com/atzedevries/canaryop/internal/metrics"
@@ -35,6 +36,7 @@ import (
 	"github.com/atzedevries/canaryop/internal/opmetrics"
 	"github.com/atzedevries/canaryop/internal/rollout"
 	"github.com/atzedevries/canaryop/internal/safetext"
+	"github.com/atzedevries/canaryop/internal/shard"
 	"github.com/atzedevries/canaryop/internal/traffic"
 	"github.com/atzedevries/canaryop/internal/workload"
 )
@@ -83,6 +85,12 @@ type CanaryAppReconciler struct {
 	// unchanged remembers which owned objects were found to need no apply
 	// (apply.Memo); nil remembers nothing.
 	unchanged *apply.Memo
+	// gate caps the canaries progressing at once (canaryapp_queue.go); nil
+	// is no cap.
+	gate *admission.Gate
+	// shards, when set, limits this replica to the apps of the shards it
+	// holds (canaryapp_shard.go).
+	shards *shard.Manager
 }
 
 // +kubebuilder:rbac:groups=canary.atze.io,resources=canaryapps,verbs=get;list;watch
@@ -106,7 +114,12 @@ func (r *CanaryAppReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	for _, obj := range r.Watches {
 		b = b.Owns(obj)
 	}
-	err := b.WithOptions(controller.Options{MaxConcurrentReconciles: n}).Complete(r)
+	b = b.WithOptions(controller.Options{MaxConcurrentReconciles: n})
+	b, err := r.setupQueue(mgr, b)
+	if err != nil {
+		return err
+	}
+	err = r.shardedBuilder(mgr, b).Complete(r.guard(r))
 	if err != nil {
 		return err
 	}
@@ -234,6 +247,9 @@ type observation struct {
 	// notifications: why a provider of spec.notifications may not serve
 	// the app, nil when all may.
 	notifications error
+	// queued: the cap on canaries progressing at once holds the new image
+	// back, and why.
+	queued *admission.Decision
 	// err is the error that ended the reconcile early; it is retried.
 	err error
 }
@@ -287,6 +303,7 @@ func (r *CanaryAppReconciler) reconcileRollout(ctx context.Context, app *v1.Cana
 		return ctrl.Result{}, err
 	}
 	in := rollout.Input{Now: r.now(), App: app, Analysis: app.Spec.EffectiveAnalysis(), Primary: primary, Canary: canary}
+	in.Queued, obs.queued = r.admit(app, in.Now)
 	r.observeAnalysis(ctx, app, &in)
 	plan := rollout.Plan(in)
 

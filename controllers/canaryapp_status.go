@@ -98,6 +98,13 @@ func setRolloutConditions(app *v1.CanaryApp, obs *observation) {
 		reason, msg := progressReason(st)
 		set(v1.ConditionProgressing, metav1.ConditionTrue, reason, msg)
 		set(v1.ConditionReady, metav1.ConditionFalse, reason, msg)
+	case st.Phase == v1.PhaseQueued:
+		msg := fmt.Sprintf("canary of %s is queued under the limit on canaries progressing at once; running %s with all traffic", app.Spec.Image, st.StableImage)
+		if obs.queued != nil {
+			msg += ": " + obs.queued.Message(app.Namespace)
+		}
+		set(v1.ConditionProgressing, metav1.ConditionFalse, v1.ReasonQueued, msg)
+		set(v1.ConditionReady, metav1.ConditionTrue, v1.ReasonQueued, msg)
 	case !obs.primaryAvailable:
 		msg := fmt.Sprintf("waiting for Deployment %s to run %s with all replicas available", app.Name, st.StableImage)
 		set(v1.ConditionProgressing, metav1.ConditionTrue, v1.ReasonInitializing, msg)

@@ -15,11 +15,13 @@ import (
 
 	v1 "github.com/atzedevries/canaryop/api/v1"
 	"github.com/atzedevries/canaryop/gitops"
+	"github.com/atzedevries/canaryop/internal/admission"
 	"github.com/atzedevries/canaryop/internal/apply"
 	"github.com/atzedevries/canaryop/internal/hooks"
 	"github.com/atzedevries/canaryop/internal/metrics"
 	"github.com/atzedevries/canaryop/internal/notify"
 	"github.com/atzedevries/canaryop/internal/routepolicy"
+	"github.com/atzedevries/canaryop/internal/shard"
 	"github.com/atzedevries/canaryop/internal/traffic"
 	"github.com/atzedevries/canaryop/internal/traffic/routers"
 	"github.com/atzedevries/canaryop/internal/workload"
@@ -57,6 +59,15 @@ type Options struct {
 	WriteBackConcurrency    int
 	WriteBackTimeout        time.Duration
 	PullRequestPoll         time.Duration
+	// Progressing caps the canaries progressing at once (admin flags
+	// --max-progressing-canaries and --max-progressing-canaries-per-namespace);
+	// zero values are no cap.
+	Progressing admission.Limits
+	// Shards, when set, shares the apps with other replicas on Leases: this
+	// replica reconciles (and writes back) only the apps of the shards it
+	// holds. The caller runs it (mgr.Add). Nil: every app, as with leader
+	// election.
+	Shards *shard.Manager
 }
 
 // New builds the reconciler on mgr's clients: the cached client for owned
@@ -87,6 +98,8 @@ func New(mgr ctrl.Manager, o Options) *CanaryAppReconciler {
 		WriteBackTimeout:        o.WriteBackTimeout,
 		PullRequestPoll:         o.PullRequestPoll,
 		unchanged:               apply.NewMemo(),
+		gate:                    newGate(o.Progressing),
+		shards:                  o.Shards,
 	}
 }
 

@@ -123,6 +123,12 @@ func managerConfig() *rest.Config {
 // controllers.New, changed by opts.
 func startManagerWith(t testing.TB, cfg *rest.Config, writer gitops.Writer, opts ...func(*controllers.CanaryAppReconciler)) *manager {
 	t.Helper()
+	return startManagerOpts(t, cfg, controllers.Options{Writer: writer}, opts...)
+}
+
+// startManagerOpts is startManagerWith for a reconciler built from o.
+func startManagerOpts(t testing.TB, cfg *rest.Config, o controllers.Options, opts ...func(*controllers.CanaryAppReconciler)) *manager {
+	t.Helper()
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                 env.Client.Scheme(),
 		Metrics:                metricsserver.Options{BindAddress: "0"},
@@ -133,7 +139,7 @@ func startManagerWith(t testing.TB, cfg *rest.Config, writer gitops.Writer, opts
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := controllers.New(mgr, controllers.Options{Writer: writer})
+	r := controllers.New(mgr, o)
 	for _, o := range opts {
 		o(r)
 	}

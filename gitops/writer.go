@@ -130,11 +130,17 @@ type Options struct {
 	Signer gitrepo.Signer
 	// Labels of the pull requests. Default DefaultLabels.
 	Labels []string
+	// MaxOutcomesPerCommit bounds how many commit-mode outcomes of one
+	// branch that wait at the same time share one commit. Default
+	// DefaultMaxOutcomesPerCommit; 1 writes one commit per outcome. Pull
+	// request mode is always one branch and pull request per outcome.
+	MaxOutcomesPerCommit int
 }
 
 // GitWriter implements Writer.
 type GitWriter struct {
-	opts Options
+	opts  Options
+	batch *coalescer
 }
 
 var _ Writer = (*GitWriter)(nil)
@@ -162,7 +168,14 @@ func New(opts Options) (*GitWriter, error) {
 			return clients.For(hc, c.GitHubAPIURL, c.GitHubToken)
 		}
 	}
-	return &GitWriter{opts: opts}, nil
+	if opts.MaxOutcomesPerCommit <= 0 {
+		opts.MaxOutcomesPerCommit = DefaultMaxOutcomesPerCommit
+	}
+	w := &GitWriter{opts: opts}
+	if opts.MaxOutcomesPerCommit > 1 {
+		w.batch = newCoalescer(opts.Cache, opts.MaxOutcomesPerCommit)
+	}
+	return w, nil
 }
 
 // Mode returns how an outcome is written for a spec: Commit unless the spec
@@ -263,7 +276,7 @@ func (w *GitWriter) commitOutcome(ctx context.Context, app *v1.CanaryApp, loc Lo
 	if mode == v1.WritePullRequest {
 		req.PushBranch = BranchName(app.Namespace, app.Name, wb)
 	}
-	commit, err := w.opts.Cache.Update(ctx, req)
+	commit, err := w.update(ctx, req, creds)
 	if err != nil {
 		return written{}, classify(err)
 	}
@@ -271,6 +284,15 @@ func (w *GitWriter) commitOutcome(ctx context.Context, app *v1.CanaryApp, loc Lo
 	applied, _ := commit.Edit.Value.(manifest.Result)
 	ctrl.LoggerFrom(ctx).V(1).Info("Wrote outcome to Git", "outcome", wb.Outcome, "commit", commit.SHA, "created", commit.Created, "attempts", commit.Attempts)
 	return written{Commit: commit, applied: applied, pushBranch: req.PushBranch}, nil
+}
+
+// update pushes a commit-mode outcome together with the others waiting for
+// the same branch (coalesce.go), and a pull request's branch on its own.
+func (w *GitWriter) update(ctx context.Context, req gitrepo.UpdateRequest, creds credentials.Creds) (gitrepo.Commit, error) {
+	if w.batch == nil || req.PushBranch != "" {
+		return w.opts.Cache.Update(ctx, req)
+	}
+	return w.batch.update(ctx, batchKey{url: gitrepo.SanitizeURL(req.URL), branch: req.Branch, secret: creds.Secret}, req)
 }
 
 // outcomeEdit is the Edit of the commit phase: the outcome's manifest change

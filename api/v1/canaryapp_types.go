@@ -385,6 +385,9 @@ const (
 	// PhaseSuspended: a canary waits for a person (spec.suspend, or the
 	// approval gate).
 	PhaseSuspended Phase = "Suspended"
+	// PhaseQueued: a new image waits for a free slot under the admin's cap
+	// on canaries progressing at once (--max-progressing-canaries).
+	PhaseQueued Phase = "Queued"
 )
 
 // CheckVerdict is the outcome of one analysis check.
@@ -478,6 +481,12 @@ type CanaryAppStatus struct {
 	// canaryStartedAt is when the current canary was started.
 	// +optional
 	CanaryStartedAt *metav1.Time `json:"canaryStartedAt,omitempty"`
+
+	// queuedAt is when the operator first held spec.image back under the
+	// admin's cap on canaries progressing at once; queued canaries start in
+	// the order of queuedAt. Empty when nothing waits.
+	// +optional
+	QueuedAt *metav1.Time `json:"queuedAt,omitempty"`
 
 	// stepStartedAt is when the interval at the current weight started:
 	// the last weight change, or the last check that did not pass.

@@ -120,4 +120,7 @@ const (
 	// the operator does not run (--traffic-routers); nothing is deployed
 	// or routed until the spec or the operator changes.
 	ReasonRouterNotEnabled = "RouterNotEnabled"
+	// ReasonQueued: a new image waits for a free slot under the cap on
+	// canaries progressing at once (Progressing=False).
+	ReasonQueued = "Queued"
 )

@@ -379,6 +379,10 @@ func (in *CanaryAppStatus) DeepCopyInto(out *CanaryAppStatus) {
 		in, out := &in.CanaryStartedAt, &out.CanaryStartedAt
 		*out = (*in).DeepCopy()
 	}
+	if in.QueuedAt != nil {
+		in, out := &in.QueuedAt, &out.QueuedAt
+		*out = (*in).DeepCopy()
+	}
 	if in.StepStartedAt != nil {
 		in, out := &in.StepStartedAt, &out.StepStartedAt
 		*out = (*in).DeepCopy()

@@ -126,7 +126,7 @@ var (
 )
 
 var (
-	phases        = []v1.Phase{v1.PhaseInitializing, v1.PhaseStable, v1.PhaseProgressing, v1.PhasePromoting, v1.PhaseFailed, v1.PhaseStalled}
+	phases        = []v1.Phase{v1.PhaseInitializing, v1.PhaseStable, v1.PhaseQueued, v1.PhaseProgressing, v1.PhasePromoting, v1.PhaseFailed, v1.PhaseStalled}
 	verdicts      = []v1.CheckVerdict{v1.CheckPass, v1.CheckFail, v1.CheckInconclusive}
 	outcomeNames  = []string{v1.ReasonPromoted, v1.ReasonRolledBack}
 	results       = []string{"ok", "error"}

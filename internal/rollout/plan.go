@@ -46,6 +46,10 @@ type Input struct {
 	// RolloutHooks is what the rollout webhooks answered with Check, nil
 	// when they were not called.
 	RolloutHooks *HookResult
+	// Queued is true when the admin's cap on canaries progressing at once
+	// holds a new image back: a steady app then waits (status.queuedAt)
+	// instead of starting its canary. A canary that runs is never held.
+	Queued bool
 }
 
 // HookResult is what an app's webhooks of one type answered: all 2xx, or
@@ -58,6 +62,10 @@ type HookResult struct {
 	Reason  string
 	Message string
 }
+
+// queueRecheck is how often a queued app looks for a free slot when no
+// canary that ends wakes it sooner.
+const queueRecheck = time.Minute
 
 // Event is a transition worth a Kubernetes Event.
 type Event struct {
@@ -225,9 +233,25 @@ func (p *planner) steady() {
 		}
 	case p.isFailed(spec.Image):
 		st.Phase = v1.PhaseFailed
+	case p.in.Queued:
+		p.queue()
+		return
 	default:
 		p.startCanary(fmt.Sprintf("Starting canary of %s next to stable %s", spec.Image, st.StableImage))
 	}
+	st.QueuedAt = nil
+}
+
+// queue holds a new image back until the cap has a free slot; the first
+// time it says so.
+func (p *planner) queue() {
+	st := &p.out.Status
+	st.Phase = v1.PhaseQueued
+	if st.QueuedAt == nil {
+		st.QueuedAt = p.now()
+		p.event(false, v1.ReasonQueued, "Canary of %s is queued: the limit on canaries progressing at once is reached", p.in.App.Spec.Image)
+	}
+	p.requeue(queueRecheck)
 }
 
 func (p *planner) startCanary(message string) {
@@ -236,6 +260,7 @@ func (p *planner) startCanary(message string) {
 	st.CanaryWeight = 0
 	st.FailedChecks = 0
 	st.CanaryStartedAt = p.now()
+	st.QueuedAt = nil
 	st.StepStartedAt = nil
 	st.Checks = nil
 	st.Phase = v1.PhaseProgressing

@@ -395,3 +395,42 @@ func TestPlanNeedsAWholeIntervalOfPasses(t *testing.T) {
 	g.Expect(step(28*time.Second, v1.CheckPass).Weight).To(Equal(int32(20)))
 	g.Expect(step(30*time.Second, v1.CheckPass).Weight).To(Equal(int32(30)), "a whole interval of passes since the outage")
 }
+
+func TestPlanQueuesUnderTheCap(t *testing.T) {
+	g := NewWithT(t)
+	a := app("app:v2", nil)
+	in := Input{Now: t0, App: a, Analysis: a.Spec.EffectiveAnalysis(), Primary: primaryV1, Queued: true}
+	out := Plan(in)
+	g.Expect(out.CanaryImage).To(BeEmpty(), "no canary while queued")
+	g.Expect(out.PrimaryImage).To(Equal("app:v1"))
+	g.Expect(out.Status.Phase).To(Equal(v1.PhaseQueued))
+	g.Expect(out.Status.QueuedAt).To(Equal(mt(0)))
+	g.Expect(out.Events).To(ConsistOf(HaveField("Reason", v1.ReasonQueued)))
+	g.Expect(out.RequeueAfter).To(Equal(queueRecheck))
+
+	// Still queued later: the first queuedAt stays (it is the place in
+	// line) and no second event is recorded.
+	in.App.Status = out.Status
+	in.Now = t0.Add(time.Minute)
+	again := Plan(in)
+	g.Expect(again.Status.QueuedAt).To(Equal(mt(0)))
+	g.Expect(again.Events).To(BeEmpty())
+
+	// Admitted: the canary starts and the queue mark goes.
+	in.App.Status = again.Status
+	in.Queued = false
+	started := Plan(in)
+	g.Expect(started.CanaryImage).To(Equal("app:v2"))
+	g.Expect(started.Status.QueuedAt).To(BeNil())
+
+	// A canary under way is never held back by the cap.
+	running := Input{Now: t0, App: app("app:v2", inCanary(25, time.Second)), Analysis: a.Spec.EffectiveAnalysis(), Primary: primaryV1, Canary: canaryV2, Queued: true,
+		Check: &v1.AnalysisCheck{Time: *mt(0), Weight: 25, Verdict: v1.CheckFail, Value: "5", Image: "app:v2"}}
+	rolled := Plan(running)
+	g.Expect(rolled.Status.Phase).NotTo(Equal(v1.PhaseQueued))
+	g.Expect(rolled.Weight).To(Equal(int32(0)), "a failing canary is rolled back while queued apps wait")
+
+	// Back at the stable image: nothing waits.
+	in.App = app("app:v1", func(a *v1.CanaryApp) { a.Status.QueuedAt = mt(0) })
+	g.Expect(Plan(in).Status.QueuedAt).To(BeNil())
+}

@@ -84,7 +84,7 @@ value left empty passes no flag, so the operator's own default applies.
 */}}
 {{- define "canaryop.args" -}}
 {{- $v := .Values -}}
-{{- if $v.leaderElection.enabled }}
+{{- if and $v.leaderElection.enabled (not $v.sharding.enabled) }}
 - --leader-elect
 {{- end }}
 - --metrics-bind-address=:{{ $v.metrics.port }}
@@ -104,6 +104,27 @@ value left empty passes no flag, so the operator's own default applies.
 {{- end }}
 {{- if not (kindIs "invalid" $v.kubeAPIBurst) }}
 - {{ printf "--kube-api-burst=%d" (int $v.kubeAPIBurst) | quote }}
+{{- end }}
+{{- if not (kindIs "invalid" $v.maxProgressingCanaries) }}
+- {{ printf "--max-progressing-canaries=%d" (int $v.maxProgressingCanaries) | quote }}
+{{- end }}
+{{- if not (kindIs "invalid" $v.maxProgressingCanariesPerNamespace) }}
+- {{ printf "--max-progressing-canaries-per-namespace=%d" (int $v.maxProgressingCanariesPerNamespace) | quote }}
+{{- end }}
+{{- if $v.sharding.enabled }}
+- --sharding
+{{- if not (kindIs "invalid" $v.sharding.shards) }}
+- {{ printf "--shards=%d" (int $v.sharding.shards) | quote }}
+{{- end }}
+{{- with $v.sharding.leaseDuration }}
+- {{ printf "--shard-lease-duration=%v" . | quote }}
+{{- end }}
+{{- with $v.sharding.renewDeadline }}
+- {{ printf "--shard-renew-deadline=%v" . | quote }}
+{{- end }}
+{{- with $v.sharding.retryPeriod }}
+- {{ printf "--shard-retry-period=%v" . | quote }}
+{{- end }}
 {{- end }}
 {{- with $v.allowedGateways }}
 - {{ printf "--allowed-gateways=%v" (join ";" .) | quote }}
@@ -134,6 +155,9 @@ value left empty passes no flag, so the operator's own default applies.
 {{- end }}
 {{- if not (kindIs "invalid" $v.gitWriteBack.concurrency) }}
 - {{ printf "--write-back-concurrency=%d" (int $v.gitWriteBack.concurrency) | quote }}
+{{- end }}
+{{- if not (kindIs "invalid" $v.gitWriteBack.maxOutcomesPerCommit) }}
+- {{ printf "--git-max-outcomes-per-commit=%d" (int $v.gitWriteBack.maxOutcomesPerCommit) | quote }}
 {{- end }}
 {{- with $v.gitWriteBack.timeout }}
 - {{ printf "--write-back-timeout=%v" . | quote }}
