@@ -19,8 +19,10 @@ import (
 const (
 	appName    = "canaryapp-sample"
 	canaryName = "canaryapp-sample-canary"
-	timeout    = 30 * time.Second
-	poll       = 100 * time.Millisecond
+	// timeout is how long a test waits for the operator; generous, since
+	// CI runs the envtest packages side by side on two cores.
+	timeout = 60 * time.Second
+	poll    = 100 * time.Millisecond
 )
 
 // stableApp creates the sample app and waits until v1 runs with all traffic.

@@ -304,7 +304,12 @@ func TestShardedReplicasSurviveASIGKILL(t *testing.T) {
 			}
 		}
 		if slices.Contains(count[victim], name) {
-			g.Expect(procsSeen).To(HaveLen(2), "%s: the victim's app was worked on by it and by its new owner", name)
+			// Before all three joined, a replica that started first may
+			// have held the shard for a moment: what counts is that the
+			// victim worked on it and a survivor took it over after the kill.
+			g.Expect(procsSeen).To(HaveKey(victim), "%s: the victim worked on its app", name)
+			g.Expect(slices.ContainsFunc(list, func(s span) bool { return s.proc != victim && s.start >= float64(killedAt.UnixNano())/1e9 })).To(
+				BeTrue(), "%s: a survivor took the victim's app over after the kill", name)
 		}
 	}
 	for _, p := range survivors {
