@@ -9,10 +9,6 @@ import (
 
 	v1 "github.com/atzedevries/canaryop/api/v1"
 	"github.com/atzedevries/canaryop/controllers"
-	"github.com/atzedevries/canaryop/gitops"
-	"github.com/atzedevries/canaryop/gitops/credentials"
-	gh "github.com/atzedevries/canaryop/gitops/github"
-	"github.com/atzedevries/canaryop/gitops/gitrepo"
 )
 
 // approvalSetup runs the operator with write-back to the test repository
@@ -22,21 +18,7 @@ func approvalSetup(t *testing.T, g *WithT) (*gitRepo, *fakeGitHub, *fakeProm, st
 	repo := newGitRepo(t)
 	github := newFakeGitHub(t)
 	prom := newFakeProm(t)
-	cache, err := gitrepo.New(gitrepo.Options{Dir: t.TempDir()})
-	g.Expect(err).NotTo(HaveOccurred())
-	credsNS := env.NewNamespace(t)
-	secret := credentialSecret(credsNS, repo)
-	secret.StringData["githubAPIURL"] = github.URL + "/api/v3/"
-	g.Expect(env.Client.Create(t.Context(), secret)).To(Succeed())
-	w, err := gitops.New(gitops.Options{
-		Cache:       cache,
-		Credentials: credentials.New(env.Client, credsNS),
-		PullRequests: func(c credentials.Creds) (gh.PullRequests, error) {
-			return gh.New(nil, github.URL+"/api/v3/", c.GitHubToken)
-		},
-	})
-	g.Expect(err).NotTo(HaveOccurred())
-	startManager(t, w, func(r *controllers.CanaryAppReconciler) { r.PullRequestPoll = 500 * time.Millisecond })
+	startManager(t, pullRequestWriter(t, g, repo, github), func(r *controllers.CanaryAppReconciler) { r.PullRequestPoll = 500 * time.Millisecond })
 	ns, app := stableApp(t, g, prom.URL, nil, func(a *v1.CanaryApp) {
 		a.Spec.GitOps = &v1.GitOpsSpec{RepoURL: repo.url(), Branch: "main", Path: "apps/canaryapp-sample", Promotion: v1.WritePullRequest}
 		a.Spec.Analysis.Approval = v1.ApprovalManual

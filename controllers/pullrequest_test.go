@@ -83,12 +83,10 @@ func (f *fakeGitHub) snapshot() ([]map[string]any, []string) {
 	return append([]map[string]any(nil), f.created...), append([]string(nil), f.labels...)
 }
 
-func TestWriteBackPullRequest(t *testing.T) {
-	g := NewWithT(t)
-	repo := newGitRepo(t)
-	github := newFakeGitHub(t)
-	prom := newFakeProm(t)
-
+// pullRequestWriter writes back to repo, opening pull requests on the
+// GitHub stand-in with the admin's Secret for the repository.
+func pullRequestWriter(t *testing.T, g *WithT, repo *gitRepo, github *fakeGitHub) gitops.Writer {
+	t.Helper()
 	cache, err := gitrepo.New(gitrepo.Options{Dir: t.TempDir()})
 	g.Expect(err).NotTo(HaveOccurred())
 	credsNS := env.NewNamespace(t)
@@ -105,7 +103,16 @@ func TestWriteBackPullRequest(t *testing.T) {
 		},
 	})
 	g.Expect(err).NotTo(HaveOccurred())
-	startManager(t, w, func(r *controllers.CanaryAppReconciler) { r.PullRequestPoll = 500 * time.Millisecond })
+	return w
+}
+
+func TestWriteBackPullRequest(t *testing.T) {
+	g := NewWithT(t)
+	repo := newGitRepo(t)
+	github := newFakeGitHub(t)
+	prom := newFakeProm(t)
+
+	startManager(t, pullRequestWriter(t, g, repo, github), func(r *controllers.CanaryAppReconciler) { r.PullRequestPoll = 500 * time.Millisecond })
 	ns, app := stableApp(t, g, prom.URL, nil, func(a *v1.CanaryApp) {
 		a.Spec.GitOps = &v1.GitOpsSpec{RepoURL: repo.url(), Branch: "main", Path: "apps/canaryapp-sample", Rollback: v1.WritePullRequest}
 		holdAtFirstStep(a)

@@ -426,7 +426,9 @@ func (w *GitWriter) discover(ctx context.Context, app *v1.CanaryApp) (argocd.Sou
 			return argocd.Source{}, false, nil
 		}
 		if errors.Is(err, argocd.ErrNotYetProven) {
-			return argocd.Source{}, false, &Error{reason: v1.ReasonWriteBackNotPermitted,
+			// Retried like any failed attempt: Argo CD changes its status
+			// on its own (a first sync, a Git server back up).
+			return argocd.Source{}, false, &Error{reason: v1.ReasonWriteBackFailed,
 				err: fmt.Errorf("gitops: %w: %w; asking Argo CD again", ErrNotPermitted, err)}
 		}
 		return argocd.Source{}, false, stalled(v1.ReasonWriteBackNotPermitted, fmt.Errorf("gitops: %w: %w", ErrNotPermitted, err))

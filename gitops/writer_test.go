@@ -446,7 +446,7 @@ func TestDiscoveryWaitsForArgoCDToListTheApp(t *testing.T) {
 
 	_, err := e.writer.Write(ctx, app)
 	var we *Error
-	if !errors.As(err, &we) || IsStalled(err) || we.Reason() != v1.ReasonWriteBackNotPermitted || !errors.Is(err, argocd.ErrNotYetProven) {
+	if !errors.As(err, &we) || IsStalled(err) || we.Reason() != v1.ReasonWriteBackFailed || !errors.Is(err, argocd.ErrNotYetProven) {
 		t.Fatalf("before Argo CD lists the app: err = %v, want a retried refusal", err)
 	}
 	if _, err := os.Stat(e.writer.opts.Cache.Path(e.url())); !os.IsNotExist(err) {
