@@ -295,7 +295,12 @@ func (m *Manager) stop(ctx context.Context) {
 		if !busy {
 			break
 		}
-		time.Sleep(50 * time.Millisecond)
+		// Shutting down: wait for the reconciles under way, polling, until
+		// they end or ctx does.
+		select {
+		case <-ctx.Done():
+		case <-time.After(50 * time.Millisecond):
+		}
 	}
 	for _, s := range m.Held() {
 		m.release(ctx, s)
