@@ -186,6 +186,38 @@ func TestGatewayAPIParentRefsRefused(t *testing.T) {
 	}, timeout, 50*time.Millisecond).Should(BeNumerically(">", 0), "the Gateway route moves with the mesh one")
 }
 
+// The cross-tenant attack on the gatewayapi router (review finding H3): a
+// tenant in another namespace names the shared Gateway the admin allows
+// only for team namespaces, and team B's Service as a parent. Neither is
+// attached: the app's traffic stays on its own Service (GAMMA), and the
+// app stalls saying why.
+func TestGatewayAPIOtherNamespaceCannotAttach(t *testing.T) {
+	g := NewWithT(t)
+	prom := newFakeProm(t)
+	teamB := env.NewNamespace(t)
+	evil := env.NewNamespace(t)
+	policy, err := routepolicy.Parse("infra/public=*.{namespace}.example.com@" + teamB)
+	g.Expect(err).NotTo(HaveOccurred())
+	startManager(t, nil, withRoutes(policy))
+	_, app := stableAppIn(t, g, evil, prom.URL, func(a *v1.CanaryApp) {
+		onGatewayAPI(a)
+		a.Spec.Traffic.GatewayAPI = &v1.GatewayAPITraffic{ParentRefs: []v1.ParentRef{
+			{Namespace: "infra", Name: "public"},
+			{Kind: "Service", Name: "payments"},
+		}}
+		a.Spec.Hosts = []string{"shop." + teamB + ".example.com"}
+	})
+	g.Eventually(func(g Gomega) *v1.CanaryApp { return get(g, app) }, timeout, poll).Should(
+		haveCondition(v1.ConditionStalled, metav1.ConditionTrue, v1.ReasonRouteNotAllowed))
+	mesh := httpRoute(g, evil, appName)
+	g.Expect(mesh.Spec.ParentRefs).To(HaveLen(1))
+	g.Expect(string(mesh.Spec.ParentRefs[0].Name)).To(Equal(appName), "only the app's own Service")
+	g.Expect(mesh.Spec.Hostnames).To(BeEmpty())
+	gw := &gatewayv1.HTTPRoute{}
+	err = env.Client.Get(context.Background(), client.ObjectKey{Namespace: evil, Name: appName + "-gateways"}, gw)
+	g.Expect(apierrors.IsNotFound(err)).To(BeTrue(), "no route attaches to infra/public from %s (got %v, parents %v)", evil, err, gw.Spec.ParentRefs)
+}
+
 // TestCanaryMatchAtWeightZero: on both routers the canaryMatch requests go
 // to the canary while it still has weight 0 (its pods are not ready yet),
 // and mirrorPercent mirrors to it in that phase; while no canary runs there
