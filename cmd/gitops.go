@@ -25,6 +25,7 @@ import (
 // app's namespace (package gitops/credentials).
 type gitOptions struct {
 	enabled         bool
+	commitStatuses  bool
 	cacheDir        string
 	authorName      string
 	authorEmail     string
@@ -43,6 +44,7 @@ type gitOptions struct {
 
 func (o *gitOptions) bind(fs *flag.FlagSet) {
 	fs.BoolVar(&o.enabled, "git-writeback", true, "Write canary outcomes back to Git for CanaryApps with spec.gitops.")
+	fs.BoolVar(&o.commitStatuses, "commit-statuses", true, "Report each canary's verdict as a GitHub commit status (canaryop/canary/<namespace>/<name>) on the commit of its change, for apps an Argo CD Application manages whose credential Secret has a GitHub token and allows the CommitStatus write mode.")
 	fs.StringVar(&o.cacheDir, "git-cache-dir", filepath.Join(os.TempDir(), "canaryop-git"), "Directory of the cached bare clones, one per repository.")
 	fs.StringVar(&o.authorName, "git-author-name", gitops.DefaultAuthor.Name, "Author name of write-back commits.")
 	fs.StringVar(&o.authorEmail, "git-author-email", gitops.DefaultAuthor.Email, "Author email of write-back commits.")
@@ -60,11 +62,12 @@ func (o *gitOptions) bind(fs *flag.FlagSet) {
 	fs.StringVar(&o.passphraseFile, "git-signing-passphrase-file", "", "File holding the passphrase of --git-signing-key-file, if it is encrypted.")
 }
 
-// writer builds the Git writer; nil when write-back is disabled. Secrets are
+// writer builds the Git writer, which also reports commit statuses; nil
+// when write-back is disabled. Secrets are
 // read from the manager's cache, which holds the operator's namespace only;
 // Applications through the API reader (no cluster-wide watch), only when an
 // outcome is written.
-func (o *gitOptions) writer(mgr ctrl.Manager) (gitops.Writer, error) {
+func (o *gitOptions) writer(mgr ctrl.Manager) (*gitops.GitWriter, error) {
 	if !o.enabled {
 		return nil, nil
 	}

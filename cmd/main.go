@@ -122,7 +122,6 @@ func main() {
 		os.Exit(1)
 	}
 	opts := controllers.Options{
-		Writer: writer,
 		Metrics: metrics.NewPrometheus(metrics.WithAllowList(promAllowed),
 			metrics.WithCredentials(promauth.New(mgr.GetClient(), gitFlags.namespace()))),
 		Routes:                  &routes,
@@ -136,6 +135,12 @@ func main() {
 		PullRequestPoll:         gitFlags.pullRequestPoll,
 		Progressing:             scaleFlags.progressing,
 		Shards:                  shards,
+	}
+	if writer != nil {
+		opts.Writer = writer
+		if gitFlags.commitStatuses {
+			opts.CommitStatuses = writer
+		}
 	}
 	if runAsNonRoot {
 		opts.PodOptions = append(opts.PodOptions, workload.RunAsNonRoot())

@@ -58,6 +58,9 @@ type CanaryAppReconciler struct {
 	Metrics metrics.Provider
 	// Writer writes decided outcomes back to Git; nil disables write-back.
 	Writer gitops.Writer
+	// CommitStatuses reports each canary's verdict on the commit of its
+	// change; nil reports none.
+	CommitStatuses gitops.CommitStatuses
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 	// PullRequestPoll is how often an open write-back pull request is
@@ -128,6 +131,11 @@ func (r *CanaryAppReconciler) SetupWithManager(mgr ctrl.Manager) error {
 			if err := mgr.Add(run); err != nil {
 				return err
 			}
+		}
+	}
+	if r.CommitStatuses != nil {
+		if err := r.setupCommitStatuses(mgr); err != nil {
+			return err
 		}
 	}
 	if r.Writer == nil {

@@ -30,6 +30,8 @@ type fakeGitHub struct {
 	created []map[string]any
 	labels  []string
 	state   string // "open", "closed" or "merged"
+	// statuses are the commit statuses set: "sha state context description".
+	statuses []string
 }
 
 func newFakeGitHub(t testing.TB) *fakeGitHub {
@@ -66,6 +68,13 @@ func newFakeGitHub(t testing.TB) *fakeGitHub {
 			fmt.Fprint(w, `[]`)
 		case r.Method == http.MethodGet && r.URL.Path == "/api/v3/repos/team/apps/pulls/7":
 			fmt.Fprint(w, pr())
+		case r.Method == http.MethodPost && strings.HasPrefix(r.URL.Path, "/api/v3/repos/team/apps/statuses/"):
+			var m map[string]string
+			_ = json.Unmarshal(body, &m)
+			sha := strings.TrimPrefix(r.URL.Path, "/api/v3/repos/team/apps/statuses/")
+			f.statuses = append(f.statuses, sha+" "+m["state"]+" "+m["context"]+" "+m["description"])
+			w.WriteHeader(http.StatusCreated)
+			fmt.Fprint(w, `{"id":1,"state":"pending","description":"GitHub's own words"}`)
 		default:
 			w.WriteHeader(http.StatusNotFound)
 			fmt.Fprint(w, `{"message":"Not Found"}`)
@@ -73,6 +82,12 @@ func newFakeGitHub(t testing.TB) *fakeGitHub {
 	}))
 	t.Cleanup(f.Close)
 	return f
+}
+
+func (f *fakeGitHub) commitStatuses() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.statuses...)
 }
 
 func (f *fakeGitHub) set(state string) { f.mu.Lock(); f.state = state; f.mu.Unlock() }

@@ -33,6 +33,10 @@ import (
 type Options struct {
 	// Writer writes outcomes back to Git; nil disables write-back.
 	Writer gitops.Writer
+	// CommitStatuses reports each canary's verdict as a GitHub commit
+	// status on the commit of its change (Argo CD-managed apps); nil
+	// reports none. *gitops.GitWriter implements it.
+	CommitStatuses gitops.CommitStatuses
 	// Metrics runs the analysis queries; nil is a Prometheus provider with
 	// no allow-list and no credentials.
 	Metrics metrics.Provider
@@ -89,6 +93,7 @@ func New(mgr ctrl.Manager, o Options) *CanaryAppReconciler {
 		Watches:                 routers.Owned(providers),
 		Metrics:                 m,
 		Writer:                  o.Writer,
+		CommitStatuses:          o.CommitStatuses,
 		PodOptions:              o.PodOptions,
 		MetricTemplates:         o.MetricTemplates,
 		Notifier:                o.Notifier,

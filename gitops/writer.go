@@ -121,7 +121,10 @@ type Options struct {
 	// PullRequests makes the GitHub client; nil means github.New with
 	// HTTPClient and the credentials' GitHub token and API URL.
 	PullRequests PullRequestsFunc
-	// HTTPClient is used by the default PullRequests; nil is
+	// CommitStatuses makes the commit status client; nil means github.New
+	// with HTTPClient and the credentials' GitHub token and API URL.
+	CommitStatuses CommitStatusesFunc
+	// HTTPClient is used by the default PullRequests and CommitStatuses; nil is
 	// http.DefaultClient's settings.
 	HTTPClient *http.Client
 	// Author of the commits. Default DefaultAuthor.
@@ -156,15 +159,20 @@ func New(opts Options) (*GitWriter, error) {
 	if opts.Labels == nil {
 		opts.Labels = DefaultLabels
 	}
+	// One client per API and token keeps the ETags and the rate-limit
+	// state between polls, and shares a spent rate limit between pull
+	// requests and commit statuses.
+	clients, hc := &github.Clients{}, opts.HTTPClient
 	if opts.PullRequests == nil {
-		hc := opts.HTTPClient
-		// One client per API and token keeps the ETags and the rate-limit
-		// state between polls.
-		clients := &github.Clients{}
 		opts.PullRequests = func(c credentials.Creds) (github.PullRequests, error) {
 			if c.GitHubToken == "" {
 				return nil, fmt.Errorf("%w: secret %s has no githubToken (or HTTPS password) for pull requests", credentials.ErrInvalidCredentials, c.Secret)
 			}
+			return clients.For(hc, c.GitHubAPIURL, c.GitHubToken)
+		}
+	}
+	if opts.CommitStatuses == nil {
+		opts.CommitStatuses = func(c credentials.Creds) (github.CommitStatuses, error) {
 			return clients.For(hc, c.GitHubAPIURL, c.GitHubToken)
 		}
 	}

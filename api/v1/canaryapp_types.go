@@ -525,6 +525,12 @@ type CanaryAppStatus struct {
 	// lastAction is the last request a person made and what came of it.
 	// +optional
 	LastAction *ActionRecord `json:"lastAction,omitempty"`
+
+	// commitStatus is the commit status reported on GitHub for the change
+	// that introduced the canary image (Argo CD-managed apps whose
+	// repository is on GitHub).
+	// +optional
+	CommitStatus *CommitStatusReport `json:"commitStatus,omitempty"`
 }
 
 // Outcome is the decision a canary ended with.

@@ -34,6 +34,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -92,6 +93,13 @@ type Source struct {
 	// proven equal to the CanaryApp's namespace: namespace-less documents
 	// in Path belong to it.
 	DestinationNamespace string
+	// Revision is the commit the Application last compared or synced
+	// (status.sync.revision), "" when Argo CD reports no commit SHA.
+	Revision string
+	// SyncedRevisions are the commits Argo CD reports for this
+	// Application (status.sync.revision, status.operationState's revision
+	// and status.history), newest first: only Argo CD writes them.
+	SyncedRevisions []string
 }
 
 // Discoverer reads Applications.
@@ -149,7 +157,36 @@ func (d *Discoverer) Discover(ctx context.Context, app *v1.CanaryApp) (Source, e
 		return Source{}, err
 	}
 	src.DestinationNamespace = app.Namespace
+	src.SyncedRevisions = revisionsOf(u)
+	if rev, _, _ := unstructured.NestedString(u.Object, "status", "sync", "revision"); commitSHA.MatchString(rev) {
+		src.Revision = rev
+	}
 	return src, nil
+}
+
+// maxRevisions bounds SyncedRevisions (Argo CD keeps 10 history entries
+// by default).
+const maxRevisions = 32
+
+// revisionsOf lists the commit SHAs in the Application's status.
+func revisionsOf(u *unstructured.Unstructured) []string {
+	var out []string
+	add := func(rev string) {
+		if commitSHA.MatchString(rev) && len(out) < maxRevisions && !slices.Contains(out, rev) {
+			out = append(out, rev)
+		}
+	}
+	rev, _, _ := unstructured.NestedString(u.Object, "status", "sync", "revision")
+	add(rev)
+	rev, _, _ = unstructured.NestedString(u.Object, "status", "operationState", "syncResult", "revision")
+	add(rev)
+	history, _, _ := unstructured.NestedSlice(u.Object, "status", "history")
+	for i := len(history) - 1; i >= 0; i-- {
+		if m, ok := history[i].(map[string]any); ok {
+			add(str(m, "revision"))
+		}
+	}
+	return out
 }
 
 // lists reports whether the Application u reports app among the resources

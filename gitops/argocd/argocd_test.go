@@ -3,6 +3,8 @@ package argocd
 import (
 	"context"
 	"errors"
+	"reflect"
+	"slices"
 	"testing"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -79,7 +81,7 @@ func TestDiscover(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", c.name, err)
 		}
-		if got != c.want {
+		if !reflect.DeepEqual(got, c.want) {
 			t.Fatalf("%s: got %+v, want %+v", c.name, got, c.want)
 		}
 	}
@@ -167,5 +169,33 @@ func TestDiscoverRefusesUnprovenApplications(t *testing.T) {
 	got, err := d.Discover(context.Background(), own)
 	if err != nil || got.RepoURL != "https://github.com/acme/team-b.git" || got.DestinationNamespace != "team-b" {
 		t.Fatalf("team B's own app: %+v, %v", got, err)
+	}
+}
+
+// The revisions come from the Application's status, which only Argo CD
+// writes: the synced one, the running operation's and the history's.
+func TestDiscoverReadsTheSyncedRevisions(t *testing.T) {
+	const a, b, c = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb", "cccccccccccccccccccccccccccccccccccccccc"
+	u := managing(application("argocd", "shop", src("https://github.com/acme/apps.git", "main", "apps/shop")), "shop", "web")
+	_ = unstructured.SetNestedField(u.Object, a, "status", "sync", "revision")
+	_ = unstructured.SetNestedField(u.Object, b, "status", "operationState", "syncResult", "revision")
+	_ = unstructured.SetNestedSlice(u.Object, []any{
+		map[string]any{"id": int64(1), "revision": c}, map[string]any{"id": int64(2), "revision": "v1.2.3"}, map[string]any{"id": int64(3), "revision": b},
+	}, "status", "history")
+	got, err := New(reader(t, u), "").Discover(context.Background(), canary(nil, map[string]string{InstanceLabel: "shop"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Revision != a {
+		t.Errorf("Revision = %q, want %q", got.Revision, a)
+	}
+	if want := []string{a, b, c}; !slices.Equal(got.SyncedRevisions, want) {
+		t.Errorf("SyncedRevisions = %v, want %v", got.SyncedRevisions, want)
+	}
+
+	_ = unstructured.SetNestedField(u.Object, "main", "status", "sync", "revision")
+	got, err = New(reader(t, u), "").Discover(context.Background(), canary(nil, map[string]string{InstanceLabel: "shop"}))
+	if err != nil || got.Revision != "" {
+		t.Errorf("a revision that is no commit SHA: Revision %q, err %v; want none", got.Revision, err)
 	}
 }

@@ -32,7 +32,8 @@
 //	               every path
 //	branches       globs of branches, e.g. "main" or "release/*". Default:
 //	               every branch
-//	writeModes     "Commit", "PullRequest" or both. Default: both
+//	writeModes     "Commit", "PullRequest", "CommitStatus" (commit
+//	               statuses on the change of an Argo CD-managed app). Default: all
 //
 // Secrets whose scope does not permit the request are dropped before the
 // longest-prefix choice; when a Secret covers the URL but none permits the

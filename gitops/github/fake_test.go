@@ -32,6 +32,8 @@ type fakeGitHub struct {
 	// used counts the requests GitHub would count against the rate limit:
 	// all but those answered 304.
 	used int
+	// statuses are the commit statuses set: "sha state context description".
+	statuses []string
 }
 
 // Rate-limit headers of the fake: a limit of fakeLimit per hour, resetting
@@ -127,6 +129,10 @@ func (f *fakeGitHub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	if m := statusesRe.FindStringSubmatch(r.URL.Path); m != nil && r.Method == http.MethodPost {
+		f.setStatus(w, m, body)
+		return
+	}
 	var m []string
 	var route string
 	for _, c := range []struct {
@@ -235,6 +241,24 @@ func (f *fakeGitHub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.t.Errorf("unexpected request %s %s", r.Method, r.URL.Path)
 		writeJSON(w, http.StatusNotFound, map[string]any{"message": "Not Found"})
 	}
+}
+
+var statusesRe = regexp.MustCompile(`^/api/v3/repos/([^/]+)/([^/]+)/statuses/([0-9a-f]{40})$`)
+
+// setStatus serves POST .../statuses/{sha}: GitHub answers 201 with the
+// status it stored, which the client must not need.
+func (f *fakeGitHub) setStatus(w http.ResponseWriter, m []string, body []byte) {
+	var in struct{ State, Context, Description string }
+	if err := json.Unmarshal(body, &in); err != nil || in.State == "" || in.Context == "" {
+		writeJSON(w, http.StatusUnprocessableEntity, map[string]any{"message": "Validation Failed"})
+		return
+	}
+	if m[1] != "o" || m[2] != "r" {
+		writeJSON(w, http.StatusNotFound, map[string]any{"message": "Not Found"})
+		return
+	}
+	f.statuses = append(f.statuses, m[3]+" "+in.State+" "+in.Context+" "+in.Description)
+	writeJSON(w, http.StatusCreated, map[string]any{"id": len(f.statuses), "state": in.State, "creator": map[string]any{"login": "x"}})
 }
 
 func (f *fakeGitHub) rateHeaders(w http.ResponseWriter) {

@@ -162,6 +162,9 @@ value left empty passes no flag, so the operator's own default applies.
 {{- with $v.gitWriteBack.timeout }}
 - {{ printf "--write-back-timeout=%v" . | quote }}
 {{- end }}
+{{- if eq $v.gitWriteBack.commitStatuses false }}
+- "--commit-statuses=false"
+{{- end }}
 {{- with $v.gitWriteBack.pullRequestPollInterval }}
 - {{ printf "--pull-request-poll-interval=%v" . | quote }}
 {{- end }}

@@ -1,0 +1,180 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	v1 "github.com/atzedevries/canaryop/api/v1"
+	"github.com/atzedevries/canaryop/gitops"
+	"github.com/atzedevries/canaryop/gitops/github"
+	"github.com/atzedevries/canaryop/internal/commitstatus"
+)
+
+// commitStatusConcurrency is the commit status controller's worker pool:
+// one short GitHub call per canary step, apart from the analysis and the
+// write-back.
+const commitStatusConcurrency = 4
+
+// commitStatusTimeout bounds one attempt (reading the Application, the
+// credential, one GitHub call).
+const commitStatusTimeout = 30 * time.Second
+
+// setupCommitStatuses registers the commit status controller: a third
+// controller for CanaryApps, woken when the verdict its status calls for
+// changes (package commitstatus).
+func (r *CanaryAppReconciler) setupCommitStatuses(mgr ctrl.Manager) error {
+	b := ctrl.NewControllerManagedBy(mgr).
+		Named("canaryapp-commitstatus").
+		For(&v1.CanaryApp{}, builder.WithPredicates(verdictChanged{})).
+		WithOptions(controller.Options{MaxConcurrentReconciles: commitStatusConcurrency})
+	return r.shardedBuilder(mgr, b).Complete(r.guard(reconcile.Func(r.ReconcileCommitStatus)))
+}
+
+// verdictChanged passes updates that change the verdict wanted.
+type verdictChanged struct{ predicate.Funcs }
+
+func (verdictChanged) Update(e event.UpdateEvent) bool {
+	o, ok1 := e.ObjectOld.(*v1.CanaryApp)
+	n, ok2 := e.ObjectNew.(*v1.CanaryApp)
+	if !ok1 || !ok2 {
+		return false
+	}
+	a, _ := commitstatus.Want(o)
+	b, _ := commitstatus.Want(n)
+	return a != b
+}
+
+// ReconcileCommitStatus reports the verdict app's status calls for on the
+// commit of its canary's change, once per change of verdict. The commit is
+// recorded in status.commitStatus when the canary starts, so the verdict
+// lands on the same commit after restarts and after the write-back's own
+// commits moved the branch on.
+func (r *CanaryAppReconciler) ReconcileCommitStatus(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	app := &v1.CanaryApp{}
+	if err := r.reader().Get(ctx, req.NamespacedName, app); err != nil {
+		if apierrors.IsNotFound(err) {
+			return ctrl.Result{}, nil
+		}
+		return ctrl.Result{}, err
+	}
+	if !app.DeletionTimestamp.IsZero() || r.CommitStatuses == nil {
+		return ctrl.Result{}, nil
+	}
+	want, ok := commitstatus.Want(app)
+	if !ok {
+		return ctrl.Result{}, nil
+	}
+	base := app.DeepCopy()
+	res := r.reportVerdict(ctx, app, want)
+	return res, r.saveCommitStatus(ctx, base, app)
+}
+
+// reportVerdict records the commit of a canary that starts and posts want
+// on it, unless it is posted already, nothing can be posted for this
+// canary, or the last failure's backoff has not passed.
+func (r *CanaryAppReconciler) reportVerdict(ctx context.Context, app *v1.CanaryApp, want commitstatus.Verdict) ctrl.Result {
+	rec := app.Status.CommitStatus
+	if rec == nil || rec.Image != want.Image {
+		if want.State != commitstatus.Pending {
+			return ctrl.Result{}
+		}
+		rec = &v1.CommitStatusReport{Image: want.Image, Context: commitstatus.Context(app.Namespace, app.Name)}
+		app.Status.CommitStatus = rec
+	}
+	switch {
+	case rec.Reason == v1.ReasonCommitStatusNotApplicable, rec.Reason == v1.ReasonCommitStatusNotPermitted:
+		return ctrl.Result{}
+	case rec.State == want.State && rec.Description == want.Description:
+		return ctrl.Result{}
+	}
+	if wait := r.commitStatusWait(rec); wait > 0 {
+		return ctrl.Result{RequeueAfter: wait}
+	}
+	ctx, cancel := context.WithTimeout(ctx, commitStatusTimeout)
+	defer cancel()
+	if rec.Revision == "" {
+		change, err := r.CommitStatuses.Change(ctx, app)
+		if err != nil {
+			return r.commitStatusFailed(ctx, app, err)
+		}
+		rec.Revision, rec.Repository = change.Revision, change.Repository
+	}
+	err := r.CommitStatuses.Report(ctx, app, rec.Revision, github.Status{State: want.State, Context: rec.Context, Description: want.Description})
+	if err != nil {
+		return r.commitStatusFailed(ctx, app, err)
+	}
+	now := metav1.NewTime(r.now())
+	rec.State, rec.Description, rec.ReportedAt = want.State, want.Description, &now
+	rec.Attempts, rec.LastAttemptAt, rec.Reason, rec.Message = 0, nil, "", ""
+	return ctrl.Result{}
+}
+
+// commitStatusFailed records a failed attempt: nothing to post, refused
+// (an Event, no retry until the canary's image changes), or a failure
+// retried with backoff.
+func (r *CanaryAppReconciler) commitStatusFailed(ctx context.Context, app *v1.CanaryApp, err error) ctrl.Result {
+	rec := app.Status.CommitStatus
+	rec.Message = truncate(err.Error(), 1024)
+	switch {
+	case errors.Is(err, gitops.ErrNoCommitStatus):
+		rec.Reason = v1.ReasonCommitStatusNotApplicable
+		return ctrl.Result{}
+	case gitops.IsStalled(err) && errors.Is(err, gitops.ErrNotPermitted):
+		rec.Reason = v1.ReasonCommitStatusNotPermitted
+		if r.Recorder != nil {
+			r.Recorder.Eventf(app, nil, "Warning", v1.ReasonCommitStatusNotPermitted, "CommitStatus", "%s", rec.Message)
+		}
+		return ctrl.Result{}
+	}
+	rec.Reason = v1.ReasonCommitStatusFailed
+	rec.Attempts++
+	at := metav1.NewTime(r.now())
+	rec.LastAttemptAt = &at
+	wait := writeBackBackoff(rec.Attempts)
+	if d, ok := gitops.RetryAfter(err); ok && d > wait {
+		wait = d
+		rec.LastAttemptAt = &metav1.Time{Time: at.Add(d - writeBackBackoff(rec.Attempts))}
+	}
+	ctrl.LoggerFrom(ctx).Info("Could not report the commit status", "retryIn", wait, "error", rec.Message)
+	return ctrl.Result{RequeueAfter: wait}
+}
+
+// commitStatusWait is the backoff left after failed attempts.
+func (r *CanaryAppReconciler) commitStatusWait(rec *v1.CommitStatusReport) time.Duration {
+	if rec.Attempts == 0 || rec.LastAttemptAt == nil {
+		return 0
+	}
+	return rec.LastAttemptAt.Add(writeBackBackoff(rec.Attempts)).Sub(r.now())
+}
+
+// saveCommitStatus patches status.commitStatus. The rollout controller
+// patches the same status every check interval, so a conflict is retried
+// on a fresh read as long as that still calls for the same canary's
+// record.
+func (r *CanaryAppReconciler) saveCommitStatus(ctx context.Context, base, app *v1.CanaryApp) error {
+	err := r.patchStatus(ctx, base, app)
+	for i := 0; i < 5 && apierrors.IsConflict(err); i++ {
+		fresh := &v1.CanaryApp{}
+		if err := r.reader().Get(ctx, client.ObjectKeyFromObject(app), fresh); err != nil {
+			return err
+		}
+		if cur := fresh.Status.CommitStatus; cur != nil && cur.Image != app.Status.CommitStatus.Image {
+			return nil
+		}
+		freshBase := fresh.DeepCopy()
+		fresh.Status.CommitStatus = app.Status.CommitStatus.DeepCopy()
+		err = r.patchStatus(ctx, freshBase, fresh)
+	}
+	return err
+}
