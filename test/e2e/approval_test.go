@@ -37,13 +37,17 @@ type gitHubStandIn struct {
 	mu         sync.Mutex
 	pulls      []map[string]any // created, in order; number = index + 1
 	state      map[int]string   // "open", "closed" or "merged"
+	statuses   map[string][]string // commit statuses per SHA: "state context description"
 	unexpected []string
 }
 
-var pullPath = regexp.MustCompile(`^/api/v3/repos/[^/]+/[^/]+/(pulls|pulls/([0-9]+)|issues/([0-9]+)/labels)$`)
+var (
+	pullPath   = regexp.MustCompile(`^/api/v3/repos/[^/]+/[^/]+/(pulls|pulls/([0-9]+)|issues/([0-9]+)/labels)$`)
+	statusPath = regexp.MustCompile(`^/api/v3/repos/` + approvalsRepo + `/statuses/([0-9a-f]{40})$`)
+)
 
 func newGitHubStandIn(t *testing.T, token string) *gitHubStandIn {
-	g := &gitHubStandIn{token: token, state: map[int]string{}}
+	g := &gitHubStandIn{token: token, state: map[int]string{}, statuses: map[string][]string{}}
 	g.Server = httptest.NewServer(http.HandlerFunc(g.serve))
 	t.Cleanup(g.Close)
 	return g
@@ -53,6 +57,15 @@ func (g *gitHubStandIn) serve(w http.ResponseWriter, r *http.Request) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	w.Header().Set("Content-Type", "application/json")
+	if s := statusPath.FindStringSubmatch(r.URL.Path); s != nil && r.Method == http.MethodPost && r.Header.Get("Authorization") == "Bearer "+g.token {
+		var body map[string]string
+		b, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+		_ = json.Unmarshal(b, &body)
+		g.statuses[s[1]] = append(g.statuses[s[1]], body["state"]+" "+body["context"]+" "+body["description"])
+		w.WriteHeader(http.StatusCreated)
+		fmt.Fprint(w, `{"id":1}`)
+		return
+	}
 	m := pullPath.FindStringSubmatch(r.URL.Path)
 	if r.Header.Get("Authorization") != "Bearer "+g.token || m == nil {
 		g.unexpected = append(g.unexpected, r.Method+" "+r.URL.Path)
@@ -101,6 +114,33 @@ func (g *gitHubStandIn) created() []map[string]any {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	return append([]map[string]any(nil), g.pulls...)
+}
+
+func (g *gitHubStandIn) statusesOn(sha string) []string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return append([]string(nil), g.statuses[sha]...)
+}
+
+// waitStatus waits until the commit sha has a status of the app's context
+// whose state and description start with prefix.
+func (g *gitHubStandIn) waitStatus(ctx context.Context, t *testing.T, sha, statusContext, prefix string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	for {
+		for _, s := range g.statusesOn(sha) {
+			state, rest, _ := strings.Cut(s, " ")
+			if desc, ok := strings.CutPrefix(rest, statusContext+" "); ok && strings.HasPrefix(state+" "+desc, prefix) {
+				return
+			}
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("no commit status %q on %s; it has %v", prefix, sha, g.statusesOn(sha))
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }
 
 func (g *gitHubStandIn) unexpectedRequests() []string {
@@ -180,7 +220,8 @@ func TestApprovalInGit(t *testing.T) {
 	}
 
 	// v2 waits at the gate; the approval pull request is opened.
-	if _, err := f.Release(ctx, app, v2Image); err != nil {
+	releaseV2, err := f.Release(ctx, app, v2Image)
+	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := f.WaitCanaryApp(ctx, app, canaryTimeout, "v2 at the gate with its approval pull request open", approvalRequested(v2Image)); err != nil {
@@ -212,6 +253,10 @@ func TestApprovalInGit(t *testing.T) {
 	} else {
 		t.Logf("Argo CD at the gate: %s", st.Health)
 	}
+	// The verdict lands on the commit that released v2, the one Argo CD
+	// synced when the canary started.
+	statusContext := "canaryop/canary/" + app.Namespace + "/" + app.Name
+	gh.waitStatus(ctx, t, releaseV2.SHA, statusContext, "pending :v2 waits for approval at ")
 
 	// A person merges it: the approval lands on the synced branch.
 	if _, err := f.Approve(ctx, app, v2Image); err != nil {
@@ -225,12 +270,14 @@ func TestApprovalInGit(t *testing.T) {
 	if a.Status.LastAction == nil || a.Status.LastAction.Action != v1.ActionApprove {
 		t.Errorf("lastAction %+v, want the approval", a.Status.LastAction)
 	}
+	gh.waitStatus(ctx, t, releaseV2.SHA, statusContext, "success promoted :v2")
 
 	// v4 waits at the gate; its pull request is closed unmerged.
 	if _, err := f.WaitSynced(ctx, app, syncTimeout); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.Release(ctx, app, v4Image); err != nil {
+	releaseV4, err := f.Release(ctx, app, v4Image)
+	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := f.WaitCanaryApp(ctx, app, canaryTimeout, "v4 at the gate with its approval pull request open", approvalRequested(v4Image)); err != nil {
@@ -245,6 +292,7 @@ func TestApprovalInGit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	gh.waitStatus(ctx, t, releaseV4.SHA, statusContext, "failure rolled back :v4")
 	if err := f.RefreshAfterWriteBack(ctx, app); err != nil {
 		t.Fatal(err)
 	}
