@@ -92,3 +92,21 @@ func TestApprovalPullRequestClosedRollsBack(t *testing.T) {
 	g.Expect(manifest).To(ContainSubstring("- image: " + image("v2")))
 	g.Expect(manifest).To(ContainSubstring("rejected in review"))
 }
+
+// A canary at the gate that fails a check is rolled back, and its approval
+// pull request, which nobody needs to merge any more, is closed with a
+// comment once the rollback is written.
+func TestRollbackAtTheGateClosesTheApprovalPullRequest(t *testing.T) {
+	g := NewWithT(t)
+	_, github, prom, _, app := approvalSetup(t, g)
+	prom.set("bad")
+	g.Eventually(func(g Gomega) *v1.WriteBackStatus { return get(g, app).Status.WriteBack }, timeout, poll).Should(And(
+		WithTransform(func(wb *v1.WriteBackStatus) v1.Outcome { return wb.Outcome }, Equal(v1.OutcomeRolledBack)),
+		WithTransform(func(wb *v1.WriteBackStatus) bool { return wb.Pending }, BeFalse()),
+		WithTransform(func(wb *v1.WriteBackStatus) string { return wb.Message }, ContainSubstring("approval pull request #7 closed")),
+	))
+	github.mu.Lock()
+	defer github.mu.Unlock()
+	g.Expect(github.state).To(Equal("closed"))
+	g.Expect(github.comments).To(ConsistOf(ContainSubstring("without merging it")))
+}

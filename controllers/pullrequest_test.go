@@ -32,6 +32,9 @@ type fakeGitHub struct {
 	state   string // "open", "closed" or "merged"
 	// statuses are the commit statuses set: "sha state context description".
 	statuses []string
+	// head is the branch of the pull request; comments were added to it.
+	head     string
+	comments []string
 }
 
 func newFakeGitHub(t testing.TB) *fakeGitHub {
@@ -52,13 +55,15 @@ func newFakeGitHub(t testing.TB) *fakeGitHub {
 			if merged {
 				state = "closed"
 			}
-			return fmt.Sprintf(`{"number":7,"html_url":"https://github.example.com/team/apps/pull/7","state":%q,"merged":%t}`, state, merged)
+			return fmt.Sprintf(`{"number":7,"html_url":"https://github.example.com/team/apps/pull/7","state":%q,"merged":%t,"head":{"ref":%q,"repo":{"full_name":"team/apps"}}}`,
+				state, merged, f.head)
 		}
 		switch {
 		case r.Method == http.MethodPost && r.URL.Path == "/api/v3/repos/team/apps/pulls":
 			var m map[string]any
 			_ = json.Unmarshal(body, &m)
 			f.created = append(f.created, m)
+			f.head, _ = m["head"].(string)
 			w.WriteHeader(http.StatusCreated)
 			fmt.Fprint(w, pr())
 		case r.Method == http.MethodPost && r.URL.Path == "/api/v3/repos/team/apps/issues/7/labels":
@@ -68,6 +73,19 @@ func newFakeGitHub(t testing.TB) *fakeGitHub {
 			fmt.Fprint(w, `[]`)
 		case r.Method == http.MethodGet && r.URL.Path == "/api/v3/repos/team/apps/pulls/7":
 			fmt.Fprint(w, pr())
+		case r.Method == http.MethodPatch && r.URL.Path == "/api/v3/repos/team/apps/pulls/7":
+			var m map[string]string
+			_ = json.Unmarshal(body, &m)
+			if m["state"] == "closed" {
+				f.state = "closed"
+			}
+			fmt.Fprint(w, pr())
+		case r.Method == http.MethodPost && r.URL.Path == "/api/v3/repos/team/apps/issues/7/comments":
+			var m map[string]string
+			_ = json.Unmarshal(body, &m)
+			f.comments = append(f.comments, m["body"])
+			w.WriteHeader(http.StatusCreated)
+			fmt.Fprint(w, `{"id":1}`)
 		case r.Method == http.MethodPost && strings.HasPrefix(r.URL.Path, "/api/v3/repos/team/apps/statuses/"):
 			var m map[string]string
 			_ = json.Unmarshal(body, &m)

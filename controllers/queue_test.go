@@ -17,7 +17,6 @@ import (
 	"github.com/atzedevries/canaryop/internal/admission"
 )
 
-
 // progressingAtOnce samples how many apps of ns run a canary at the same
 // time, until the test ends, and returns the most it saw.
 func progressingAtOnce(t *testing.T, ns string) func() int32 {

@@ -23,7 +23,9 @@ type stubDiscoverer struct {
 	err error
 }
 
-func (d stubDiscoverer) Discover(context.Context, *v1.CanaryApp) (argocd.Source, error) { return d.src, d.err }
+func (d stubDiscoverer) Discover(context.Context, *v1.CanaryApp) (argocd.Source, error) {
+	return d.src, d.err
+}
 
 type recordedStatuses struct{ calls []string }
 

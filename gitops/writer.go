@@ -252,6 +252,9 @@ func (w *GitWriter) Write(ctx context.Context, app *v1.CanaryApp) (Result, error
 		return Result{}, err
 	}
 	res := Result{Commit: out.SHA, Message: describe(out.applied, out.Commit, wb.Image)}
+	if wb.Supersedes != nil {
+		res.Message = strings.TrimSuffix(res.Message+"; "+w.closeSuperseded(ctx, app, loc, creds), "; ")
+	}
 	if mode == v1.WriteCommit || out.Branch == loc.Branch {
 		// In pull request mode, a base branch that already holds the
 		// outcome needs no pull request.
@@ -340,6 +343,36 @@ func (w *GitWriter) ensurePullRequest(ctx context.Context, app *v1.CanaryApp, cr
 	}
 	ctrl.LoggerFrom(ctx).V(1).Info("Pull request ensured", "url", got.URL, "state", got.State)
 	return got, nil
+}
+
+// closeSuperseded closes the approval pull request the outcome replaced,
+// with a comment saying why, when it is this app's own: its repository,
+// the synced branch as base, the app's approval branch as head (checked
+// again against GitHub's answer by Close). A failure leaves it open and
+// says so; the outcome is written either way.
+func (w *GitWriter) closeSuperseded(ctx context.Context, app *v1.CanaryApp, loc Location, creds credentials.Creds) string {
+	wb := app.Status.WriteBack
+	ref := wb.Supersedes
+	own := fmt.Sprintf("canaryop/%s/%s/%s-", app.Namespace, app.Name, strings.ToLower(string(v1.OutcomeApprovalRequested)))
+	repo, err := github.ParseRepoFor(creds.GitHubAPIURL, loc.RepoURL)
+	if err != nil || creds.GitHubToken == "" || !strings.EqualFold(ref.Repository, repo.String()) || ref.Base != loc.Branch ||
+		!strings.HasPrefix(ref.Branch, own) || ref.Number <= 0 {
+		return fmt.Sprintf("approval pull request #%d left alone: it is not this app's", ref.Number)
+	}
+	prs, err := w.opts.PullRequests(creds)
+	if err == nil {
+		comment := fmt.Sprintf("canaryop closes this approval request without merging it: the canary ended first (%s: %s).",
+			outcomeLabel(wb.Outcome), safetext.Line(wb.Reason, 300))
+		var closed bool
+		if closed, err = prs.Close(ctx, repo, int(ref.Number), ref.Branch, comment); err == nil {
+			if !closed {
+				return ""
+			}
+			return fmt.Sprintf("approval pull request #%d closed", ref.Number)
+		}
+	}
+	ctrl.LoggerFrom(ctx).Info("Could not close the superseded approval pull request", "number", ref.Number, "error", err.Error())
+	return fmt.Sprintf("approval pull request #%d could not be closed: close it by hand", ref.Number)
 }
 
 // PullRequestState implements Writer.

@@ -594,6 +594,12 @@ type WriteBackStatus struct {
 	// pullRequest names the write-back pull request.
 	// +optional
 	PullRequest *PullRequestRef `json:"pullRequest,omitempty"`
+	// supersedes is the approval pull request that was still open when
+	// this outcome replaced its request (a rollback at the gate, an
+	// approval given with kubectl); it is closed with a comment once this
+	// outcome is written.
+	// +optional
+	Supersedes *PullRequestRef `json:"supersedes,omitempty"`
 	// pullRequestCheckedAt is when the pull request's state was last asked
 	// for: an open pull request is polled on its own interval, not on every
 	// reconcile, so one app costs about 60 GitHub requests an hour.

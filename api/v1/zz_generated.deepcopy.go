@@ -859,6 +859,11 @@ func (in *WriteBackStatus) DeepCopyInto(out *WriteBackStatus) {
 		*out = new(PullRequestRef)
 		**out = **in
 	}
+	if in.Supersedes != nil {
+		in, out := &in.Supersedes, &out.Supersedes
+		*out = new(PullRequestRef)
+		**out = **in
+	}
 	if in.PullRequestCheckedAt != nil {
 		in, out := &in.PullRequestCheckedAt, &out.PullRequestCheckedAt
 		*out = (*in).DeepCopy()

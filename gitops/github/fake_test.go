@@ -59,6 +59,8 @@ type fakePR struct {
 	State  string
 	Merged bool
 	Labels []string
+	// Comments are the bodies of the comments added.
+	Comments []string
 }
 
 type request struct {
@@ -94,9 +96,10 @@ func newFake(t *testing.T, token string) (*fakeGitHub, *httptest.Server) {
 }
 
 var (
-	pullsRe  = regexp.MustCompile(`^/api/v3/repos/([^/]+)/([^/]+)/pulls$`)
-	pullRe   = regexp.MustCompile(`^/api/v3/repos/([^/]+)/([^/]+)/pulls/([0-9]+)$`)
-	labelsRe = regexp.MustCompile(`^/api/v3/repos/([^/]+)/([^/]+)/issues/([0-9]+)/labels$`)
+	pullsRe    = regexp.MustCompile(`^/api/v3/repos/([^/]+)/([^/]+)/pulls$`)
+	pullRe     = regexp.MustCompile(`^/api/v3/repos/([^/]+)/([^/]+)/pulls/([0-9]+)$`)
+	labelsRe   = regexp.MustCompile(`^/api/v3/repos/([^/]+)/([^/]+)/issues/([0-9]+)/labels$`)
+	commentsRe = regexp.MustCompile(`^/api/v3/repos/([^/]+)/([^/]+)/issues/([0-9]+)/comments$`)
 )
 
 func (f *fakeGitHub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -138,7 +141,7 @@ func (f *fakeGitHub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	for _, c := range []struct {
 		name string
 		re   *regexp.Regexp
-	}{{"pulls", pullsRe}, {"pull", pullRe}, {"labels", labelsRe}} {
+	}{{"pulls", pullsRe}, {"pull", pullRe}, {"labels", labelsRe}, {"comments", commentsRe}} {
 		if m = c.re.FindStringSubmatch(r.URL.Path); m != nil {
 			route = c.name
 			break
@@ -221,7 +224,17 @@ func (f *fakeGitHub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if v, ok := in["body"].(string); ok {
 			pr.Body = v
 		}
+		if v, ok := in["state"].(string); ok {
+			pr.State = v
+		}
 		writeJSON(w, http.StatusOK, f.json(pr))
+	case route == "comments" && r.Method == http.MethodPost:
+		var in struct{ Body string }
+		if err := json.Unmarshal(body, &in); err != nil || in.Body == "" {
+			f.t.Errorf("comment: bad body %s", body)
+		}
+		pr.Comments = append(pr.Comments, in.Body)
+		writeJSON(w, http.StatusCreated, map[string]any{"id": len(pr.Comments), "body": in.Body})
 	case route == "labels" && r.Method == http.MethodPost:
 		var labels []string
 		if err := json.Unmarshal(body, &labels); err != nil {
@@ -279,7 +292,7 @@ func (f *fakeGitHub) json(p *fakePR) map[string]any {
 		"title":    p.Title,
 		"body":     p.Body,
 		"html_url": fmt.Sprintf("https://github.example/o/r/pull/%d", p.Number),
-		"head":     map[string]any{"ref": branch, "label": p.Head, "user": map[string]any{"login": owner}},
+		"head":     map[string]any{"ref": branch, "label": p.Head, "user": map[string]any{"login": owner}, "repo": map[string]any{"full_name": owner + "/r"}},
 		"base":     map[string]any{"ref": p.Base},
 		"labels":   labels,
 	}

@@ -42,6 +42,10 @@ type PullRequests interface {
 	// polled; *Client asks conditionally, so an unchanged PR costs no rate
 	// limit.
 	Get(ctx context.Context, repo Repo, number int) (PR, error)
+	// Close closes pull request number with comment, only while it is open
+	// and its head is branch of repo itself: a number that names another
+	// pull request is left alone. It reports whether it closed it.
+	Close(ctx context.Context, repo Repo, number int, branch, comment string) (bool, error)
 }
 
 // Repo names a GitHub repository.
@@ -263,6 +267,17 @@ type pullJSON struct {
 	Merged   bool        `json:"merged"`
 	MergedAt *string     `json:"merged_at"`
 	Labels   []labelJSON `json:"labels"`
+	Head     struct {
+		Ref  string `json:"ref"`
+		Repo *struct {
+			FullName string `json:"full_name"`
+		} `json:"repo"`
+	} `json:"head"`
+}
+
+// from reports whether the pull request's head is branch of repo.
+func (p pullJSON) from(repo Repo, branch string) bool {
+	return p.Head.Ref == branch && p.Head.Repo != nil && strings.EqualFold(p.Head.Repo.FullName, repo.String())
 }
 
 type labelJSON struct {
@@ -439,4 +454,38 @@ func alreadyExists(err error) bool {
 	return slices.ContainsFunc(e.details, func(m string) bool {
 		return strings.Contains(strings.ToLower(m), "a pull request already exists")
 	})
+}
+
+// Close implements PullRequests: it reads the pull request (uncached),
+// and only when it is open and comes from branch of repo comments and
+// closes it.
+func (c *Client) Close(ctx context.Context, repo Repo, number int, branch, comment string) (bool, error) {
+	if err := repo.validate(); err != nil {
+		return false, err
+	}
+	if number <= 0 || branch == "" {
+		return false, fmt.Errorf("github: close pull request: %w: number %d, branch %q", ErrInvalidRepo, number, branch)
+	}
+	op := fmt.Sprintf("close pull request %s#%d", repo, number)
+	path := repo.path("pulls/" + strconv.Itoa(number))
+	var p pullJSON
+	if _, err := c.do(ctx, call{op: op, method: http.MethodGet, path: path}, &p); err != nil {
+		return false, err
+	}
+	if p.State != StateOpen || p.Merged || !p.from(repo, branch) {
+		return false, nil
+	}
+	if comment != "" {
+		in := map[string]string{"body": comment}
+		if _, err := c.do(ctx, call{op: op, method: http.MethodPost, path: repo.path("issues/" + strconv.Itoa(number) + "/comments"), in: in}, nil); err != nil {
+			return false, err
+		}
+	}
+	if _, err := c.do(ctx, call{op: op, method: http.MethodPatch, path: path, in: map[string]string{"state": StateClosed}}, nil); err != nil {
+		return false, err
+	}
+	c.mu.Lock()
+	delete(c.pulls, repo.String()+"#"+strconv.Itoa(number))
+	c.mu.Unlock()
+	return true, nil
 }

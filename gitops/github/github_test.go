@@ -469,3 +469,46 @@ func FuzzParseRepo(f *testing.F) {
 		}
 	})
 }
+
+// Close closes only an open pull request of the branch it names: a number
+// that names another pull request (another team's, or a merged one) is
+// left alone.
+func TestCloseOnlyTheBranchsOpenPullRequest(t *testing.T) {
+	f, srv := newFake(t, token)
+	c := newClient(t, srv.URL, token)
+	r := rollbackRequest()
+	own, err := c.Ensure(context.Background(), r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := r
+	other.Head = "canaryop/team-b/pay/approvalrequested-x"
+	theirs, err := c.Ensure(context.Background(), other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed, err := c.Close(context.Background(), repo, theirs.Number, r.Head, "superseded")
+	if err != nil || closed {
+		t.Fatalf("closing another branch's pull request: closed %v, err %v", closed, err)
+	}
+	closed, err = c.Close(context.Background(), repo, own.Number, r.Head, "superseded: the canary was rolled back")
+	if err != nil || !closed {
+		t.Fatalf("Close: closed %v, err %v", closed, err)
+	}
+	if f.prs[0].State != StateClosed || f.prs[1].State != StateOpen {
+		t.Errorf("states %s, %s; want closed, open", f.prs[0].State, f.prs[1].State)
+	}
+	if got := f.prs[0].Comments; len(got) != 1 || got[0] != "superseded: the canary was rolled back" {
+		t.Errorf("comments %v", got)
+	}
+	if got, _ := c.Get(context.Background(), repo, own.Number); got.State != StateClosed {
+		t.Errorf("Get after Close: %s (a stale cached answer?)", got.State)
+	}
+	f.calls() // calls() resets the record
+	if closed, err = c.Close(context.Background(), repo, own.Number, r.Head, "again"); err != nil || closed {
+		t.Errorf("closing a closed pull request: closed %v, err %v", closed, err)
+	}
+	if calls := f.calls(); len(calls) != 1 || !strings.HasPrefix(calls[0], "GET ") {
+		t.Errorf("requests closing a closed pull request: %v, want one GET", calls)
+	}
+}

@@ -42,11 +42,19 @@ func TestSetStatusRefusesBeforeSending(t *testing.T) {
 	f, srv := newFake(t, token)
 	c := newClient(t, srv.URL, token)
 	for name, call := range map[string]func() error{
-		"short sha":     func() error { return c.SetStatus(context.Background(), repo, "0123abc", Status{State: StatusPending, Context: "x"}) },
-		"sha with path": func() error { return c.SetStatus(context.Background(), repo, "../pulls/"+sha[9:], Status{State: StatusPending, Context: "x"}) },
-		"unknown state": func() error { return c.SetStatus(context.Background(), repo, sha, Status{State: "green", Context: "x"}) },
-		"no context":    func() error { return c.SetStatus(context.Background(), repo, sha, Status{State: StatusPending}) },
-		"bad repo":      func() error { return c.SetStatus(context.Background(), Repo{Owner: "o/../x", Name: "r"}, sha, Status{State: StatusPending, Context: "x"}) },
+		"short sha": func() error {
+			return c.SetStatus(context.Background(), repo, "0123abc", Status{State: StatusPending, Context: "x"})
+		},
+		"sha with path": func() error {
+			return c.SetStatus(context.Background(), repo, "../pulls/"+sha[9:], Status{State: StatusPending, Context: "x"})
+		},
+		"unknown state": func() error {
+			return c.SetStatus(context.Background(), repo, sha, Status{State: "green", Context: "x"})
+		},
+		"no context": func() error { return c.SetStatus(context.Background(), repo, sha, Status{State: StatusPending}) },
+		"bad repo": func() error {
+			return c.SetStatus(context.Background(), Repo{Owner: "o/../x", Name: "r"}, sha, Status{State: StatusPending, Context: "x"})
+		},
 	} {
 		if err := call(); err == nil {
 			t.Errorf("%s: no error", name)

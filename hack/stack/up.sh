@@ -27,6 +27,12 @@ here=$(cd "$(dirname "$0")" && pwd)
 SEED_DIR=${1:-${SEED_DIR:-}}
 E2E_NODE=${E2E_NODE:-kwok-node-0}
 E2E_NODE_PODS=${E2E_NODE_PODS:-1000}
+# Client-side rate limit of kube-controller-manager and kube-scheduler
+# (requests per second; the burst is twice that). Kubernetes' default is 20
+# for the controller manager, which then bounds how fast Deployments become
+# Available (a ReplicaSet, a Pod, statuses: about 0.25 s per Deployment);
+# managed control planes run it higher. hack/bench-scale.sh measures both.
+STACK_CONTROL_PLANE_QPS=${STACK_CONTROL_PLANE_QPS:-200}
 ARGOCD_NS=${ARGOCD_NS:-argocd}
 GIT_REPO=${GIT_REPO:-canaryapp-demo}
 GIT_BRANCH=${GIT_BRANCH:-main}
@@ -178,6 +184,17 @@ options:
   # kwokctl binds every component to 0.0.0.0 unless told otherwise.
   bindAddress: 127.0.0.1
   kubectlBinary: $KUBECTL
+# Here rather than as --extra-args: kwokctl v0.8.0 panics on a third
+# component given there.
+componentsPatches:
+- name: kube-controller-manager
+  extraArgs:
+  - {key: kube-api-qps, value: "$STACK_CONTROL_PLANE_QPS"}
+  - {key: kube-api-burst, value: "$((2 * STACK_CONTROL_PLANE_QPS))"}
+- name: kube-scheduler
+  extraArgs:
+  - {key: kube-api-qps, value: "$STACK_CONTROL_PLANE_QPS"}
+  - {key: kube-api-burst, value: "$((2 * STACK_CONTROL_PLANE_QPS))"}
 EOF
 log "creating kwok cluster $E2E_CLUSTER"
 # KWOK_KUBECTL_BINARY: kwokctl would download kubectl for its helper commands otherwise.

@@ -254,6 +254,27 @@ func TestApprovalRequestedInGit(t *testing.T) {
 	g.Expect(r.Status.FailedImages[len(r.Status.FailedImages)-1].Reason).To(HavePrefix(v1.ReasonRejectedInReview + ": rejected in review"))
 	g.Expect(r.Status.WriteBack.Outcome).To(Equal(v1.OutcomeRolledBack))
 	g.Expect(r.Status.WriteBack.FailedImage).To(Equal("app:v2"))
+	g.Expect(r.Status.WriteBack.Supersedes).To(BeNil(), "the closed pull request needs no closing")
+}
+
+// A canary at the gate that is rolled back (a failing check, an abort)
+// while its approval pull request is open hands that pull request to the
+// rollback's write-back, which closes it.
+func TestRollbackAtTheGateSupersedesTheApprovalPullRequest(t *testing.T) {
+	g := NewWithT(t)
+	ref := &v1.PullRequestRef{Repository: "team/apps", Branch: "canaryop/ns/app/approvalrequested-app-v2", Base: "main", Number: 7}
+	a := app("app:v2", func(a *v1.CanaryApp) {
+		inCanary(50, time.Minute, check(-time.Second, 50, v1.CheckPass))(a)
+		manual(a)
+		a.Spec.GitOps = &v1.GitOpsSpec{Promotion: v1.WritePullRequest}
+		a.Status.Approval = &v1.ApprovalStatus{Image: "app:v2"}
+		a.Status.WriteBack = &v1.WriteBackStatus{Outcome: v1.OutcomeApprovalRequested, Image: "app:v2", DecidedAt: metav1.NewTime(t0),
+			PullRequestState: "open", PullRequestURL: "https://github.example.com/team/apps/pull/7", PullRequest: ref}
+	})
+	r := plan(a, 0, &v1.AnalysisCheck{Time: metav1.NewTime(t0), Weight: 50, Verdict: v1.CheckFail, Value: "5", Image: "app:v2"})
+	g.Expect(r.Status.WriteBack.Outcome).To(Equal(v1.OutcomeRolledBack))
+	g.Expect(r.Status.WriteBack.Supersedes).To(Equal(ref))
+	g.Expect(r.Status.WriteBack.PullRequest).To(BeNil())
 }
 
 func TestApprovalRequestWaitsForTheOutbox(t *testing.T) {

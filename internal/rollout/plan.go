@@ -508,6 +508,7 @@ func (p *planner) decide(outcome v1.Outcome, image, failed, reason string) {
 	if p.in.App.Spec.GitOps == nil {
 		return
 	}
+	prev := p.out.Status.WriteBack
 	p.out.Status.WriteBack = &v1.WriteBackStatus{
 		Outcome:     outcome,
 		Image:       image,
@@ -515,7 +516,17 @@ func (p *planner) decide(outcome v1.Outcome, image, failed, reason string) {
 		Reason:      reason,
 		DecidedAt:   *p.now(),
 		Pending:     true,
+		Supersedes:  openApproval(prev),
 	}
+}
+
+// openApproval is the approval pull request of wb while it is open: the
+// outcome that replaces it closes it.
+func openApproval(wb *v1.WriteBackStatus) *v1.PullRequestRef {
+	if wb == nil || wb.Outcome != v1.OutcomeApprovalRequested || wb.PullRequest == nil || wb.PullRequestState != "open" {
+		return nil
+	}
+	return wb.PullRequest.DeepCopy()
 }
 
 // isFailed reports whether image is recorded as failed, in the spec (Git)
