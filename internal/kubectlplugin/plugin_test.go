@@ -66,6 +66,9 @@ func fixture(t *testing.T, mutate func(*v1.CanaryApp)) (a *v1.CanaryApp, now tim
 			FailedImage: "atzedevries/go-status-code-server:v0", DecidedAt: at(time.Hour), Attempts: 1, LastAttemptAt: ptrTime(at(time.Hour)),
 			PullRequestURL: "https://github.com/acme/apps/pull/7", PullRequestState: "open"},
 		FailedImages: []v1.FailedImage{{Image: "atzedevries/go-status-code-server:v0", Reason: "AnalysisFailed: 1 failed check(s) at weight 10"}},
+		CommitStatus: &v1.CommitStatusReport{Image: "atzedevries/go-status-code-server:v2", Revision: "2b1f0e4c9d8a7b6c5d4e3f2a1b0c9d8e7f6a5b4c",
+			Repository: "acme/apps", Context: "canaryop/canary/default/canaryapp-sample", State: "pending",
+			Description: ":v2 waits for approval at 30% of traffic", ReportedAt: ptrTime(at(time.Minute))},
 	}
 	if mutate != nil {
 		mutate(a)

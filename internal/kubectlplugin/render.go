@@ -92,6 +92,7 @@ func Get(w io.Writer, a *v1.CanaryApp, now time.Time) error {
 	controls(p, a, now)
 	checks(w, st.Checks, now)
 	writeBack(p, st.WriteBack, now)
+	commitStatus(p, st.CommitStatus)
 	if len(st.FailedImages) > 0 || len(a.Spec.FailedImages) > 0 {
 		p("Failed images:\n")
 		for _, f := range a.Spec.FailedImages {
@@ -157,4 +158,25 @@ func writeBack(p func(string, ...any), wb *v1.WriteBackStatus, now time.Time) {
 	if wb.LastAttemptAt != nil {
 		p("  last attempt %s ago, %d attempt(s)\n", age(now, wb.LastAttemptAt.Time), wb.Attempts)
 	}
+}
+
+func commitStatus(p func(string, ...any), cs *v1.CommitStatusReport) {
+	if cs == nil {
+		return
+	}
+	if cs.Reason != "" {
+		p("Commit status: %s for %s: %s\n", cs.Reason, cell(cs.Image), cell(cs.Message))
+		return
+	}
+	if cs.State == "" {
+		return
+	}
+	p("Commit status: %s on %s@%s: %s\n", cs.State, cell(cs.Repository), cell(shortSHA(cs.Revision)), cell(cs.Description))
+}
+
+func shortSHA(s string) string {
+	if len(s) > 12 {
+		return s[:12]
+	}
+	return s
 }
