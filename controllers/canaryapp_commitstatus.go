@@ -36,23 +36,47 @@ const commitStatusTimeout = 30 * time.Second
 func (r *CanaryAppReconciler) setupCommitStatuses(mgr ctrl.Manager) error {
 	b := ctrl.NewControllerManagedBy(mgr).
 		Named("canaryapp-commitstatus").
-		For(&v1.CanaryApp{}, builder.WithPredicates(verdictChanged{})).
+		For(&v1.CanaryApp{}, builder.WithPredicates(verdictToReport{})).
 		WithOptions(controller.Options{MaxConcurrentReconciles: commitStatusConcurrency})
 	return r.shardedBuilder(mgr, b).Complete(r.guard(reconcile.Func(r.ReconcileCommitStatus)))
 }
 
-// verdictChanged passes updates that change the verdict wanted.
-type verdictChanged struct{ predicate.Funcs }
+// verdictToReport passes the apps whose status calls for a verdict that
+// status.commitStatus does not hold yet, so that a restart reads (uncached)
+// only the apps with something to report, not every one.
+type verdictToReport struct{ predicate.Funcs }
 
-func (verdictChanged) Update(e event.UpdateEvent) bool {
-	o, ok1 := e.ObjectOld.(*v1.CanaryApp)
-	n, ok2 := e.ObjectNew.(*v1.CanaryApp)
-	if !ok1 || !ok2 {
+func (verdictToReport) Create(e event.CreateEvent) bool { return toReport(e.Object) }
+
+func (verdictToReport) Update(e event.UpdateEvent) bool { return toReport(e.ObjectNew) }
+
+func toReport(obj client.Object) bool {
+	app, ok := obj.(*v1.CanaryApp)
+	if !ok {
 		return false
 	}
-	a, _ := commitstatus.Want(o)
-	b, _ := commitstatus.Want(n)
-	return a != b
+	_, ok = unreported(app)
+	return ok
+}
+
+// unreported is the verdict app's status calls for when status.commitStatus
+// does not hold it yet and it can be reported: a verdict of another canary
+// than the one recorded only when that canary starts (its commit is
+// recorded then), nothing after a refusal or for an app with nothing to
+// report on.
+func unreported(app *v1.CanaryApp) (commitstatus.Verdict, bool) {
+	want, ok := commitstatus.Want(app)
+	if !ok {
+		return commitstatus.Verdict{}, false
+	}
+	rec := app.Status.CommitStatus
+	switch {
+	case rec == nil || rec.Image != want.Image:
+		return want, want.State == commitstatus.Pending
+	case rec.Reason == v1.ReasonCommitStatusNotApplicable, rec.Reason == v1.ReasonCommitStatusNotPermitted:
+		return commitstatus.Verdict{}, false
+	}
+	return want, rec.State != want.State || rec.Description != want.Description
 }
 
 // ReconcileCommitStatus reports the verdict app's status calls for on the
@@ -71,7 +95,7 @@ func (r *CanaryAppReconciler) ReconcileCommitStatus(ctx context.Context, req ctr
 	if !app.DeletionTimestamp.IsZero() || r.CommitStatuses == nil {
 		return ctrl.Result{}, nil
 	}
-	want, ok := commitstatus.Want(app)
+	want, ok := unreported(app)
 	if !ok {
 		return ctrl.Result{}, nil
 	}
@@ -81,22 +105,12 @@ func (r *CanaryAppReconciler) ReconcileCommitStatus(ctx context.Context, req ctr
 }
 
 // reportVerdict records the commit of a canary that starts and posts want
-// on it, unless it is posted already, nothing can be posted for this
-// canary, or the last failure's backoff has not passed.
+// (unreported) on it, unless the last failure's backoff has not passed.
 func (r *CanaryAppReconciler) reportVerdict(ctx context.Context, app *v1.CanaryApp, want commitstatus.Verdict) ctrl.Result {
 	rec := app.Status.CommitStatus
 	if rec == nil || rec.Image != want.Image {
-		if want.State != commitstatus.Pending {
-			return ctrl.Result{}
-		}
 		rec = &v1.CommitStatusReport{Image: want.Image, Context: commitstatus.Context(app.Namespace, app.Name)}
 		app.Status.CommitStatus = rec
-	}
-	switch {
-	case rec.Reason == v1.ReasonCommitStatusNotApplicable, rec.Reason == v1.ReasonCommitStatusNotPermitted:
-		return ctrl.Result{}
-	case rec.State == want.State && rec.Description == want.Description:
-		return ctrl.Result{}
 	}
 	if wait := r.commitStatusWait(rec); wait > 0 {
 		return ctrl.Result{RequeueAfter: wait}
