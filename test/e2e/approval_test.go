@@ -35,8 +35,8 @@ type gitHubStandIn struct {
 	token string
 
 	mu         sync.Mutex
-	pulls      []map[string]any // created, in order; number = index + 1
-	state      map[int]string   // "open", "closed" or "merged"
+	pulls      []map[string]any    // created, in order; number = index + 1
+	state      map[int]string      // "open", "closed" or "merged"
 	statuses   map[string][]string // commit statuses per SHA: "state context description"
 	unexpected []string
 }
