@@ -28,18 +28,20 @@ const (
 
 // Every app of the suite, each with its own folder and Application, so that
 // one scenario's state never leaks into another's.
-var apps = []string{stack.SampleName, "e2e-midcanary", "e2e-restart", "e2e-prom", "e2e-project", "e2e-gitdown", "e2e-gatewayapi", "e2e-approval", "e2e-metrics"}
+var apps = append([]string{stack.SampleName, "e2e-midcanary", "e2e-restart", "e2e-prom", "e2e-project", "e2e-gitdown", "e2e-gatewayapi", "e2e-approval", "e2e-metrics"}, shardApps...)
 
 var (
 	env  stack.Env
 	base *stack.Flow
 
-	// opMu guards op (replaced when a test restarts the operator), sim and
-	// teamSims (the simulators of other namespaces a test starts).
+	// opMu guards op (replaced when a test restarts the operator), sim,
+	// teamSims (the simulators of other namespaces a test starts) and
+	// extraOps (further operator processes a test starts).
 	opMu     sync.Mutex
 	op       *stack.Operator
 	sim      *stack.Trafficsim
 	teamSims = map[*stack.Trafficsim]bool{}
+	extraOps = map[*stack.Operator]bool{}
 )
 
 func TestMain(m *testing.M) {
@@ -59,6 +61,9 @@ func run(m *testing.M) int {
 		defer opMu.Unlock()
 		for s := range teamSims {
 			_ = s.Stop(stopTimeout)
+		}
+		for o := range extraOps {
+			_ = o.Stop(stopTimeout)
 		}
 		if sim != nil {
 			_ = sim.Stop(stopTimeout)

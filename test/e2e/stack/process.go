@@ -135,6 +135,15 @@ type Operator struct {
 // the stack's Prometheus (--prometheus-allowed-urls). Both traffic routers
 // run (--traffic-routers), so the story plays on either.
 func StartOperator(ctx context.Context, env Env) (*Operator, error) {
+	return StartOperatorAs(ctx, env, "operator", nil, nil)
+}
+
+// StartOperatorAs is StartOperator for one of several operator processes:
+// name names its log ($E2E_LOGS_DIR/<name>.log), its PID file and its clone
+// cache ($E2E_DIR/<name>/git-cache, so that no two processes share one);
+// args come after StartOperator's flags (a later flag wins), extraEnv is
+// added to its environment.
+func StartOperatorAs(ctx context.Context, env Env, name string, args, extraEnv []string) (*Operator, error) {
 	mport, err := FreePort()
 	if err != nil {
 		return nil, err
@@ -143,11 +152,11 @@ func StartOperator(ctx context.Context, env Env) (*Operator, error) {
 	if err != nil {
 		return nil, err
 	}
-	args := []string{
+	flags := []string{
 		"--metrics-bind-address=127.0.0.1:" + strconv.Itoa(mport),
 		"--health-probe-bind-address=127.0.0.1:" + strconv.Itoa(hport),
 		"--git-writeback=true",
-		"--git-cache-dir=" + filepath.Join(env.Dir(), "operator", "git-cache"),
+		"--git-cache-dir=" + filepath.Join(env.Dir(), name, "git-cache"),
 		"--git-credentials-namespace=" + OperatorNamespace,
 		"--argocd-namespace=" + env.Get("ARGOCD_NS"),
 		"--prometheus-allowed-urls=" + env.Get("PROM_URL"),
@@ -156,8 +165,8 @@ func StartOperator(ctx context.Context, env Env) (*Operator, error) {
 		"--traffic-routers=istio,gatewayapi",
 		"--zap-log-level=info",
 	}
-	p, err := StartProcess(env, "operator", filepath.Join(env.Root, "bin", "manager"), args,
-		[]string{"KUBECONFIG=" + env.Get("KUBECONFIG")})
+	p, err := StartProcess(env, name, filepath.Join(env.Root, "bin", "manager"), append(flags, args...),
+		append([]string{"KUBECONFIG=" + env.Get("KUBECONFIG")}, extraEnv...))
 	if err != nil {
 		return nil, err
 	}
@@ -166,9 +175,9 @@ func StartOperator(ctx context.Context, env Env) (*Operator, error) {
 		MetricsURL: fmt.Sprintf("http://127.0.0.1:%d/metrics", mport),
 		HealthURL:  fmt.Sprintf("http://127.0.0.1:%d/healthz", hport),
 	}
-	err = Eventually(ctx, 60*time.Second, 200*time.Millisecond, "the operator to be healthy", func(ctx context.Context) (bool, string, error) {
+	err = Eventually(ctx, 60*time.Second, 200*time.Millisecond, name+" to be healthy", func(ctx context.Context) (bool, string, error) {
 		if exited, werr := p.Exited(); exited {
-			return false, "", &stopError{fmt.Errorf("the operator exited (%v); see %s", werr, p.Log)}
+			return false, "", &stopError{fmt.Errorf("%s exited (%v); see %s", name, werr, p.Log)}
 		}
 		return httpOK(ctx, o.HealthURL)
 	})
