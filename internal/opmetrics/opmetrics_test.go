@@ -30,8 +30,13 @@ func TestObserveAndForget(t *testing.T) {
 	if got := testutil.ToFloat64(phase.WithLabelValues("shop", "web", string(v1.PhaseProgressing))); got != 1 {
 		t.Errorf("phase Progressing %v, want 1", got)
 	}
-	if got := testutil.ToFloat64(phase.WithLabelValues("shop", "web", string(v1.PhaseStable))); got != 0 {
-		t.Errorf("phase Stable %v, want 0", got)
+	if n := testutil.CollectAndCount(phase, Phase); n != 1 {
+		t.Errorf("%d phase series, want 1 (only the phase the app is in)", n)
+	}
+	app.Status.Phase = v1.PhaseSuspended
+	Observe(app)
+	if got := testutil.ToFloat64(phase.WithLabelValues("shop", "web", string(v1.PhaseSuspended))); got != 1 || testutil.CollectAndCount(phase, Phase) != 1 {
+		t.Errorf("phase Suspended %v with %d series, want 1 with 1", got, testutil.CollectAndCount(phase, Phase))
 	}
 	if got := testutil.ToFloat64(checks.WithLabelValues("shop", "web", string(v1.CheckFail))); got != 2 {
 		t.Errorf("failed checks %v, want 2", got)
@@ -198,6 +203,7 @@ func TestFamiliesAreWhatIsExported(t *testing.T) {
 	defer Forget(app.Namespace, app.Name)
 	started := metav1.NewTime(time.Now().Add(-time.Minute))
 	app.Status.CanaryStartedAt = &started
+	app.Status.Phase = v1.PhaseProgressing
 	app.Status.WriteBack = &v1.WriteBackStatus{Pending: true, DecidedAt: started, PullRequestURL: "u", PullRequestState: "open"}
 	Observe(app)
 	CheckDone(app, v1.CheckFail, "1")
