@@ -89,6 +89,9 @@ value left empty passes no flag, so the operator's own default applies.
 {{- end }}
 - --metrics-bind-address=:{{ $v.metrics.port }}
 - --health-probe-bind-address=:{{ $v.healthProbePort }}
+{{- with $v.pprofBindAddress }}
+- {{ printf "--pprof-bind-address=%v" . | quote }}
+{{- end }}
 - {{ printf "--git-cache-dir=%v" $v.gitWriteBack.cacheDir | quote }}
 {{- with $v.prometheusAllowedURLs }}
 - {{ printf "--prometheus-allowed-urls=%v" (join "," .) | quote }}
