@@ -68,6 +68,10 @@ func main() {
 	flag.Parse()
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
 	log := ctrl.Log.WithName("setup")
+	if err := scaleFlags.setMemoryLimit(log); err != nil {
+		log.Error(err, "Setting the Go memory limit")
+		os.Exit(1)
+	}
 
 	scheme := runtime.NewScheme()
 	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, v1.AddToScheme, routers.AddToScheme} {

@@ -8,12 +8,14 @@ import (
 	"os"
 	"time"
 
+	"github.com/go-logr/logr"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/atzedevries/canaryop/internal/admission"
+	"github.com/atzedevries/canaryop/internal/memlimit"
 	"github.com/atzedevries/canaryop/internal/shard"
 )
 
@@ -24,6 +26,7 @@ type scaleOptions struct {
 	sharding    bool
 	shards      int
 	lease       shard.Options
+	memoryRatio float64
 }
 
 func (o *scaleOptions) bind(fs *flag.FlagSet) {
@@ -34,6 +37,16 @@ func (o *scaleOptions) bind(fs *flag.FlagSet) {
 	fs.DurationVar(&o.lease.LeaseDuration, "shard-lease-duration", shard.DefaultLeaseDuration, "How long a shard of a replica that stopped renewing stays away from the others (--sharding): a dead replica's apps move after it.")
 	fs.DurationVar(&o.lease.RenewDeadline, "shard-renew-deadline", shard.DefaultRenewDeadline, "How long a replica goes on with a shard it cannot renew; below --shard-lease-duration.")
 	fs.DurationVar(&o.lease.RetryPeriod, "shard-retry-period", shard.DefaultRetryPeriod, "How often shard and member Leases are renewed and looked at.")
+	fs.Float64Var(&o.memoryRatio, "memory-limit-ratio", 0.9, "Go's soft memory limit as this share of the container's memory limit (cgroup), so the garbage collector works harder before the kernel kills the operator; GOMEMLIMIT wins; 0: off.")
+}
+
+// setMemoryLimit applies --memory-limit-ratio and says what it set.
+func (o *scaleOptions) setMemoryLimit(log logr.Logger) error {
+	limit, err := memlimit.Set(o.memoryRatio, memlimit.Files...)
+	if limit > 0 {
+		log.Info("Go memory limit set from the container's", "bytes", limit, "ratio", o.memoryRatio)
+	}
+	return err
 }
 
 // addShards builds the shard Manager for --sharding, with its Leases in

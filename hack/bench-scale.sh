@@ -11,6 +11,8 @@
 #   IDLE=30s                                         the idle period
 #   BENCH_E2E_DIR (default .bench-scale/)            the stack's state dir
 #   HEAP_PROFILE=file                                a heap profile of the operator at the end (go tool pprof)
+#   MEMORY_ONLY=1                                    stop once every app is reconciled (memory then), not Ready
+#   OPERATOR_ENV="GOMEMLIMIT=360MiB"                 environment of the operator alone
 # It takes the e2e lock (/tmp/canaryop-e2e.lock) so that it never shares the
 # machine's stack with `make e2e`, and stops exactly what it started (the
 # operator by its PID, the stack with hack/stack/down.sh), also on failure.
@@ -59,12 +61,13 @@ pick_port metrics_port
 pick_port probe_port
 pick_port pprof_port
 # shellcheck disable=SC2086
-"$bench_bin/canaryop" --metrics-bind-address="127.0.0.1:$metrics_port" --health-probe-bind-address="127.0.0.1:$probe_port" \
+env ${OPERATOR_ENV:-} "$bench_bin/canaryop" --metrics-bind-address="127.0.0.1:$metrics_port" --health-probe-bind-address="127.0.0.1:$probe_port" \
   --pprof-bind-address="127.0.0.1:$pprof_port" --git-writeback=false ${OPERATOR_ARGS:-} >"$E2E_DIR/logs/canaryop-bench.log" 2>&1 &
 op_pid=$!
 wait_for "the operator's metrics" 60 curl -sf "http://127.0.0.1:$metrics_port/metrics"
 log "operator pid $op_pid; $N apps, $CANARIES canaries at once"
-"$bench_bin/benchscale" -n "$N" -canaries "$CANARIES" -idle "$IDLE" -metrics "http://127.0.0.1:$metrics_port/metrics"
+"$bench_bin/benchscale" -n "$N" -canaries "$CANARIES" -idle "$IDLE" -metrics "http://127.0.0.1:$metrics_port/metrics" \
+  ${MEMORY_ONLY:+-memory-only}
 if [ -n "${HEAP_PROFILE:-}" ]; then
   curl -sf "http://127.0.0.1:$pprof_port/debug/pprof/heap" -o "$HEAP_PROFILE"
   log "heap profile of the operator in $HEAP_PROFILE"

@@ -11,6 +11,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -22,6 +23,7 @@ type config struct {
 	metricsURL, promURL         string
 	targetsDir                  string
 	idle                        time.Duration
+	memoryOnly                  bool
 }
 
 func main() {
@@ -34,6 +36,7 @@ func main() {
 	flag.StringVar(&c.promURL, "prom", os.Getenv("PROM_URL"), "Prometheus base URL")
 	flag.StringVar(&c.targetsDir, "targets", os.Getenv("PROM_TARGETS_DIR"), "Prometheus file_sd folder")
 	flag.DurationVar(&c.idle, "idle", 30*time.Second, "idle period measured for CPU")
+	flag.BoolVar(&c.memoryOnly, "memory-only", false, "stop once every app is reconciled (its memory noted), without waiting for Ready")
 	flag.Parse()
 	c.canaries = min(c.canaries, c.n)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Hour)
@@ -50,7 +53,10 @@ func run(ctx context.Context, c config) error {
 		return err
 	}
 	defer b.close()
-	if err := b.initialise(ctx); err != nil {
+	if err := b.initialise(ctx); errors.Is(err, errMemoryOnly) {
+		b.report()
+		return nil
+	} else if err != nil {
 		return err
 	}
 	if err := b.idleCPU(ctx); err != nil {

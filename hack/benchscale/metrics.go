@@ -13,10 +13,11 @@ import (
 
 // sample is what one scrape of the operator's metrics says.
 type sample struct {
-	requests map[string]float64 // rest_client_requests_total by method
-	rssBytes float64
-	cpuSecs  float64
-	at       time.Time
+	requests  map[string]float64 // rest_client_requests_total by method
+	rssBytes  float64
+	heapBytes float64 // go_memstats_heap_inuse_bytes
+	cpuSecs   float64
+	at        time.Time
 }
 
 func scrape(ctx context.Context, url string) (sample, error) {
@@ -65,6 +66,8 @@ func (s *sample) add(line string) {
 		s.rssBytes = v
 	case "process_cpu_seconds_total":
 		s.cpuSecs = v
+	case "go_memstats_heap_inuse_bytes":
+		s.heapBytes = v
 	}
 }
 

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -11,6 +12,7 @@ import (
 	istionetworking "istio.io/client-go/pkg/apis/networking/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	v1 "github.com/atzedevries/canaryop/api/v1"
 	"github.com/atzedevries/canaryop/internal/traffic"
 )
 
@@ -28,6 +30,12 @@ func (b *bench) initialise(ctx context.Context) error {
 		return err
 	}
 	created := time.Since(start)
+	if err := b.waitSeen(ctx, start); err != nil {
+		return err
+	}
+	if b.c.memoryOnly {
+		return errMemoryOnly
+	}
 	if err := b.waitReady(ctx, imageV1, b.c.n, time.Hour); err != nil {
 		return err
 	}
@@ -40,6 +48,39 @@ func (b *bench) initialise(ctx context.Context) error {
 	b.note("%d apps Ready %.1f s after the first create (creates took %.1f s): %.3f s per app", b.c.n, ready.Seconds(), created.Seconds(), ready.Seconds()/float64(b.c.n))
 	b.note("operator API requests per app until Ready: %s (writes %.2f)", byVerb(d, float64(b.c.n)), writes(d)/float64(b.c.n))
 	b.note("operator RSS when all are Ready: %.1f MiB", after.rssBytes/(1<<20))
+	return nil
+}
+
+// errMemoryOnly ends a run at the milestone -memory-only asks for.
+var errMemoryOnly = errors.New("stopped once every app was reconciled (-memory-only)")
+
+// waitSeen waits until the operator has reconciled every app once (its
+// phase is set) and notes the time and the operator's memory then: all
+// the apps and their objects are in its caches, whether or not the
+// cluster has made their Deployments Available yet.
+func (b *bench) waitSeen(ctx context.Context, start time.Time) error {
+	err := until(ctx, time.Hour, func() bool {
+		var list v1.CanaryAppList
+		if err := b.apps.List(ctx, &list, client.UnsafeDisableDeepCopy); err != nil {
+			return false
+		}
+		n := 0
+		for _, a := range list.Items {
+			if a.Status.Phase != "" {
+				n++
+			}
+		}
+		return n >= b.c.n
+	})
+	if err != nil {
+		return fmt.Errorf("not every app reconciled: %w", err)
+	}
+	time.Sleep(5 * time.Second) // the last status patches settle
+	m, err := scrape(ctx, b.c.metricsURL)
+	if err != nil {
+		return err
+	}
+	b.note("every app reconciled once %.1f s after the first create: operator RSS %.1f MiB, Go heap in use %.1f MiB", time.Since(start).Seconds(), m.rssBytes/(1<<20), m.heapBytes/(1<<20))
 	return nil
 }
 

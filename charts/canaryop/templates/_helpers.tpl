@@ -89,6 +89,9 @@ value left empty passes no flag, so the operator's own default applies.
 {{- end }}
 - --metrics-bind-address=:{{ $v.metrics.port }}
 - --health-probe-bind-address=:{{ $v.healthProbePort }}
+{{- if not (kindIs "invalid" $v.memoryLimitRatio) }}
+- {{ printf "--memory-limit-ratio=%v" $v.memoryLimitRatio | quote }}
+{{- end }}
 {{- with $v.pprofBindAddress }}
 - {{ printf "--pprof-bind-address=%v" . | quote }}
 {{- end }}
