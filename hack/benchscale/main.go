@@ -16,6 +16,9 @@ import (
 	"fmt"
 	"os"
 	"time"
+
+	"github.com/go-logr/logr"
+	ctrl "sigs.k8s.io/controller-runtime"
 )
 
 type config struct {
@@ -38,6 +41,9 @@ func main() {
 	flag.DurationVar(&c.idle, "idle", 30*time.Second, "idle period measured for CPU")
 	flag.BoolVar(&c.memoryOnly, "memory-only", false, "stop once every app is reconciled (its memory noted), without waiting for Ready")
 	flag.Parse()
+	// The CanaryApp cache logs through controller-runtime; nothing of it is
+	// part of the report.
+	ctrl.SetLogger(logr.Discard())
 	c.canaries = min(c.canaries, c.n)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Hour)
 	defer cancel()
