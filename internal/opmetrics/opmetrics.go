@@ -212,8 +212,11 @@ func observeNotifications(app *v1.CanaryApp) {
 // attempts run in a controller of their own, so WriteBack sets them too.
 func observeWriteBack(app *v1.CanaryApp) {
 	ns, name := app.Namespace, app.Name
-	for _, r := range results {
-		writeBacks.WithLabelValues(ns, name, r)
+	if app.Spec.GitOps != nil {
+		// Only apps that write back have attempts to count.
+		for _, r := range results {
+			writeBacks.WithLabelValues(ns, name, r)
+		}
 	}
 	wb := app.Status.WriteBack
 	if wb != nil && wb.Pending {

@@ -279,3 +279,19 @@ canaryop_notifications_total{event="RolledBack",name="notified",namespace="shop"
 		t.Error(err)
 	}
 }
+
+// An app without spec.gitops has no write-back series: at 10,000 apps the
+// zeros of apps that never write back were 20,000 series.
+func TestNoWriteBackSeriesWithoutGitOps(t *testing.T) {
+	app := &v1.CanaryApp{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "plain"}}
+	defer Forget(app.Namespace, app.Name)
+	Observe(app)
+	if n := testutil.CollectAndCount(writeBacks, WriteBackAttempts); n != 0 {
+		t.Errorf("%d write-back series for an app without spec.gitops", n)
+	}
+	app.Spec.GitOps = &v1.GitOpsSpec{}
+	Observe(app)
+	if n := testutil.CollectAndCount(writeBacks, WriteBackAttempts); n != 2 {
+		t.Errorf("%d write-back series with spec.gitops, want 2 (ok, error) at zero", n)
+	}
+}
