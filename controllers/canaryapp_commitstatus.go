@@ -117,14 +117,12 @@ func (r *CanaryAppReconciler) reportVerdict(ctx context.Context, app *v1.CanaryA
 	}
 	ctx, cancel := context.WithTimeout(ctx, commitStatusTimeout)
 	defer cancel()
-	if rec.Revision == "" {
-		change, err := r.CommitStatuses.Change(ctx, app)
-		if err != nil {
-			return r.commitStatusFailed(ctx, app, err)
-		}
+	change, err := r.CommitStatuses.Report(ctx, app, rec.Revision, github.Status{State: want.State, Context: rec.Context, Description: want.Description})
+	if rec.Revision == "" && change.Revision != "" {
+		// The commit of a canary that starts is kept, also when this
+		// post failed, so that every later one goes to the same commit.
 		rec.Revision, rec.Repository = change.Revision, change.Repository
 	}
-	err := r.CommitStatuses.Report(ctx, app, rec.Revision, github.Status{State: want.State, Context: rec.Context, Description: want.Description})
 	if err != nil {
 		return r.commitStatusFailed(ctx, app, err)
 	}
@@ -177,18 +175,14 @@ func (r *CanaryAppReconciler) commitStatusWait(rec *v1.CommitStatusReport) time.
 // on a fresh read as long as that still calls for the same canary's
 // record.
 func (r *CanaryAppReconciler) saveCommitStatus(ctx context.Context, base, app *v1.CanaryApp) error {
-	err := r.patchStatus(ctx, base, app)
-	for i := 0; i < 5 && apierrors.IsConflict(err); i++ {
-		fresh := &v1.CanaryApp{}
-		if err := r.reader().Get(ctx, client.ObjectKeyFromObject(app), fresh); err != nil {
-			return err
-		}
-		if cur := fresh.Status.CommitStatus; cur != nil && cur.Image != app.Status.CommitStatus.Image {
-			return nil
-		}
-		freshBase := fresh.DeepCopy()
-		fresh.Status.CommitStatus = app.Status.CommitStatus.DeepCopy()
-		err = r.patchStatus(ctx, freshBase, fresh)
+	rec := app.Status.CommitStatus
+	if rec == nil {
+		return nil
 	}
-	return err
+	return r.patchStatusCarrying(ctx, base, app,
+		func(fresh *v1.CanaryApp) bool {
+			cur := fresh.Status.CommitStatus
+			return cur == nil || cur.Image == rec.Image
+		},
+		func(fresh *v1.CanaryApp) { fresh.Status.CommitStatus = rec.DeepCopy() })
 }

@@ -30,14 +30,15 @@ var ErrNoCommitStatus = errors.New("no commit status is reported")
 // credential Secret whose scope grants ModeCommitStatus. *GitWriter
 // implements it.
 type CommitStatuses interface {
-	// Change returns the commit the app's Application synced last, which
-	// is the change that brought a canary image that just started.
-	Change(ctx context.Context, app *v1.CanaryApp) (Change, error)
-	// Report posts s on revision, which must be a commit the app's
-	// Application synced (status.sync, the running operation or its
-	// history): a forged status.commitStatus cannot aim it at another
-	// commit.
-	Report(ctx context.Context, app *v1.CanaryApp, revision string, s github.Status) error
+	// Report posts s on the commit of app's change and returns it:
+	// revision, which must be a commit the app's Application synced
+	// (status.sync, the running operation or its history), so that a
+	// forged status.commitStatus cannot aim it at another commit; or, when
+	// revision is empty, the commit the Application synced last, which is
+	// the change that brought a canary image that just started. The
+	// returned Change names the commit also when the post failed after it
+	// was found.
+	Report(ctx context.Context, app *v1.CanaryApp, revision string, s github.Status) (Change, error)
 }
 
 // Change is the commit of a change.
@@ -53,34 +54,29 @@ type CommitStatusesFunc func(creds credentials.Creds) (github.CommitStatuses, er
 
 var _ CommitStatuses = (*GitWriter)(nil)
 
-func (w *GitWriter) Change(ctx context.Context, app *v1.CanaryApp) (Change, error) {
+func (w *GitWriter) Report(ctx context.Context, app *v1.CanaryApp, revision string, s github.Status) (Change, error) {
 	t, err := w.statusTarget(ctx, app)
 	if err != nil {
 		return Change{}, err
 	}
-	if t.src.Revision == "" {
+	switch {
+	case revision == "" && t.src.Revision == "":
 		return Change{}, fmt.Errorf("gitops: %w: Argo CD Application %s reports no synced commit", ErrNoCommitStatus, t.src.Application)
-	}
-	return Change{Revision: t.src.Revision, Repository: t.repo.String()}, nil
-}
-
-func (w *GitWriter) Report(ctx context.Context, app *v1.CanaryApp, revision string, s github.Status) error {
-	t, err := w.statusTarget(ctx, app)
-	if err != nil {
-		return err
-	}
-	if !slices.Contains(t.src.SyncedRevisions, revision) {
-		return stalled(v1.ReasonCommitStatusNotPermitted, fmt.Errorf(
+	case revision == "":
+		revision = t.src.Revision
+	case !slices.Contains(t.src.SyncedRevisions, revision):
+		return Change{}, stalled(v1.ReasonCommitStatusNotPermitted, fmt.Errorf(
 			"gitops: %w: commit %s is not one Argo CD Application %s synced (status.sync or its history)", ErrNotPermitted, short(revision), t.src.Application))
 	}
+	change := Change{Revision: revision, Repository: t.repo.String()}
 	client, err := w.opts.CommitStatuses(t.creds)
 	if err != nil {
-		return classify(err)
+		return change, classify(err)
 	}
 	if err := client.SetStatus(ctx, t.repo, revision, s); err != nil {
-		return classify(err)
+		return change, classify(err)
 	}
-	return nil
+	return change, nil
 }
 
 type statusTarget struct {

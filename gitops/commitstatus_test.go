@@ -76,16 +76,14 @@ func provenSource() argocd.Source {
 func TestCommitStatusOnTheProvenRepository(t *testing.T) {
 	w, rec := statusWriter(t, stubDiscoverer{src: provenSource()}, nil)
 	app := &v1.CanaryApp{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "web"}}
-	ch, err := w.Change(context.Background(), app)
+	ch, err := w.Report(context.Background(), app, "", github.Status{State: "pending", Context: "c"})
 	if err != nil || ch != (Change{Revision: synced, Repository: "acme/apps"}) {
-		t.Fatalf("Change = %+v, %v", ch, err)
+		t.Fatalf("Report on the synced commit = %+v, %v", ch, err)
 	}
-	for _, rev := range []string{synced, older} {
-		if err := w.Report(context.Background(), app, rev, github.Status{State: "pending", Context: "c"}); err != nil {
-			t.Fatalf("Report(%s): %v", rev, err)
-		}
+	if _, err := w.Report(context.Background(), app, older, github.Status{State: "pending", Context: "c"}); err != nil {
+		t.Fatalf("Report(%s): %v", older, err)
 	}
-	err = w.Report(context.Background(), app, strings.Repeat("e", 40), github.Status{State: "success", Context: "c"})
+	_, err = w.Report(context.Background(), app, strings.Repeat("e", 40), github.Status{State: "success", Context: "c"})
 	if !errors.Is(err, ErrNotPermitted) || !IsStalled(err) {
 		t.Errorf("a commit the Application never synced: err = %v, want a stalled ErrNotPermitted", err)
 	}
@@ -117,7 +115,7 @@ func TestCommitStatusRefusals(t *testing.T) {
 	}
 	for _, c := range cases {
 		w, rec := statusWriter(t, c.d, c.secret)
-		_, err := w.Change(context.Background(), app)
+		_, err := w.Report(context.Background(), app, "", github.Status{State: "pending", Context: "c"})
 		if errors.Is(err, ErrNoCommitStatus) != c.none || (errors.Is(err, ErrNotPermitted) && IsStalled(err)) != c.stalled {
 			t.Errorf("%s: err = %v", c.name, err)
 		}
