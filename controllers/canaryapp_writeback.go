@@ -128,18 +128,35 @@ func (r *CanaryAppReconciler) ReconcileWriteBack(ctx context.Context, req ctrl.R
 // lost result would count as an interrupted attempt).
 func (r *CanaryAppReconciler) saveWriteBack(ctx context.Context, base, app *v1.CanaryApp) error {
 	setWriteBackConditions(app)
+	wb := app.Status.WriteBack
+	return r.patchStatusCarrying(ctx, base, app,
+		func(fresh *v1.CanaryApp) bool {
+			// false: a newer outcome replaced this one
+			return fresh.Status.WriteBack != nil && fresh.Status.WriteBack.DecidedAt.Equal(&wb.DecidedAt)
+		},
+		func(fresh *v1.CanaryApp) {
+			fresh.Status.WriteBack = wb.DeepCopy()
+			setWriteBackConditions(fresh)
+		})
+}
+
+// patchStatusCarrying patches app's status. The controllers of an app
+// patch the same status, so a conflict is expected: it is retried on a
+// fresh read, onto which carry copies this controller's part, as long as
+// still says the fresh object still wants it. base and app then become
+// what was written.
+func (r *CanaryAppReconciler) patchStatusCarrying(ctx context.Context, base, app *v1.CanaryApp, still func(*v1.CanaryApp) bool, carry func(*v1.CanaryApp)) error {
 	err := r.patchStatus(ctx, base, app)
 	for i := 0; i < 5 && apierrors.IsConflict(err); i++ {
 		fresh := &v1.CanaryApp{}
 		if err := r.reader().Get(ctx, client.ObjectKeyFromObject(app), fresh); err != nil {
 			return err
 		}
-		if fresh.Status.WriteBack == nil || !fresh.Status.WriteBack.DecidedAt.Equal(&app.Status.WriteBack.DecidedAt) {
-			return nil // a newer outcome replaced this one
+		if !still(fresh) {
+			return nil
 		}
 		freshBase := fresh.DeepCopy()
-		fresh.Status.WriteBack = app.Status.WriteBack.DeepCopy()
-		setWriteBackConditions(fresh)
+		carry(fresh)
 		err = r.patchStatus(ctx, freshBase, fresh)
 		if err == nil {
 			*base, *app = *fresh.DeepCopy(), *fresh
