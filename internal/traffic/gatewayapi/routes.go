@@ -64,18 +64,19 @@ func Decide(p *routepolicy.Policy, app *v1.CanaryApp) Decision {
 
 // gatewayKey is the "namespace/name" of a Gateway parentRef.
 func gatewayKey(app *v1.CanaryApp, ref v1.ParentRef) string {
-	ns := ref.Namespace
-	if ns == "" {
-		ns = app.Namespace
+	return parentNamespace(app, ref) + "/" + ref.Name
+}
+
+// parentNamespace is a parentRef's namespace: the app's when not given.
+func parentNamespace(app *v1.CanaryApp, ref v1.ParentRef) string {
+	if ref.Namespace == "" {
+		return app.Namespace
 	}
-	return ns + "/" + ref.Name
+	return ref.Namespace
 }
 
 func gatewayParent(app *v1.CanaryApp, ref v1.ParentRef) gatewayv1.ParentReference {
-	ns := ref.Namespace
-	if ns == "" {
-		ns = app.Namespace
-	}
+	ns := parentNamespace(app, ref)
 	p := gatewayv1.ParentReference{
 		Group:     ptr.To(gatewayv1.Group(gatewayv1.GroupName)),
 		Kind:      ptr.To(gatewayv1.Kind("Gateway")),
