@@ -94,6 +94,8 @@ func TestCommitStatusOnTheChange(t *testing.T) {
 		HavePrefix("success " + statusContext + " promoted :v2 after ")))
 	got := statusesOn(github, shaV2)
 	g.Expect(got[0]).To(HavePrefix("pending " + statusContext + " canary :v2 at "))
+	// GitHub has the post before status records it.
+	g.Eventually(func(g Gomega) string { return recordOf(g, app).State }, timeout, poll).Should(Equal("success"))
 	rec := get(g, app).Status.CommitStatus
 	g.Expect(rec).NotTo(BeNil())
 	g.Expect(rec.Revision).To(Equal(shaV2))
